@@ -1,0 +1,272 @@
+"""Abstract reader / writer and the atomic-output helpers shared by every format."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, sample_dtype, yuv_to_rgb
+from hinerv.errors import InputError
+from hinerv.types import VideoInfo
+
+__all__ = ["AtomicDir", "AtomicFile", "Planes", "VideoReader", "VideoWriter", "fix_mode"]
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class VideoReader(ABC):
+    """Random-access, lazy frame source. Holds at most one decoded frame (or a small cache).
+
+    Attributes:
+        path: the file or folder read.
+        info: geometry and format; ``info.frames`` is the (possibly ``max_frames``-truncated) count.
+    """
+
+    path: Path
+    info: VideoInfo
+
+    def __len__(self) -> int:
+        return self.info.frames
+
+    def _check_index(self, t: int) -> int:
+        t = int(t)
+        if not 0 <= t < self.info.frames:
+            raise IndexError(f"frame {t} out of range 0..{self.info.frames - 1} in {self.path}")
+        return t
+
+    @abstractmethod
+    def read_yuv(self, t: int) -> Planes:
+        """Frame ``t`` as integer planes.
+
+        Returns:
+            ``(y, u, v)``: ``y [H, W]``; ``u, v [H/2, W/2]`` (chroma "420") or ``[H, W]`` ("444");
+            uint8 (8-bit) or uint16, values in ``[0, info.peak]``.
+        """
+
+    def read_rgb(self, t: int) -> np.ndarray:
+        """Frame ``t`` as integer RGB at ``info.bit_depth``: the RGB the codec trains on.
+
+        YUV sources are converted with :func:`hinerv.color.yuv_to_rgb` (``info.matrix``,
+        ``info.full_range``, bilinear MPEG-2-sited chroma) and rounded half up.
+
+        Returns:
+            uint8 / uint16 ``[3, H, W]`` in ``[0, info.peak]``.
+        """
+        y, u, v = self.read_yuv(t)
+        i = self.info
+        rgb = yuv_to_rgb(y, u, v, bit_depth=i.bit_depth, matrix=i.matrix, full_range=i.full_range)
+        return quantize_rgb(rgb, i.bit_depth)
+
+    def read_rgb_float(self, t: int) -> np.ndarray:
+        """``read_rgb(t) / info.peak`` as float32 ``[3, H, W]`` in ``[0, 1]``."""
+        return dequantize_rgb(self.read_rgb(t), self.info.bit_depth)
+
+    def __iter__(self) -> Iterator[Planes]:
+        """Yield :meth:`read_yuv` frames 0..T-1 in order."""
+        for t in range(self.info.frames):
+            yield self.read_yuv(t)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the file handle(s); the reader must not be used afterwards."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, {self.info})"
+
+
+class VideoWriter(ABC):
+    """Frame sink; output appears at ``path`` only when :meth:`close` completes.
+
+    Use as a context manager: a clean exit commits (renames the temporary output into place), an
+    exception deletes the temporary output and leaves any previous file at ``path`` untouched.
+    """
+
+    path: Path
+    info: VideoInfo
+    frames_written: int
+
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        _check_info(info, path)
+        self.path = path
+        self.info = info
+        self.frames_written = 0
+        self._done = False
+
+    def _check_planes(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Planes:
+        i = self.info
+        cs = (i.height // 2, i.width // 2) if i.chroma == "420" else (i.height, i.width)
+        if y.shape != (i.height, i.width) or u.shape != cs or v.shape != cs:
+            raise ValueError(
+                f"planes {y.shape}/{u.shape}/{v.shape} do not match {i.width}x{i.height} chroma {i.chroma}"
+            )
+        dt = sample_dtype(i.bit_depth)
+        return tuple(np.ascontiguousarray(np.clip(p, 0, i.peak).astype(dt)) for p in (y, u, v))  # type: ignore[return-value]
+
+    @abstractmethod
+    def write_yuv(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        """Append one frame given as integer planes in the writer's format (see ``info``).
+
+        Args:
+            y: ``[H, W]``; u, v: ``[H/2, W/2]`` ("420") or ``[H, W]`` ("444"); integers in
+                ``[0, info.peak]`` (clipped), stored as uint8 / uint16.
+        """
+
+    def write_rgb(self, rgb_float: np.ndarray) -> None:
+        """Append one frame given as float32 ``[3, H, W]`` RGB in ``[0, 1]``.
+
+        Converted with :func:`hinerv.color.rgb_to_yuv` at ``info.bit_depth`` / ``matrix`` /
+        ``full_range`` / ``chroma`` (formats that store RGB override this).
+        """
+        i = self.info
+        self.write_yuv(
+            *rgb_to_yuv(
+                rgb_float,
+                bit_depth=i.bit_depth,
+                matrix=i.matrix,
+                full_range=i.full_range,
+                chroma=i.chroma,
+            )
+        )
+
+    def close(self) -> None:
+        """Finish the output and move it into place (idempotent)."""
+        if not self._done:
+            self._done = True
+            self._commit()
+
+    def abort(self) -> None:
+        """Drop the temporary output; nothing appears at ``path`` (idempotent)."""
+        if not self._done:
+            self._done = True
+            self._discard()
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _discard(self) -> None: ...
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # a writer dropped without close() must not leave a temporary file behind
+        try:
+            if not getattr(self, "_done", True):
+                self.abort()
+        except Exception:
+            pass
+
+
+def _check_info(info: VideoInfo, path: Path) -> None:
+    if info.width < 1 or info.height < 1:
+        raise InputError(f"invalid frame size {info.width}x{info.height} for {path}")
+    if info.chroma == "420" and (info.width % 2 or info.height % 2):
+        raise InputError(f"4:2:0 needs an even width and height, got {info.width}x{info.height} for {path}")
+    if info.chroma not in ("420", "444"):
+        raise InputError(f"unsupported chroma format {info.chroma!r} for {path}")
+    if not 8 <= info.bit_depth <= 16:
+        raise InputError(f"unsupported bit depth {info.bit_depth} for {path} (8..16)")
+    if info.fps <= 0:
+        raise InputError(f"frame rate must be positive, got {info.fps} for {path}")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fix_mode(path: Path, directory: bool = False) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` result (0600/0700) the usual permissions under the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+class AtomicFile:
+    """A temporary file next to ``path``; :meth:`commit` renames it onto ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        parent = path.parent
+        if not parent.is_dir():
+            raise InputError(f"output folder {parent} does not exist")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        self.tmp = Path(tmp)
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        fix_mode(self.tmp)
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class AtomicDir:
+    """A temporary folder next to ``path``; :meth:`commit` renames it onto ``path``.
+
+    An existing ``path`` is replaced only when it is empty or holds nothing but ``*.png`` files
+    (a previous output); anything else raises :class:`InputError` before writing starts.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        parent = path.parent
+        if not parent.is_dir():
+            raise InputError(f"output folder {parent} does not exist")
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(f"{path} exists and is not a folder")
+            others = [p.name for p in path.iterdir() if p.suffix.lower() != ".png" or p.is_dir()]
+            if others:
+                raise InputError(
+                    f"refusing to replace folder {path}: it holds files other than PNGs (e.g. {others[0]!r})"
+                )
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+
+    def commit(self) -> None:
+        old: Path | None = None
+        if self.path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.replace(self.path, old / "x")
+        fix_mode(self.tmp, directory=True)
+        for f in self.tmp.iterdir():
+            fix_mode(f)
+        os.replace(self.tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
