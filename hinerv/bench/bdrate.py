@@ -1,0 +1,316 @@
+"""Bjøntegaard-delta metrics (VCEG-M33): BD-rate and BD-PSNR between two RD curves.
+
+BD-rate fits log10(rate) as a function of quality for both curves, integrates the difference over the
+overlapping quality interval and reports ``(10**mean_diff - 1) * 100`` percent: negative means the
+*test* codec needs fewer bits than the *anchor* at equal quality. BD-PSNR swaps the axes (quality as a
+function of log10 rate, mean difference in dB over the overlapping log-rate interval).
+
+Interpolation (``method``):
+
+* ``"pchip"`` (default): piecewise cubic Hermite, as the JCT-VC/JVET CTC Excel sheet and DCVC.
+* ``"akima"``: Akima spline, recommended by Herglotz et al. (arXiv 2202.12565).
+* ``"cubic"``: the original single third-order polynomial fit of VCEG-M33 (can be unstable).
+
+Rates may be in any unit (bpp, kbps, bytes): only ratios matter.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.interpolate import Akima1DInterpolator, PchipInterpolator
+
+from hinerv.errors import ConfigError
+
+__all__ = [
+    "BDResult",
+    "Comparison",
+    "Method",
+    "METHODS",
+    "MIN_POINTS",
+    "bd_compare",
+    "bd_psnr",
+    "bd_rate",
+    "compare_results",
+]
+
+Method = Literal["pchip", "akima", "cubic"]
+METHODS: tuple[str, ...] = ("pchip", "akima", "cubic")
+
+#: fewer points than this per curve triggers a warning (the CTC uses 4).
+MIN_POINTS = 4
+
+
+@dataclass(frozen=True)
+class BDResult:
+    """One BD comparison of a test curve against an anchor curve.
+
+    Attributes:
+        bd_rate: percent rate difference at equal quality (negative = test saves bits); NaN when
+            the quality ranges do not overlap.
+        bd_quality: mean quality difference (test - anchor) at equal rate, in the metric's unit
+            (dB for PSNR); NaN when the rate ranges do not overlap.
+        quality_overlap: (lo, hi) of the quality interval the BD-rate integrates over.
+        rate_overlap: (lo, hi) of the rate interval BD-PSNR integrates over (original unit).
+        points: (anchor points, test points) used after dropping non-finite entries.
+        method: interpolation used.
+    """
+
+    bd_rate: float
+    bd_quality: float
+    quality_overlap: tuple[float, float]
+    rate_overlap: tuple[float, float]
+    points: tuple[int, int]
+    method: str
+
+    def as_dict(self) -> dict[str, float | int | str | list[float]]:
+        """JSON-friendly mapping of all fields."""
+        return {
+            "bd_rate": self.bd_rate,
+            "bd_quality": self.bd_quality,
+            "quality_overlap": list(self.quality_overlap),
+            "rate_overlap": list(self.rate_overlap),
+            "points_anchor": self.points[0],
+            "points_test": self.points[1],
+            "method": self.method,
+        }
+
+
+def _clean(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Drop non-finite pairs, sort by x and average duplicate x values (interpolators need them
+    strictly increasing)."""
+    xa = np.asarray(x, dtype=np.float64).ravel()
+    ya = np.asarray(y, dtype=np.float64).ravel()
+    if xa.shape != ya.shape:
+        raise ConfigError(f"{what}: rate and quality lists differ in length ({xa.size} vs {ya.size})")
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[keep], ya[keep]
+    order = np.argsort(xa, kind="stable")
+    xa, ya = xa[order], ya[order]
+    if xa.size:
+        ux, inv = np.unique(xa, return_inverse=True)
+        if ux.size != xa.size:
+            ya = np.bincount(inv, weights=ya) / np.bincount(inv)
+            xa = ux
+    return xa, ya
+
+
+def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -> float:
+    """Integral over [lo, hi] of the curve y(x) interpolated with ``method``."""
+    if method == "pchip":
+        return float(PchipInterpolator(x, y, extrapolate=False).integrate(lo, hi))
+    if method == "akima":
+        if x.size < 3:  # Akima needs 3 points; fall back to PCHIP (linear for 2 points)
+            return float(PchipInterpolator(x, y, extrapolate=False).integrate(lo, hi))
+        return float(Akima1DInterpolator(x, y).integrate(lo, hi))
+    if method == "cubic":
+        deg = min(3, x.size - 1)
+        poly = np.polyint(np.polyfit(x, y, deg))
+        return float(np.polyval(poly, hi) - np.polyval(poly, lo))
+    raise ConfigError(f"unknown BD interpolation {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def _bd_axis(
+    xa: np.ndarray, ya: np.ndarray, xt: np.ndarray, yt: np.ndarray, method: str
+) -> tuple[float, tuple[float, float]]:
+    """Mean of (y_test - y_anchor) over the overlap of the x ranges."""
+    lo = max(float(xa[0]), float(xt[0]))
+    hi = min(float(xa[-1]), float(xt[-1]))
+    if not hi > lo:
+        return math.nan, (lo, hi)
+    diff = _integral(xt, yt, lo, hi, method) - _integral(xa, ya, lo, hi, method)
+    return diff / (hi - lo), (lo, hi)
+
+
+def bd_compare(
+    rate_anchor: Sequence[float],
+    quality_anchor: Sequence[float],
+    rate_test: Sequence[float],
+    quality_test: Sequence[float],
+    *,
+    method: Method | str = "pchip",
+) -> BDResult:
+    """BD-rate and BD-quality of a test curve against an anchor curve.
+
+    Args:
+        rate_anchor, quality_anchor: anchor RD points, float sequences of equal length N >= 2;
+            rates > 0 (any unit), quality in dB (PSNR) or any monotone quality scale.
+        rate_test, quality_test: test RD points, same conventions.
+        method: ``"pchip"`` (default), ``"akima"`` or ``"cubic"``.
+
+    Returns:
+        A :class:`BDResult`. Values are NaN where the curves do not overlap.
+
+    Raises:
+        ConfigError: fewer than 2 usable points, a non-positive rate or an unknown method.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown BD interpolation {method!r}; choose one of {', '.join(METHODS)}")
+    curves = []
+    for r, q, who in ((rate_anchor, quality_anchor, "anchor"), (rate_test, quality_test, "test")):
+        r_arr = np.asarray(r, dtype=np.float64).ravel()
+        if np.any(np.isfinite(r_arr) & (r_arr <= 0)):
+            raise ConfigError(f"{who} curve has a non-positive rate; BD needs rates > 0")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logr = np.log10(r_arr)
+        curves.append((logr, np.asarray(q, dtype=np.float64).ravel(), who))
+    n_pts = []
+    for logr, q, who in curves:
+        n = int(np.sum(np.isfinite(logr) & np.isfinite(q)))
+        if n < 2:
+            raise ConfigError(f"{who} curve has {n} usable RD point(s); BD needs at least 2")
+        if n < MIN_POINTS:
+            warnings.warn(
+                f"{who} curve has only {n} RD points; BD metrics need >= {MIN_POINTS} to be reliable",
+                stacklevel=2,
+            )
+        n_pts.append(n)
+    (lra, qa, _), (lrt, qt, _) = curves
+    # BD-rate: log-rate as a function of quality.
+    qa_s, lra_s = _clean(qa, lra, "anchor")
+    qt_s, lrt_s = _clean(qt, lrt, "test")
+    mean_dlog, q_overlap = _bd_axis(qa_s, lra_s, qt_s, lrt_s, method)
+    rate = (10.0**mean_dlog - 1.0) * 100.0 if math.isfinite(mean_dlog) else math.nan
+    # BD-quality: quality as a function of log-rate.
+    la_s, qa2 = _clean(lra, qa, "anchor")
+    lt_s, qt2 = _clean(lrt, qt, "test")
+    dq, lr_overlap = _bd_axis(la_s, qa2, lt_s, qt2, method)
+    return BDResult(
+        bd_rate=rate,
+        bd_quality=dq,
+        quality_overlap=q_overlap,
+        rate_overlap=(10.0 ** lr_overlap[0], 10.0 ** lr_overlap[1]),
+        points=(n_pts[0], n_pts[1]),
+        method=str(method),
+    )
+
+
+def bd_rate(
+    rate_anchor: Sequence[float],
+    quality_anchor: Sequence[float],
+    rate_test: Sequence[float],
+    quality_test: Sequence[float],
+    *,
+    method: Method | str = "pchip",
+) -> float:
+    """BD-rate in percent (negative = the test codec saves bits); see :func:`bd_compare`."""
+    return bd_compare(rate_anchor, quality_anchor, rate_test, quality_test, method=method).bd_rate
+
+
+def bd_psnr(
+    rate_anchor: Sequence[float],
+    quality_anchor: Sequence[float],
+    rate_test: Sequence[float],
+    quality_test: Sequence[float],
+    *,
+    method: Method | str = "pchip",
+) -> float:
+    """BD-PSNR (mean quality gain of the test curve at equal rate, dB); see :func:`bd_compare`."""
+    return bd_compare(rate_anchor, quality_anchor, rate_test, quality_test, method=method).bd_quality
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """BD metrics of a test result set against an anchor result set.
+
+    Attributes:
+        per_sequence: ``{sequence: BDResult}`` for sequences present in both (matched by
+            :func:`hinerv.bench.results.canonical_sequence`).
+        average_bd_rate, average_bd_quality: mean over ``per_sequence`` (NaN entries skipped;
+            NaN when there is none) — the JVET-style headline number.
+        overall: BD on the two aggregate (dataset-average) curves, labelled as such.
+        metric, rate_key, method: what was compared.
+        missing: sequences of the anchor without a test curve.
+    """
+
+    per_sequence: dict[str, BDResult]
+    average_bd_rate: float
+    average_bd_quality: float
+    overall: BDResult | None
+    metric: str
+    rate_key: str
+    method: str
+    missing: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-friendly mapping."""
+        return {
+            "metric": self.metric,
+            "rate_key": self.rate_key,
+            "method": self.method,
+            "average": {"bd_rate": self.average_bd_rate, "bd_quality": self.average_bd_quality,
+                        "sequences": len(self.per_sequence)},
+            "overall": self.overall.as_dict() if self.overall else None,
+            "per_sequence": {k: v.as_dict() for k, v in self.per_sequence.items()},
+            "missing": list(self.missing),
+        }
+
+
+def _curve_xy(curve: dict, rate_key: str, metric: str) -> tuple[list[float], list[float]] | None:
+    r, q = curve.get(rate_key), curve.get(metric)
+    if not r or not q:
+        return None
+    pairs = [(float(a), float(b)) for a, b in zip(r, q, strict=False)
+             if isinstance(a, (int, float)) and isinstance(b, (int, float))]
+    if len(pairs) < 2:
+        return None
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def compare_results(
+    test: object,
+    anchor: object,
+    *,
+    metric: str = "psnr-rgb",
+    rate_key: str = "bpp",
+    method: Method | str = "pchip",
+) -> Comparison:
+    """BD-rate / BD-quality of ``test`` against ``anchor`` (two
+    :class:`hinerv.bench.results.ResultSet`), per sequence, averaged, and on the aggregate curves.
+
+    Raises:
+        ConfigError: neither common sequences nor aggregate curves with ``rate_key`` and ``metric``.
+    """
+    from hinerv.bench.results import canonical_sequence
+
+    t_seq = {canonical_sequence(k): (k, v) for k, v in test.sequences.items()}  # type: ignore[attr-defined]
+    per: dict[str, BDResult] = {}
+    missing = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, curve in anchor.sequences.items():  # type: ignore[attr-defined]
+            key = canonical_sequence(name)
+            if key not in t_seq:
+                missing.append(name)
+                continue
+            a = _curve_xy(curve, rate_key, metric)
+            t = _curve_xy(t_seq[key][1], rate_key, metric)
+            if a is None or t is None:
+                missing.append(name)
+                continue
+            per[t_seq[key][0]] = bd_compare(a[0], a[1], t[0], t[1], method=method)
+        a = _curve_xy(anchor.results, rate_key, metric)  # type: ignore[attr-defined]
+        t = _curve_xy(test.results, rate_key, metric)  # type: ignore[attr-defined]
+        overall = bd_compare(a[0], a[1], t[0], t[1], method=method) if a and t else None
+    if not per and overall is None:
+        raise ConfigError(
+            f"nothing to compare: no common sequence and no aggregate curves with {rate_key!r} "
+            f"and {metric!r} in both files"
+        )
+    rates = [r.bd_rate for r in per.values() if math.isfinite(r.bd_rate)]
+    quals = [r.bd_quality for r in per.values() if math.isfinite(r.bd_quality)]
+    return Comparison(
+        per_sequence=per,
+        average_bd_rate=float(np.mean(rates)) if rates else math.nan,
+        average_bd_quality=float(np.mean(quals)) if quals else math.nan,
+        overall=overall,
+        metric=metric,
+        rate_key=rate_key,
+        method=str(method),
+        missing=tuple(missing),
+    )
