@@ -1,0 +1,191 @@
+"""Building blocks of the HiNeRV decoder, all on channels-last (NHWC) activations.
+
+Activations are ``[N, H, W, C]`` contiguous tensors, so every Linear acts on the last axis without
+permutes and the depth-wise convs run on a ``channels_last`` NCHW view of the same memory.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ConvNeXtBlock",
+    "conv_nhwc",
+    "layer_norm",
+    "lerp_frames",
+    "upsample_frame",
+    "upsample_patch",
+    "upsample_matrix",
+]
+
+#: LayerNorm epsilon of the reference (``layernorm-no-affine``).
+LN_EPS = 1e-6
+
+
+def layer_norm(x: Tensor) -> Tensor:
+    """LayerNorm over the last (channel) axis without affine parameters, eps 1e-6.
+
+    Args:
+        x: ``[..., C]`` float.
+
+    Returns:
+        Same shape and dtype.
+    """
+    return F.layer_norm(x, (x.shape[-1],), eps=LN_EPS)
+
+
+def conv_nhwc(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int = 1) -> Tensor:
+    """'same'-padded 2-D convolution of an NHWC tensor (zero padding, stride 1, odd kernel).
+
+    Args:
+        x: ``[N, H, W, Cin]`` float, contiguous.
+        weight: ``[Cout, Cin / groups, k, k]``.
+        bias: ``[Cout]`` or None.
+        groups: conv groups (``Cin`` for depth-wise).
+
+    Returns:
+        ``[N, H, W, Cout]`` (channels-last memory).
+    """
+    k = weight.shape[-1]
+    y = F.conv2d(x.permute(0, 3, 1, 2), weight, bias, 1, k // 2, 1, groups)
+    return y.permute(0, 2, 3, 1)
+
+
+def lerp_frames(table: Tensor, t: Tensor, frames: int) -> Tensor:
+    """Linear interpolation of a temporal table at frame indices (align_corners=False, clamped).
+
+    Row ``t`` of the result is the table resampled from ``L`` to ``frames`` slices, i.e. read at
+    the source coordinate ``clamp((t + 0.5) * L / frames - 0.5, 0, L - 1)``; this is what
+    ``F.interpolate(mode="linear", align_corners=False)`` computes, but only for the rows asked.
+
+    Args:
+        table: ``[L, D]`` float (L >= 1 slices).
+        t: ``[N]`` int64 frame indices in ``[0, frames)``.
+        frames: T, the temporal length being resampled to.
+
+    Returns:
+        ``[N, D]`` in the table's dtype.
+    """
+    n_src = table.shape[0]
+    if n_src == frames:
+        return table.index_select(0, t)
+    src = ((t.to(torch.float64) + 0.5) * (n_src / frames) - 0.5).clamp(0.0, n_src - 1)
+    i0 = src.floor().long()
+    i1 = (i0 + 1).clamp(max=n_src - 1)
+    w1 = (src - i0.to(torch.float64)).to(table.dtype).unsqueeze(1)
+    return torch.lerp(table.index_select(0, i0), table.index_select(0, i1), w1)
+
+
+def upsample_frame(x: Tensor, scale: int) -> Tensor:
+    """Bilinear (align_corners=False) up-sampling of whole NHWC frames by an integer factor.
+
+    Args:
+        x: ``[N, H, W, C]``.
+        scale: integer factor s >= 1.
+
+    Returns:
+        ``[N, s*H, s*W, C]`` (channels-last memory).
+    """
+    if scale == 1:
+        return x
+    n, h, w, _ = x.shape
+    y = F.interpolate(
+        x.permute(0, 3, 1, 2), size=(h * scale, w * scale), mode="bilinear", align_corners=False
+    )
+    return y.permute(0, 2, 3, 1)
+
+
+def upsample_matrix(
+    count: int,
+    p_in: int,
+    halo_in: int,
+    size_in: int,
+    scale: int,
+    halo_out: int,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Per-tile 1-D bilinear interpolation matrices built from global pixel coordinates.
+
+    Tile ``i`` covers input pixels ``[i*p_in - halo_in, (i+1)*p_in + halo_in)`` and output pixels
+    ``[i*p_out - halo_out, (i+1)*p_out + halo_out)`` with ``p_out = scale * p_in``. The weight of
+    input pixel g for output pixel o is ``max(0, 1 - |u - g|)`` with
+    ``u = clamp((o + 0.5) / scale - 0.5, 0, size_in - 1)``, times "o lies inside the frame", so
+    the result equals a crop of the full-frame bilinear resize, outside-frame pixels being 0.
+
+    Args:
+        count: number of tiles along the axis.
+        p_in: tile size at the input resolution.
+        halo_in, halo_out: halos at the input and output resolutions.
+        size_in: full size of the axis at the input resolution.
+        scale: integer up-sampling factor.
+        device: where to build the matrices.
+
+    Returns:
+        ``[count, p_out + 2*halo_out, p_in + 2*halo_in]`` float64 (cast by :func:`upsample_patch`).
+    """
+    p_out = p_in * scale
+    i = torch.arange(count, device=device, dtype=torch.float64)[:, None]
+    o = i * p_out - halo_out + torch.arange(p_out + 2 * halo_out, device=device)
+    g = i * p_in - halo_in + torch.arange(p_in + 2 * halo_in, device=device)
+    u = ((o + 0.5) / scale - 0.5).clamp(0.0, size_in - 1)
+    w = (1.0 - (u[:, :, None] - g[:, None, :]).abs()).clamp_min(0.0)
+    inside = (o >= 0) & (o < size_in * scale)
+    return w * inside[:, :, None]
+
+
+def upsample_patch(x: Tensor, mat_h: Tensor, mat_w: Tensor) -> Tensor:
+    """Apply per-sample separable interpolation matrices to NHWC tiles (H first, then W).
+
+    Args:
+        x: ``[N, Hi, Wi, C]``.
+        mat_h: ``[N, Ho, Hi]``.
+        mat_w: ``[N, Wo, Wi]``.
+
+    Returns:
+        ``[N, Ho, Wo, C]``.
+    """
+    n, hi, wi, c = x.shape
+    y = torch.matmul(mat_h.to(x.dtype), x.reshape(n, hi, wi * c)).view(n, -1, wi, c)
+    return torch.matmul(mat_w.to(x.dtype).unsqueeze(1), y)
+
+
+class ConvNeXtBlock(nn.Module):
+    """HiNeRV's ConvNeXt-style block (reference §3.4c), no biases, no affine norm.
+
+    ``y = fc2(GELU(fc1(LN(dwconv(x)))))``; the output is ``x + y`` when the width is unchanged
+    and ``y`` alone for the width-changing first block of a stage (no skip connection there).
+
+    Args:
+        c_in: input width (the depth-wise conv runs at this width).
+        c_out: output width.
+        hidden: MLP hidden width.
+        kernel: odd depth-wise kernel size.
+    """
+
+    def __init__(self, c_in: int, c_out: int, hidden: int, kernel: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c_in, c_in, kernel, padding=kernel // 2, groups=c_in, bias=False)
+        self.fc1 = nn.Linear(c_in, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, c_out, bias=False)
+        self.residual = c_in == c_out
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Run the block.
+
+        Args:
+            x: ``[N, H, W, c_in]`` float.
+            mask: ``[N, H, W, 1]`` in-frame mask (patch mode) or None (frame mode).
+
+        Returns:
+            ``[N, H, W, c_out]``.
+        """
+        y = conv_nhwc(x, self.dw.weight, None, groups=x.shape[-1])
+        y = F.linear(layer_norm(y), self.fc1.weight)
+        y = F.linear(F.gelu(y), self.fc2.weight)
+        if mask is not None:
+            y = y.mul_(mask.to(y.dtype))  # in place: fc2's backward does not need its output
+        if not self.residual:
+            return y
+        return y.add_(x) if y.dtype == x.dtype else x + y
