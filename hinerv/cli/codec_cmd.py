@@ -1,0 +1,280 @@
+"""``hinerv encode``, ``hinerv decode``, ``hinerv info`` and ``hinerv demo``."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from hinerv.cli._app import app, err_console, print_json, print_table
+from hinerv.errors import InputError
+
+__all__ = ["encode", "decode", "info", "demo"]
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+        transient=False,
+    )
+
+
+@contextmanager
+def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
+    """A progress callback for :func:`hinerv.codec.encode_file` drawing one rich bar over all epochs."""
+    from hinerv.train import TrainEvent
+
+    with _progress(quiet) as prog:
+        task = prog.add_task("encode", total=None, status="")
+        show_lines = quiet is False and not err_console.is_terminal
+
+        def cb(ev: TrainEvent | str) -> None:
+            if isinstance(ev, str):
+                prog.update(task, description=ev)
+                if show_lines:
+                    err_console.print(f"[dim]{ev}[/]")
+                return
+            done = ev.global_epoch + ev.step / ev.steps
+            prog.update(
+                task,
+                total=ev.total_epochs,
+                completed=done,
+                description=f"{ev.stage} {ev.epoch}/{ev.stage_epochs}",
+                status=f"loss {ev.loss:.4f}  PSNR {ev.psnr:.2f} dB",
+            )
+            if show_lines and ev.epoch_done and (ev.epoch == ev.stage_epochs or ev.epoch % 10 == 0):
+                err_console.print(
+                    f"[dim]{ev.stage} epoch {ev.epoch}/{ev.stage_epochs}: loss {ev.loss:.4f}, "
+                    f"train PSNR {ev.psnr:.2f} dB[/]"
+                )
+
+        yield cb
+
+
+def _frames_option(frames: str | None) -> tuple[int, int] | None:
+    if frames is None:
+        return None
+    try:
+        a, b = frames.split(":")
+        return int(a or 0), int(b)
+    except ValueError:
+        raise InputError(f"--frames must look like A:B (first:end), got {frames!r}") from None
+
+
+def _reader_options(
+    width: int | None, height: int | None, fps: float | None, bit_depth: int | None, max_frames: int | None
+) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for k, v in (
+        ("width", width),
+        ("height", height),
+        ("fps", fps),
+        ("bit_depth", bit_depth),
+        ("max_frames", max_frames),
+    ):
+        if v is not None:
+            opts[k] = v
+    return opts
+
+
+def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
+    keys = [
+        "model",
+        "params",
+        "bits",
+        "bytes",
+        "bpp",
+        "bitrate",
+        "psnr-rgb",
+        "psnr-y",
+        "psnr-u",
+        "psnr-v",
+        "psnr-yuv",
+        "ms-ssim-rgb",
+        "ms-ssim-y",
+        "train_seconds",
+        "decode_seconds",
+        "encode_seconds",
+    ]
+    rows = {k: d[k] for k in keys if k in d}
+    if "bitrate" in rows:
+        rows["bitrate (kbps)"] = rows.pop("bitrate")
+    return rows
+
+
+@app.command()
+def encode(
+    input: Annotated[Path, typer.Argument(help="Source video: .yuv, .y4m, .mp4/.mkv/.avi, or a PNG folder.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Bitstream file to write.")],
+    size: Annotated[str, typer.Option(help="Model size on the ladder: xxs, xs, s, m, l, xl, xxl.")] = "s",
+    preset: Annotated[
+        str | None, typer.Option(help="Reference preset (e.g. uvg-hinerv-s); wins over --size.")
+    ] = None,
+    bits: Annotated[int, typer.Option(help="Quantization bits for weights and grids (6, 7 or 8).")] = 6,
+    schedule: Annotated[
+        str, typer.Option(help="Training schedule: full, short, tiny or a TOML file.")
+    ] = "full",
+    epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same machine => same bitstream.")] = 0,
+    scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
+    recon: Annotated[Path | None, typer.Option(help="Also write the decoded video here.")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder (default OUTPUT.work, removed on success).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a killed encode from its work folder.")
+    ] = False,
+    width: Annotated[int | None, typer.Option(help="Width of a raw .yuv source.")] = None,
+    height: Annotated[int | None, typer.Option(help="Height of a raw .yuv source.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of a raw .yuv source.")] = None,
+    bit_depth: Annotated[int | None, typer.Option(help="Bit depth of a raw .yuv source.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model for training.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Compress a video: train a HiNeRV on it, prune, quantize, entropy-code."""
+    from hinerv.codec import EncodeOptions, encode_file
+
+    opts = EncodeOptions(
+        size=size,
+        preset=preset,
+        bits=bits,
+        schedule=schedule,
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        scale_mode=scale_mode,  # type: ignore[arg-type]
+        compile=compile,
+    )
+    with _encode_progress(quiet or json) as cb:
+        report = encode_file(
+            input,
+            output,
+            opts,
+            workdir=workdir,
+            resume=resume,
+            recon=recon,
+            progress=cb,
+            reader_options=_reader_options(width, height, fps, bit_depth, frames),
+        )
+    d = report.as_dict()
+    if json:
+        print_json(d)
+    else:
+        print_table(f"hinerv encode → {output}", _report_rows(d))
+
+
+@app.command()
+def decode(
+    input: Annotated[Path, typer.Argument(help="hinerv bitstream.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output: .yuv, .y4m, .mp4 or a folder/ of PNGs.")
+    ],
+    frames: Annotated[str | None, typer.Option(help="Decode only frames A:B (first:end, 0-based).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Reconstruct a video (or a frame range of it) from a bitstream."""
+    from hinerv.codec import decode_file
+
+    with _progress(quiet or json) as prog:
+        task = prog.add_task("decode", total=None, status="")
+
+        def cb(i: int, n: int) -> None:
+            prog.update(task, total=n, completed=i)
+
+        rep = decode_file(input, output, frames=_frames_option(frames), device=device, progress=cb)
+    d = {
+        "output": str(output),
+        "frames": rep.frames,
+        "width": rep.info.width,
+        "height": rep.info.height,
+        "bit_depth": rep.info.bit_depth,
+        "seconds": rep.seconds,
+        "fps": rep.fps,
+    }
+    if json:
+        print_json(d)
+    else:
+        print_table(f"hinerv decode → {output}", d)
+
+
+@app.command()
+def info(
+    input: Annotated[Path, typer.Argument(help="hinerv bitstream.")],
+    json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a bitstream's header, model config and bytes per section (without decoding)."""
+    from hinerv.codec import inspect_file
+
+    d = inspect_file(input)
+    if json:
+        print_json(d)
+        return
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            for kk, vv in v.items():
+                flat[f"{k}.{kk}"] = vv
+        else:
+            flat[k] = v
+    print_table(f"hinerv info {input}", flat)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the sample, bitstream and decoded video.")] = Path(
+        "hinerv-demo"
+    ),
+    size: Annotated[str, typer.Option(help="Model size on the ladder.")] = "s",
+    bits: Annotated[int, typer.Option(help="Quantization bits.")] = 6,
+    schedule: Annotated[str, typer.Option(help="Training schedule (full, short, tiny).")] = "short",
+    frames: Annotated[int, typer.Option(help="Frames of the built-in clip.")] = 32,
+    width: Annotated[int, typer.Option(help="Width of the built-in clip.")] = 256,
+    height: Annotated[int, typer.Option(help="Height of the built-in clip.")] = 144,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Make a built-in sample clip, encode it, decode it and print the rate-distortion figures."""
+    from hinerv.codec import EncodeOptions, decode_file, encode_file
+    from hinerv.sample import write_sample
+
+    out.mkdir(parents=True, exist_ok=True)
+    src = out / "sample.y4m"
+    write_sample(src, width=width, height=height, frames=frames)
+    if not (quiet or json):
+        err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
+    opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device)
+    with _encode_progress(quiet or json) as cb:
+        report = encode_file(src, out / "sample.bin", opts, progress=cb)
+    dec = decode_file(out / "sample.bin", out / "decoded.y4m", device=device)
+    decode_file(out / "sample.bin", out / "decoded.mp4", device=device)
+    d = report.as_dict()
+    d["decode_fps"] = dec.fps
+    if json:
+        print_json(d)
+    else:
+        print_table(f"hinerv demo ({out})", {**_report_rows(d), "decode fps": dec.fps})
+        err_console.print(f"wrote {out / 'sample.bin'}, {out / 'decoded.y4m'} and {out / 'decoded.mp4'}")

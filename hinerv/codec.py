@@ -1,0 +1,573 @@
+"""The codec: video file -> trained, pruned, quantized, entropy-coded network -> bitstream file, and back.
+
+Encoding (:func:`encode_file`):
+
+1. read the source through :mod:`hinerv.io` into an integer RGB cache ``[T, 3, Hp, Wp]`` (padded by edge
+   replication to a multiple of the model's total up-sampling);
+2. build the model from ``--size`` (the size ladder) or ``--preset``;
+3. train -> prune -> QAT (:class:`hinerv.train.Trainer`), checkpointing atomically into a work folder, so a
+   killed encode continues with ``resume=True`` and encodes at other bit depths reuse the pruned model;
+4. quantize every ``ndim >= 2`` tensor, keep biases as float16, pack (:mod:`hinerv.bitstream`);
+5. decode the packed bytes again (exactly what a decoder will do), write the reconstruction and measure it
+   against the source with :mod:`hinerv.metrics`.
+
+Decoding (:func:`decode_file`) rebuilds the network from the bitstream alone and runs it for the requested
+frames only (every frame is independent: random access is free).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hinerv import __version__
+from hinerv.bitstream import QuantTensor, Stream, pack, peek, unpack
+from hinerv.config import ModelConfig
+from hinerv.errors import BitstreamError, ConfigError, InputError
+from hinerv.io import VideoReader, open_video, open_writer
+from hinerv.metrics import compare_videos, rate
+from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
+from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
+from hinerv.train import Schedule, Trainer, TrainEvent, load_schedule
+from hinerv.types import VideoInfo
+
+__all__ = [
+    "EncodeOptions",
+    "EncodeReport",
+    "DecodeReport",
+    "encode_file",
+    "encode_video",
+    "decode_file",
+    "decode_bytes",
+    "load_decoder",
+    "inspect_file",
+    "resolve_device",
+    "ProgressCallback",
+]
+
+#: receives a TrainEvent after every training step, or a short phase message ("export", "decode", ...)
+ProgressCallback = Callable[[TrainEvent | str], None]
+
+MAX_FRAMES = 1 << 20
+MAX_SIDE = 1 << 14
+MAX_PARAMS = 1 << 28
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode.
+
+    Attributes:
+        size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W.
+        preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
+        bits: quantization bit depth of weights and grids (6, 7 or 8; 2..16 accepted).
+        schedule: ``full`` (reference 300+60+30 epochs), ``short`` (60+12+6), ``tiny`` or a TOML path.
+        epochs: if set, rescales the schedule so the main stage has this many epochs.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        seed: model initialisation, batch order and Quant-Noise seed.
+        scale_mode: quantizer scale rule (:func:`hinerv.quant.scale_axes_for`).
+        amp: fp16 autocast on CUDA.
+        compile: ``torch.compile`` the model for training.
+    """
+
+    size: str | None = "s"
+    preset: str | None = None
+    bits: int = 6
+    schedule: str = "full"
+    epochs: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    scale_mode: ScaleMode = "reference"
+    amp: bool = True
+    compile: bool = False
+
+    def resolved_schedule(self) -> Schedule:
+        s = load_schedule(self.schedule)
+        return s.with_main_epochs(self.epochs) if self.epochs else s
+
+
+@dataclass(frozen=True)
+class EncodeReport:
+    """The outcome of one encode; ``metrics`` are measured on the decoded integer video."""
+
+    bytes: int
+    bpp: float
+    bitrate: float
+    encode_seconds: float
+    train_seconds: float
+    decode_seconds: float
+    info: VideoInfo
+    params: int
+    bits: int
+    model: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    sections: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
+        d: dict[str, Any] = {
+            "bytes": self.bytes,
+            "bpp": self.bpp,
+            "bitrate": self.bitrate,
+            **self.metrics,
+            "encode_seconds": self.encode_seconds,
+            "train_seconds": self.train_seconds,
+            "decode_seconds": self.decode_seconds,
+            "params": self.params,
+            "bits": self.bits,
+            "model": self.model,
+            "width": self.info.width,
+            "height": self.info.height,
+            "frames": self.info.frames,
+            "fps": float(self.info.fps),
+            "sections": dict(self.sections),
+        }
+        return d
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    """Frames written, wall time of the network part and of the whole decode."""
+
+    frames: int
+    seconds: float
+    fps: float
+    info: VideoInfo
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; errors for unavailable CUDA."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but no CUDA device is available")
+    return d
+
+
+# --------------------------------------------------------------------------------------------- frames
+def _cache_dtype(bit_depth: int) -> torch.dtype:
+    return torch.uint8 if bit_depth <= 8 else (torch.int16 if bit_depth <= 15 else torch.int32)
+
+
+def load_rgb_cache(reader: VideoReader, hp: int, wp: int) -> torch.Tensor:
+    """Integer RGB frames ``[T, 3, hp, wp]`` padded by edge replication (uint8 for 8-bit sources)."""
+    info = reader.info
+    T = len(reader)
+    cache = torch.empty((T, 3, hp, wp), dtype=_cache_dtype(info.bit_depth))
+    ph, pw = hp - info.height, wp - info.width
+    for t in range(T):
+        rgb = np.asarray(reader.read_rgb(t))
+        if ph or pw:
+            rgb = np.pad(rgb, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        cache[t] = torch.from_numpy(rgb.astype(np.int32)).to(cache.dtype)
+    return cache
+
+
+def build_model(opts: EncodeOptions, info: VideoInfo) -> tuple[ModelConfig, str]:
+    """The model config for this video, and a short label (preset or size name)."""
+    if opts.preset:
+        cfg, _geometry = load_preset(opts.preset)
+        return cfg, opts.preset
+    if not opts.size:
+        raise ConfigError("give a --size or a --preset")
+    return ladder_config(opts.size, info.width, info.height, info.frames), opts.size
+
+
+# --------------------------------------------------------------------------------------------- export
+def _is_layer(name: str) -> bool:
+    return name.endswith("weight")
+
+
+def export_stream(
+    model: HiNeRV,
+    masks: dict[str, torch.Tensor],
+    info: VideoInfo,
+    cfg: ModelConfig,
+    bits: int,
+    scale_mode: ScaleMode,
+    meta: dict[str, Any],
+) -> Stream:
+    """Quantize the model into a :class:`~hinerv.bitstream.Stream` (canonical tensor order)."""
+    params = dict(model.named_parameters())
+    tensors: list[QuantTensor] = []
+    for name in model.quantizable_names():
+        w = params[name].detach().float().cpu()
+        mask = masks.get(name)
+        if mask is not None:
+            mask = mask.cpu()
+            w = w * mask
+        axes = scale_axes_for(tuple(w.shape), mode=scale_mode, layer=_is_layer(name))
+        q, scales = quantize(w, bits, axes)
+        tensors.append(
+            QuantTensor(
+                shape=tuple(w.shape),
+                bits=bits,
+                scale_axes=axes,
+                scales=scales,
+                q=q,
+                mask=None if mask is None else mask.numpy().astype(bool),
+            )
+        )
+    quantizable = set(model.quantizable_names())
+    vectors = [
+        p.detach().cpu().to(torch.float16).numpy().reshape(-1)
+        for n, p in model.named_parameters()
+        if n not in quantizable
+    ]
+    return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=vectors)
+
+
+def _expected_shapes(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int, ...]]:
+    """Shapes of the quantized tensors a config implies, checked before anything is decoded.
+
+    The parameter count is computed analytically first, so a lying header (10^9 frames, a 10^6-channel
+    model) is refused without allocating; the shapes then come from a model built on the meta device.
+    """
+    if not (1 <= info.frames <= MAX_FRAMES and 2 <= info.width <= MAX_SIDE and 2 <= info.height <= MAX_SIDE):
+        raise BitstreamError(f"implausible video header {info.width}x{info.height}x{info.frames}")
+    try:
+        cfg = ModelConfig.from_fields(dict(fields))
+        hp, wp = padded_size(info.height, info.width, cfg)
+        total = count_params(cfg, info.frames, hp, wp)["total"]
+    except (ConfigError, ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
+        raise BitstreamError(f"invalid model config in bitstream: {e}") from None
+    if total > MAX_PARAMS:
+        raise BitstreamError(f"model config asks for {total} parameters (limit {MAX_PARAMS})")
+    with torch.device("meta"):
+        model = HiNeRV(cfg, info.frames, hp, wp)
+    params = dict(model.named_parameters())
+    return [tuple(params[n].shape) for n in model.quantizable_names()]
+
+
+def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeRV, VideoInfo, Stream]:
+    """Rebuild the network from a bitstream alone.
+
+    Validates the header and the config against the tensor shapes *before* allocating the model, so a
+    lying header cannot trigger a huge allocation.
+
+    Raises:
+        BitstreamError: malformed stream or a config that does not match its tensors.
+    """
+    stream = unpack(data, expected_shapes=_expected_shapes)
+    info = stream.info
+    cfg = ModelConfig.from_fields(dict(stream.model))
+    hp, wp = padded_size(info.height, info.width, cfg)
+    model = HiNeRV(cfg, info.frames, hp, wp)
+    params = dict(model.named_parameters())
+    qnames = model.quantizable_names()
+    others = [n for n in params if n not in set(qnames)]
+    if len(qnames) != len(stream.tensors) or len(others) != len(stream.vectors):
+        raise BitstreamError("tensor count in the stream does not match the model")
+    with torch.no_grad():
+        for n, t in zip(qnames, stream.tensors, strict=True):
+            if tuple(params[n].shape) != tuple(t.shape):
+                raise BitstreamError(
+                    f"tensor shape {t.shape} does not match the model ({tuple(params[n].shape)})"
+                )
+            params[n].copy_(dequantize(t.q, t.scales))
+        for n, v in zip(others, stream.vectors, strict=True):
+            if params[n].numel() != v.size:
+                raise BitstreamError("vector size does not match the model")
+            params[n].copy_(torch.from_numpy(v.astype(np.float32)).view_as(params[n]))
+    model.to(device).eval()
+    return model, info, stream
+
+
+@torch.no_grad()
+def decode_frames(
+    model: HiNeRV, info: VideoInfo, frames: range, *, batch: int = 1, device: torch.device | str = "cpu"
+) -> Iterator[np.ndarray]:
+    """Run the decoder network for ``frames``; yields float32 ``[3, H, W]`` RGB in [0, 1] (cropped)."""
+    device = torch.device(device)
+    ts = list(frames)
+    for i in range(0, len(ts), batch):
+        t = torch.tensor(ts[i : i + batch], dtype=torch.long, device=device)
+        idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
+        out = model(idx, (1, 1)).float()[:, :, : info.height, : info.width]
+        yield from out.cpu().numpy()
+
+
+def decode_bytes(
+    data: bytes, *, frames: range | None = None, device: str = "auto"
+) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+    """Decode a bitstream held in memory; returns the video info and a frame iterator (float RGB)."""
+    dev = resolve_device(device)
+    model, info, _ = load_decoder(data, dev)
+    rng = range(info.frames) if frames is None else frames
+    return info, decode_frames(model, info, rng, device=dev, batch=4 if dev.type == "cuda" else 1)
+
+
+def _parse_range(frames: tuple[int, int] | None, total: int) -> range:
+    if frames is None:
+        return range(total)
+    a, b = frames
+    if not (0 <= a < b <= total):
+        raise InputError(f"--frames {a}:{b} is outside the video's 0:{total}")
+    return range(a, b)
+
+
+def decode_file(
+    src: Path | str,
+    dst: Path | str,
+    *,
+    frames: tuple[int, int] | None = None,
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> DecodeReport:
+    """Decode ``src`` (a hinerv bitstream) into a video file ``dst`` (format from the extension).
+
+    Only the frames in ``frames`` = (first, end) are decoded (random access). The output is written
+    atomically at the source's bit depth and chroma format, rounded to integers.
+    """
+    data = _read_bitstream(src)
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    model, info, _ = load_decoder(data, dev)
+    rng = _parse_range(frames, info.frames)
+    out_info = _replace_frames(info, len(rng))
+    with open_writer(Path(dst), out_info) as w:
+        for i, x in enumerate(
+            decode_frames(model, info, rng, device=dev, batch=4 if dev.type == "cuda" else 1)
+        ):
+            w.write_rgb(x)
+            if progress is not None:
+                progress(i + 1, len(rng))
+    dt = time.perf_counter() - t0
+    return DecodeReport(frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info)
+
+
+def _replace_frames(info: VideoInfo, n: int) -> VideoInfo:
+    d = asdict(info)
+    d["frames"] = n
+    return VideoInfo(**d)
+
+
+def _read_bitstream(src: Path | str) -> bytes:
+    p = Path(src)
+    if not p.is_file():
+        raise InputError(f"{p}: no such bitstream file")
+    return p.read_bytes()
+
+
+def inspect_file(src: Path | str) -> dict[str, Any]:
+    """Header, model config and bytes per section of a bitstream, without running the network."""
+    data = _read_bitstream(src)
+    d = peek(data).to_dict()
+    d["file_bytes"] = len(data)
+    return d
+
+
+# --------------------------------------------------------------------------------------------- encode
+def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptions, sched: Schedule) -> str:
+    st = src.stat()
+    key = {
+        "source": str(src.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "info": {k: str(v) for k, v in asdict(info).items()},
+        "model": cfg.to_fields(),
+        "schedule": asdict(sched),
+        "seed": opts.seed,
+        "scale_mode": opts.scale_mode,
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def encode_video(
+    reader: VideoReader,
+    opts: EncodeOptions,
+    *,
+    workdir: Path,
+    resume: bool = False,
+    fingerprint: str = "",
+    progress: ProgressCallback | None = None,
+    epoch_hook: Callable[[Trainer], None] | None = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """Train, prune, quantize and pack; returns the bitstream and training facts.
+
+    Checkpoints live in ``workdir``: ``state.ckpt`` (rolling, every minute and at stage ends),
+    ``pruned.ckpt`` (after the prune stage; reused by encodes at another bit depth) and
+    ``qat-b{bits}.ckpt`` (the finished run).
+    """
+    info = reader.info
+    dev = resolve_device(opts.device)
+    sched = opts.resolved_schedule()
+    cfg, label = build_model(opts, info)
+    hp, wp = padded_size(info.height, info.width, cfg)
+    torch.manual_seed(opts.seed)
+    model = HiNeRV(cfg, info.frames, hp, wp).to(dev)
+    if progress:
+        progress("load")
+    cache = load_rgb_cache(reader, hp, wp)
+    if dev.type == "cuda":
+        cache = cache.to(dev)
+    trainer = Trainer(
+        model,
+        cache,
+        info.peak,
+        sched,
+        bits=opts.bits,
+        scale_mode=opts.scale_mode,
+        device=dev,
+        seed=opts.seed,
+        amp=opts.amp,
+        compile=opts.compile,
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    job = workdir / "job.json"
+    state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-b{opts.bits}.ckpt"
+    if resume and job.exists():
+        if json.loads(job.read_text()).get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"work folder {workdir} belongs to a different encode (source or options changed); "
+                "remove it or run without --resume"
+            )
+    elif not resume:
+        for p in (state, pruned, *workdir.glob("qat-b*.ckpt")):
+            p.unlink(missing_ok=True)
+    job.write_text(json.dumps({"fingerprint": fingerprint, "model": label}))
+    t0 = time.perf_counter()
+    if resume and final.exists():
+        trainer.load(final)
+    else:
+        if resume and state.exists():
+            trainer.load(state)
+            if trainer.stage in ("qat", "done") and trainer.bits != opts.bits:
+                trainer.load(pruned)  # the rolling state is another bit depth's QAT; pruned.ckpt precedes it
+        if trainer.stage in ("main", "prune"):
+            trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
+            trainer.save(pruned)
+        trainer.set_bits(opts.bits)
+        trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
+        trainer.save(final)
+    train_seconds = time.perf_counter() - t0
+    if progress:
+        progress("export")
+    meta = {
+        "encoder": f"hinerv {__version__}",
+        "model": label,
+        "bits": opts.bits,
+        "schedule": sched.name,
+        "seed": opts.seed,
+    }
+    stream = export_stream(model, trainer.masks, info, cfg, opts.bits, opts.scale_mode, meta)
+    data = pack(stream)
+    facts = {
+        "train_seconds": train_seconds,
+        "params": sum(p.numel() for p in model.parameters()),
+        "model": label,
+        "cfg": cfg,
+    }
+    return data, facts
+
+
+def encode_file(
+    src: Path | str,
+    dst: Path | str,
+    opts: EncodeOptions,
+    *,
+    workdir: Path | str | None = None,
+    resume: bool = False,
+    recon: Path | str | None = None,
+    progress: ProgressCallback | None = None,
+    reader_options: dict[str, Any] | None = None,
+    epoch_hook: Callable[[Trainer], None] | None = None,
+) -> EncodeReport:
+    """Encode the video file ``src`` into the bitstream file ``dst`` and measure the result.
+
+    Args:
+        src: any input :func:`hinerv.io.open_video` reads.
+        dst: output bitstream path (written atomically).
+        opts: model size, bits, schedule, device.
+        workdir: checkpoint folder; default ``<dst>.work`` (removed after a successful encode). An
+            explicit folder is kept, so later encodes of the same source at other bit depths reuse it.
+        resume: continue a killed encode (or reuse the pruned model) from ``workdir``.
+        recon: also write the decoded video here (any writable format).
+        progress: callback for training steps and phase messages.
+        reader_options: keyword options for :func:`hinerv.io.open_video` (raw ``.yuv`` size, fps, ...).
+        epoch_hook: called with the :class:`~hinerv.train.Trainer` after every training epoch.
+
+    Returns:
+        An :class:`EncodeReport`; its ``metrics`` are measured on the decoded integer frames.
+    """
+    src, dst = Path(src), Path(dst)
+    t_start = time.perf_counter()
+    keep = workdir is not None
+    wd = Path(workdir) if workdir is not None else dst.with_name(dst.name + ".work")
+    reader = open_video(src, **(reader_options or {}))
+    try:
+        info = reader.info
+        cfg, _ = build_model(opts, info)
+        fp = _fingerprint(src, info, cfg, opts, opts.resolved_schedule())
+        data, facts = encode_video(
+            reader, opts, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook
+        )
+        if progress:
+            progress("decode")
+        # Decode the packed bytes exactly as a decoder would; the metrics describe the real output.
+        t_dec = time.perf_counter()
+        dev = resolve_device(opts.device)
+        model, dinfo, _ = load_decoder(data, dev)
+        rec_path = wd / ("recon.y4m" if info.chroma == "420" else "recon_png")
+        with open_writer(rec_path, dinfo) as w:
+            for x in decode_frames(model, dinfo, range(dinfo.frames), device=dev):
+                w.write_rgb(x)
+        decode_seconds = time.perf_counter() - t_dec
+        if progress:
+            progress("measure")
+        with open_video(rec_path) as rec:
+            metrics = compare_videos(reader, rec).as_dict()
+        if recon is not None:
+            with open_video(rec_path) as rec, open_writer(Path(recon), dinfo) as w:
+                for t in range(len(rec)):
+                    y, u, v = rec.read_yuv(t)
+                    w.write_yuv(y, u, v)
+        _atomic_write_bytes(dst, data)
+    finally:
+        reader.close()
+    sections = {k: int(v) for k, v in peek(data).section_bytes.items()}
+    r = rate(len(data), frames=info.frames, width=info.width, height=info.height, fps=float(info.fps))
+    report = EncodeReport(
+        bytes=len(data),
+        bpp=r["bpp"],
+        bitrate=r["bitrate"],
+        encode_seconds=time.perf_counter() - t_start,
+        train_seconds=facts["train_seconds"],
+        decode_seconds=decode_seconds,
+        info=info,
+        params=facts["params"],
+        bits=opts.bits,
+        model=facts["model"],
+        metrics={k: v for k, v in metrics.items() if k != "per_frame"},
+        sections=sections,
+    )
+    if not keep:
+        shutil.rmtree(wd, ignore_errors=True)
+    return report

@@ -1,0 +1,93 @@
+"""`hinerv encode / decode / info / demo` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hinerv.cli import main
+from hinerv.sample import write_sample
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("cliclip") / "clip.y4m"
+    write_sample(p, width=64, height=48, frames=3)
+    return p
+
+
+def test_encode_decode_info_json(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.bin"
+    code, stdout, _ = run(
+        [
+            "encode",
+            str(clip),
+            "-o",
+            str(out),
+            "--size",
+            "xxs",
+            "--schedule",
+            "tiny",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["bytes"] == out.stat().st_size and d["frames"] == 3
+    for k in ("psnr-rgb", "ms-ssim-rgb", "bpp", "bitrate", "encode_seconds"):
+        assert k in d
+    code, stdout, _ = run(
+        ["decode", str(out), "-o", str(tmp_path / "d.yuv"), "--json", "--device", "cpu"], capsys
+    )
+    assert code == 0 and json.loads(stdout)["frames"] == 3
+    assert (tmp_path / "d.yuv").stat().st_size == 3 * 64 * 48 * 3 // 2
+    code, stdout, _ = run(["info", str(out), "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["video"]["frames"] == 3
+    code, stdout, _ = run(["info", str(out)], capsys)
+    assert code == 0 and "channels" in stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["encode", "missing.y4m", "-o", "x.bin"],
+        ["decode", "missing.bin", "-o", "x.y4m"],
+        ["info", "missing.bin"],
+    ],
+)
+def test_user_errors_exit_2_without_traceback(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert "Traceback" not in err and "error" in err.lower()
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_bitstream_exit_2_no_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"HNRV\x01garbage" * 10)
+    code, _, err = run(["decode", str(bad), "-o", str(tmp_path / "o.y4m")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert not (tmp_path / "o.y4m").exists()
+
+
+def test_wrong_yuv_size_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "clip_64x48_30.yuv"
+    src.write_bytes(b"\x00" * (64 * 48 * 3 // 2 * 2 + 7))
+    code, _, err = run(["encode", str(src), "-o", str(tmp_path / "o.bin"), "--schedule", "tiny"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert not (tmp_path / "o.bin").exists()
