@@ -381,7 +381,6 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
         "model": cfg.to_fields(),
         "schedule": asdict(sched),
         "seed": opts.seed,
-        "scale_mode": opts.scale_mode,
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -414,7 +413,8 @@ def encode_video(
 
     Checkpoints live in ``workdir``: ``state.ckpt`` (rolling, every minute and at stage ends),
     ``pruned.ckpt`` (after the prune stage; reused by encodes at another bit depth) and
-    ``qat-b{bits}.ckpt`` (the finished run).
+    ``qat-b{bits}[-{scale_mode}].ckpt`` (the finished run). Training up to the pruned model does not
+    depend on the bit depth or the scale rule, so those reuse ``pruned.ckpt``.
     """
     info = reader.info
     dev = resolve_device(opts.device)
@@ -442,7 +442,8 @@ def encode_video(
     )
     workdir.mkdir(parents=True, exist_ok=True)
     job = workdir / "job.json"
-    state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-b{opts.bits}.ckpt"
+    qat_key = f"b{opts.bits}" + ("" if opts.scale_mode == "reference" else f"-{opts.scale_mode}")
+    state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-{qat_key}.ckpt"
     if resume and job.exists():
         if json.loads(job.read_text()).get("fingerprint") != fingerprint:
             raise ConfigError(
@@ -459,12 +460,13 @@ def encode_video(
     else:
         if resume and state.exists():
             trainer.load(state)
-            if trainer.stage in ("qat", "done") and trainer.bits != opts.bits:
-                trainer.load(pruned)  # the rolling state is another bit depth's QAT; pruned.ckpt precedes it
+            if trainer.stage in ("qat", "done") and trainer.qat_key != (opts.bits, opts.scale_mode):
+                trainer.load(pruned)  # the rolling state is another QAT's; pruned.ckpt precedes it
         if trainer.stage in ("main", "prune"):
             trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
             trainer.save(pruned)
         trainer.set_bits(opts.bits)
+        trainer.scale_mode = opts.scale_mode
         trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
         trainer.save(final)
     train_seconds = time.perf_counter() - t0

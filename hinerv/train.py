@@ -250,6 +250,7 @@ class Trainer:
             "noise_gen": self.noise_gen.get_state(),
             "schedule": asdict(self.schedule),
             "bits": self.bits,
+            "scale_mode": self.scale_mode,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -261,6 +262,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.gen.set_state(state["gen"])
+        self.bits = int(state["bits"])
+        self.scale_mode = state.get("scale_mode", self.scale_mode)
         self.noise_gen.set_state(state["noise_gen"])
 
     def save(self, path: Path) -> None:
@@ -284,6 +287,11 @@ class Trainer:
     @property
     def done(self) -> bool:
         return self.stage == "done"
+
+    @property
+    def qat_key(self) -> tuple[int, str]:
+        """What the QAT stage depends on besides the pruned model: (bits, scale rule)."""
+        return self.bits, self.scale_mode
 
     def set_bits(self, bits: int) -> None:
         """Change the QAT bit depth (allowed before the QAT stage has started)."""

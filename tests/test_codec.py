@@ -111,6 +111,12 @@ def test_killed_encode_resumes_to_the_same_bitstream(
     )
     assert (wd / "qat-b8.ckpt").exists() and (wd / "qat-b6.ckpt").exists()
     assert (tmp_path / "b8.bin").stat().st_size > dst.stat().st_size
+    # ... and so does another scale rule; coming back to the first settings reproduces its stream
+    ch = EncodeOptions(**{**OPTS.__dict__, "scale_mode": "channel"})
+    encode_file(clip, tmp_path / "ch.bin", ch, workdir=wd, resume=True)
+    assert (wd / "qat-b6-channel.ckpt").exists()
+    encode_file(clip, tmp_path / "again.bin", OPTS, workdir=wd, resume=True)
+    assert (tmp_path / "again.bin").read_bytes() == out.read_bytes()
 
 
 def test_info_without_decoding(encoded: tuple[Path, object]) -> None:

@@ -467,10 +467,9 @@ class HiNeRVCodec(Codec):
         def on_event(ev: Any) -> None:
             if progress is None or isinstance(ev, str):
                 return
-            total = getattr(ev, "total_epochs", 0) * max(1, getattr(ev, "steps", 1))
-            done = (getattr(ev, "global_epoch", 0) + getattr(ev, "epoch", 1) - 1) * max(
-                1, getattr(ev, "steps", 1)) + getattr(ev, "step", 0)
-            progress("encode", min(done, total), total)
+            # global_epoch counts the epochs finished before the current one, over all stages
+            total = ev.total_epochs * ev.steps
+            progress("encode", min(ev.global_epoch * ev.steps + ev.step, total), total)
 
         t0 = time.perf_counter()
         report = encode_file(

@@ -114,10 +114,7 @@ def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
         "decode_seconds",
         "encode_seconds",
     ]
-    rows = {k: d[k] for k in keys if k in d}
-    if "bitrate" in rows:
-        rows["bitrate (kbps)"] = rows.pop("bitrate")
-    return rows
+    return {("bitrate (kbps)" if k == "bitrate" else k): d[k] for k in keys if k in d}
 
 
 @app.command()
@@ -148,6 +145,9 @@ def encode(
     fps: Annotated[float | None, typer.Option(help="Frame rate of a raw .yuv source.")] = None,
     bit_depth: Annotated[int | None, typer.Option(help="Bit depth of a raw .yuv source.")] = None,
     frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
+    matrix: Annotated[
+        str | None, typer.Option(help="YUV<->RGB matrix of the source: bt601 (default) or bt709.")
+    ] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model for training.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -175,7 +175,10 @@ def encode(
             resume=resume,
             recon=recon,
             progress=cb,
-            reader_options=_reader_options(width, height, fps, bit_depth, frames),
+            reader_options={
+                **_reader_options(width, height, fps, bit_depth, frames),
+                **({"matrix": matrix} if matrix else {}),
+            },
         )
     d = report.as_dict()
     if json:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -173,6 +172,7 @@ def _has_ray() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
+@pytest.mark.slow
 def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
     codec = HiNeRVCodec(sizes=("xxs", "xs"), bits=(6, 8), schedule="tiny", device="cpu")
     pts = codec.points()
@@ -182,8 +182,6 @@ def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
     reason = codec.available()
     if reason:
         pytest.skip(f"HiNeRV adapter not run: {reason}")
-    if os.environ.get("HINERV_BENCH_FULL") != "1":
-        pytest.skip("HiNeRV adapter run is slow on CPU; set HINERV_BENCH_FULL=1")
     c = HiNeRVCodec(sizes=("xxs",), bits=(6, 8), schedule="tiny", device="cpu")
     s = run_sweep([c], [SourceSpec("clip", clip)], tmp_path / "o")
     assert s.ran == 2, s.failed
