@@ -257,6 +257,9 @@ def demo(
     width: Annotated[int, typer.Option(help="Width of the built-in clip.")] = 256,
     height: Annotated[int, typer.Option(help="Height of the built-in clip.")] = 144,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    x265: Annotated[
+        str, typer.Option(help="Also code the clip with x265 veryslow at these QPs for comparison ('' = no).")
+    ] = "27,32,37,42",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -276,8 +279,37 @@ def demo(
     decode_file(out / "sample.bin", out / "decoded.mp4", device=device)
     d = report.as_dict()
     d["decode_fps"] = dec.fps
+    rows = [_rd_row("hinerv " + size, d)]
+    if x265:
+        rows += _x265_rows(src, report.info, out / "x265", [int(q) for q in x265.split(",")])
     if json:
-        print_json(d)
+        print_json({"hinerv": d, "x265": rows[1:]})
     else:
         print_table(f"hinerv demo ({out})", {**_report_rows(d), "decode fps": dec.fps})
+        print_table("rate-distortion on the sample clip (decoded 8-bit video)", rows)
         err_console.print(f"wrote {out / 'sample.bin'}, {out / 'decoded.y4m'} and {out / 'decoded.mp4'}")
+
+
+def _rd_row(codec: str, d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "codec": codec,
+        "bytes": d["bytes"],
+        "bpp": d["bpp"],
+        "PSNR-RGB": d["psnr-rgb"],
+        "PSNR-YUV": d["psnr-yuv"],
+        "MS-SSIM": d["ms-ssim-rgb"],
+    }
+
+
+def _x265_rows(src: Path, info: Any, workdir: Path, qps: list[int]) -> list[dict[str, Any]]:
+    """x265 veryslow (random access) on the same clip, measured with the same metrics."""
+    from hinerv.bench.codecs import X265Codec
+    from hinerv.bench.sources import Source
+
+    codec = X265Codec(preset="veryslow", qps=tuple(qps))
+    source = Source(src.stem, src, info, {}, src)
+    rows = []
+    for point in codec.points():
+        r = codec.run_point(source, point, workdir / point.label)
+        rows.append(_rd_row(f"x265 veryslow qp{point.params['qp']}", r))
+    return rows

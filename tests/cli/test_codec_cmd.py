@@ -91,3 +91,14 @@ def test_wrong_yuv_size_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code, _, err = run(["encode", str(src), "-o", str(tmp_path / "o.bin"), "--schedule", "tiny"], capsys)
     assert code == 2 and "Traceback" not in err
     assert not (tmp_path / "o.bin").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--out", str(tmp_path / "d"), "--schedule", "tiny", "--size", "xxs", "--frames", "3"]
+    code, stdout, _ = run([*args, "--width", "64", "--height", "48", "--x265", "37", "--json"], capsys)
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["hinerv"]["bytes"] == (tmp_path / "d" / "sample.bin").stat().st_size
+    assert len(d["x265"]) == 1 and d["x265"][0]["bytes"] > 0
+    for f in ("sample.y4m", "decoded.y4m", "decoded.mp4"):
+        assert (tmp_path / "d" / f).exists()
