@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hinerv.bitstream import Stream, pack, unpack
 from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file, load_decoder
@@ -110,6 +111,9 @@ def test_killed_encode_resumes_to_the_same_bitstream(
         clip, tmp_path / "b8.bin", EncodeOptions(**{**OPTS.__dict__, "bits": 8}), workdir=wd, resume=True
     )
     assert (wd / "qat-b8.ckpt").exists() and (wd / "qat-b6.ckpt").exists()
+    b6, b8 = (torch.load(wd / f"qat-b{b}.ckpt", weights_only=True) for b in (6, 8))
+    assert b6["bits"] == 6 and b8["bits"] == 8
+    assert any(not torch.equal(b6["model"][k], b8["model"][k]) for k in b6["model"])  # QAT ran again
     assert (tmp_path / "b8.bin").stat().st_size > dst.stat().st_size
     # ... and so does another scale rule; coming back to the first settings reproduces its stream
     ch = EncodeOptions(**{**OPTS.__dict__, "scale_mode": "channel"})
