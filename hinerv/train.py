@@ -231,6 +231,7 @@ class Trainer:
         self.noise_gen = torch.Generator(device=self.device).manual_seed(seed + 1)  # Quant-Noise masks
         self.stage = "main"
         self.epoch = 0  # completed epochs within the current stage
+        self.elapsed = 0.0  # training seconds so far, summed over resumed sessions
         self.optimizer = self._new_optimizer()
 
     # ------------------------------------------------------------------ state
@@ -242,6 +243,7 @@ class Trainer:
         return {
             "stage": self.stage,
             "epoch": self.epoch,
+            "elapsed": self.elapsed,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -257,6 +259,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.stage = state["stage"]
         self.epoch = int(state["epoch"])
+        self.elapsed = float(state.get("elapsed", 0.0))
         self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
@@ -369,6 +372,7 @@ class Trainer:
         self._advance_stage()
         if self.done:
             return float("nan")
+        t_start = time.perf_counter()
         self.model.train()
         steps = self.T
         B = self.grid[0] * self.grid[1]
@@ -415,6 +419,7 @@ class Trainer:
                     )
                 )
         self.epoch += 1
+        self.elapsed += time.perf_counter() - t_start
         self._advance_stage()
         return total_mse / steps
 

@@ -104,8 +104,12 @@ def test_killed_encode_resumes_to_the_same_bitstream(
         encode_file(clip, dst, OPTS, workdir=wd, progress=killer)
     assert not dst.exists()
     assert (wd / "state.ckpt").exists() or (wd / "pruned.ckpt").exists()
-    encode_file(clip, dst, OPTS, workdir=wd, resume=True)
+    rep = encode_file(clip, dst, OPTS, workdir=wd, resume=True)
     assert dst.read_bytes() == out.read_bytes()
+    # the report counts the training done before the kill too
+    final = torch.load(wd / "qat-b6.ckpt", weights_only=True)
+    assert rep.train_seconds == pytest.approx(final["elapsed"]) and rep.train_seconds > 0
+    assert rep.encode_seconds >= rep.train_seconds
     # another bit depth reuses the pruned model: only QAT runs again
     encode_file(
         clip, tmp_path / "b8.bin", EncodeOptions(**{**OPTS.__dict__, "bits": 8}), workdir=wd, resume=True

@@ -425,9 +425,7 @@ class HiNeRVCodec(Codec):
 
     def points(self) -> list[RatePoint]:
         return [
-            RatePoint(f"{s}-q{b}", {"size": s, "bits": b}, group=s)
-            for s in self.sizes
-            for b in self.bits
+            RatePoint(f"{s}-q{b}", {"size": s, "bits": b}, group=s) for s in self.sizes for b in self.bits
         ]
 
     def available(self) -> str | None:
@@ -471,7 +469,6 @@ class HiNeRVCodec(Codec):
             total = ev.total_epochs * ev.steps
             progress("encode", min(ev.global_epoch * ev.steps + ev.step, total), total)
 
-        t0 = time.perf_counter()
         report = encode_file(
             source.path,
             bitstream,
@@ -481,13 +478,17 @@ class HiNeRVCodec(Codec):
             progress=on_event,
             reader_options=source.reader_options or None,
         )
-        enc_s = time.perf_counter() - t0
+        # includes training done earlier for this model (resumed, or shared with another bit depth)
+        enc_s = report.encode_seconds
         decoded = workdir / f"{point.label}.dec.y4m"
         cb = (lambda d, t: progress("decode", d, t)) if progress else None
         dec = decode_file(bitstream, decoded, device=dev, progress=cb)
         nbytes = bitstream.stat().st_size
-        res: dict[str, Any] = {"q": point.label, "size": point.params["size"],
-                               "bits": int(point.params["bits"])}
+        res: dict[str, Any] = {
+            "q": point.label,
+            "size": point.params["size"],
+            "bits": int(point.params["bits"]),
+        }
         res.update(_rate(nbytes, source))
         res.update(_measure(source, decoded, progress))
         res["encoding_time"] = enc_s
@@ -545,16 +546,16 @@ class HMCodec(Codec):
 
     def available(self) -> str | None:
         if self.encoder is None or self.cfg is None:
-            return (f"{self.label} skipped: point --hm-bin at an encoder binary and --hm-cfg at its "
-                    "configuration file to run it")
-        enc = shutil.which(str(self.encoder)) or (str(self.encoder)
-                                                   if Path(self.encoder).is_file() else None)
+            return (
+                f"{self.label} skipped: point --hm-bin at an encoder binary and --hm-cfg at its "
+                "configuration file to run it"
+            )
+        enc = shutil.which(str(self.encoder)) or (str(self.encoder) if Path(self.encoder).is_file() else None)
         if enc is None:
             return f"{self.label} skipped: encoder {self.encoder} not found"
         if not Path(self.cfg).is_file():
             return f"{self.label} skipped: configuration {self.cfg} not found"
-        if self.decoder is not None and not (shutil.which(str(self.decoder))
-                                             or Path(self.decoder).is_file()):
+        if self.decoder is not None and not (shutil.which(str(self.decoder)) or Path(self.decoder).is_file()):
             return f"{self.label} skipped: decoder {self.decoder} not found"
         return None
 
@@ -575,10 +576,28 @@ class HMCodec(Codec):
         fps = Fraction(i.fps)
         fr = str(int(round(float(fps))))
         cmd = [
-            str(self.encoder), "-c", str(self.cfg), "-i", str(src), "-wdt", str(i.width),
-            "-hgt", str(i.height), "-fr", fr, "-f", str(i.frames), "-q", str(qp),
-            f"--InputBitDepth={i.bit_depth}", f"--OutputBitDepth={i.bit_depth}",
-            "--InputChromaFormat=420", "-b", str(bin_path), "-o", str(rec),
+            str(self.encoder),
+            "-c",
+            str(self.cfg),
+            "-i",
+            str(src),
+            "-wdt",
+            str(i.width),
+            "-hgt",
+            str(i.height),
+            "-fr",
+            fr,
+            "-f",
+            str(i.frames),
+            "-q",
+            str(qp),
+            f"--InputBitDepth={i.bit_depth}",
+            f"--OutputBitDepth={i.bit_depth}",
+            "--InputChromaFormat=420",
+            "-b",
+            str(bin_path),
+            "-o",
+            str(rec),
         ]
         if self.intra_period is not None:
             cmd.append(f"--IntraPeriod={self.intra_period}")
@@ -632,8 +651,15 @@ class HMCodec(Codec):
         decoded = rec
         if self.decoder is not None:
             decoded = workdir / f"{point.label}.dec.yuv"
-            dcmd = [str(self.decoder), "-b", str(bin_path), "-o", str(decoded),
-                    "-d", str(source.info.bit_depth)]
+            dcmd = [
+                str(self.decoder),
+                "-b",
+                str(bin_path),
+                "-o",
+                str(decoded),
+                "-d",
+                str(source.info.bit_depth),
+            ]
             t0 = time.perf_counter()
             with open(log, "a", encoding="utf-8") as lf:
                 lf.write("--> Running: " + shlex.join(dcmd) + "\n")
