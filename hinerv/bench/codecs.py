@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import re
 import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hinerv.bench.sources import Source
 from hinerv.errors import ConfigError, InputError
+from hinerv.io.hevc import decode_hevc, encode_hevc, x265_info
 
 __all__ = [
     "RatePoint",
@@ -132,80 +129,6 @@ def _rate(num_bytes: int, source: Source) -> dict[str, Any]:
     return dict(rate(num_bytes, frames=i.frames, width=i.width, height=i.height, fps=i.fps))
 
 
-def _pix_fmt(bit_depth: int) -> tuple[str, type]:
-    if bit_depth <= 8:
-        return "yuv420p", np.uint8
-    if bit_depth <= 10:
-        return "yuv420p10le", np.uint16
-    if bit_depth <= 12:
-        return "yuv420p12le", np.uint16
-    raise ConfigError(f"x265 cannot code {bit_depth}-bit video (8, 10 or 12 only)")
-
-
-def _frame_from_planes(planes: Sequence[np.ndarray], fmt: str, dtype: type) -> Any:
-    import av
-
-    h, w = planes[0].shape
-    frame = av.VideoFrame(w, h, fmt)
-    for p_arr, plane in zip(planes, frame.planes, strict=False):
-        item = np.dtype(dtype).itemsize
-        stride = plane.line_size // item
-        buf = np.zeros((plane.height, stride), dtype=dtype)
-        buf[:, : p_arr.shape[1]] = p_arr
-        plane.update(buf.astype(np.dtype(dtype).newbyteorder("<"), copy=False).tobytes())
-    return frame
-
-
-def _planes_from_frame(frame: Any, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    out = []
-    item = np.dtype(dtype).itemsize
-    for plane in frame.planes[:3]:
-        a = np.frombuffer(bytes(plane), dtype=np.dtype(dtype).newbyteorder("<"))
-        a = a.reshape(plane.height, plane.line_size // item)[:, : plane.width]
-        out.append(np.ascontiguousarray(a).astype(dtype, copy=False))
-    return out[0], out[1], out[2]
-
-
-_X265_SEI = re.compile(rb"x265 \(build[^\x00]*?options: ([ -~]*)")
-_X265_VER = re.compile(rb"x265 \(build (\d+)\) - ([^:\s]+)")
-
-
-def _parse_x265_sei(data: bytes) -> tuple[str, str]:
-    m = _X265_VER.search(data)
-    version = f"{m.group(2).decode()} (build {m.group(1).decode()})" if m else "unknown"
-    o = _X265_SEI.search(data)
-    return version, (o.group(1).decode("ascii", "replace").strip() if o else "")
-
-
-@lru_cache(maxsize=16)
-def x265_info(preset: str = "veryslow", x265_params: str = "") -> tuple[str, str]:
-    """(libx265 version, full option string) as the encoder reports them in its info SEI, from a
-    2-frame 64x64 probe encode with the given preset and params (cached)."""
-    import io
-
-    import av
-
-    sink = io.BytesIO()
-    out = av.open(sink, "w", format="hevc")
-    try:
-        s = out.add_stream("libx265", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
-        params = ":".join(p for p in (*x265_params.split(":"), "info=1", "log-level=error") if p)
-        s.options = {"preset": preset, "x265-params": params}
-        y = np.zeros((64, 64), np.uint8)
-        c = np.full((32, 32), 128, np.uint8)
-        for t in range(2):
-            f = _frame_from_planes((y, c, c), "yuv420p", np.uint8)
-            f.pts = t
-            for pkt in s.encode(f):
-                out.mux(pkt)
-        for pkt in s.encode(None):
-            out.mux(pkt)
-    finally:
-        out.close()
-    return _parse_x265_sei(sink.getvalue())
-
-
 # --------------------------------------------------------------------------------------------
 # x265
 # --------------------------------------------------------------------------------------------
@@ -287,55 +210,27 @@ class X265Codec(Codec):
         device: str | None = None,
         progress: PointProgress | None = None,
     ) -> dict[str, Any]:
-        import av
-
         qp = int(point.params["qp"])
-        info = source.info
-        fmt, dtype = _pix_fmt(info.bit_depth)
         workdir.mkdir(parents=True, exist_ok=True)
         keep = workdir / "keep"
         keep.mkdir(exist_ok=True)
         stream_path = keep / f"{point.label}.hevc"
-        tmp = workdir / f"{point.label}.hevc.tmp"
-        reader = source.open()
-        enc_s = 0.0
-        try:
-            out = av.open(str(tmp), "w", format="hevc")
-            try:
-                fps = Fraction(info.fps).limit_denominator(1_000_000)
-                st = out.add_stream("libx265", rate=fps)
-                st.width, st.height, st.pix_fmt = info.width, info.height, fmt
-                st.time_base = 1 / fps
-                st.options = {
-                    "preset": self.preset,
-                    "x265-params": ":".join([self.params_string(qp), "log-level=error"]),
-                }
-                for t in range(info.frames):
-                    frame = _frame_from_planes(reader.read_yuv(t), fmt, dtype)
-                    frame.pts = t
-                    frame.time_base = st.time_base
-                    t0 = time.perf_counter()
-                    pkts = st.encode(frame)
-                    enc_s += time.perf_counter() - t0
-                    for pkt in pkts:
-                        out.mux(pkt)
-                    if progress:
-                        progress("encode", t + 1, info.frames)
-                t0 = time.perf_counter()
-                pkts = st.encode(None)
-                enc_s += time.perf_counter() - t0
-                for pkt in pkts:
-                    out.mux(pkt)
-            finally:
-                out.close()
-        finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
-        tmp.replace(stream_path)
+        with source.open() as reader:
+            enc_s = encode_hevc(
+                reader,
+                stream_path,
+                preset=self.preset,
+                x265_params=":".join([self.params_string(qp), "log-level=error"]),
+                progress=(lambda d, t: progress("encode", d, t)) if progress else None,
+            )
         nbytes = stream_path.stat().st_size
         decoded = workdir / f"{point.label}.dec.y4m"
-        dec_s = self._decode(stream_path, decoded, source, dtype, progress)
+        dec_s = decode_hevc(
+            stream_path,
+            decoded,
+            replace(source.info, chroma="420"),
+            progress=(lambda d, t: progress("decode", d, t)) if progress else None,
+        )
         res: dict[str, Any] = {"q": point.label, "qp": qp}
         res.update(_rate(nbytes, source))
         res.update(_measure(source, decoded, progress))
@@ -345,36 +240,6 @@ class X265Codec(Codec):
             decoded.unlink()
         res["bitstream"] = str(stream_path.name)
         return res
-
-    @staticmethod
-    def _decode(
-        stream: Path, dst: Path, source: Source, dtype: type, progress: PointProgress | None
-    ) -> float:
-        import av
-
-        from hinerv.io import open_writer
-
-        info = replace(source.info, chroma="420")
-        dec_s = 0.0
-        n = 0
-        with av.open(str(stream), "r", format="hevc") as inp, open_writer(dst, info) as wr:
-            vs = inp.streams.video[0]
-            it = inp.decode(vs)
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    dec_s += time.perf_counter() - t0
-                    break
-                dec_s += time.perf_counter() - t0
-                wr.write_yuv(*_planes_from_frame(frame, dtype))
-                n += 1
-                if progress:
-                    progress("decode", n, info.frames)
-        if n != info.frames:
-            raise InputError(f"{stream}: decoded {n} frames, expected {info.frames}")
-        return dec_s
 
 
 # --------------------------------------------------------------------------------------------
