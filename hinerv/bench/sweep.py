@@ -156,8 +156,7 @@ def _init_worker(counter: Any) -> None:
 def _pick_device(job: SweepJob, n_gpus: int) -> str | None:
     if job.device is not None:
         return job.device
-    if job.codec.uses_gpu and n_gpus > 0 and getattr(job.codec, "device", "auto") in ("auto",
-                                                                                      "cuda"):
+    if job.codec.uses_gpu and n_gpus > 0 and getattr(job.codec, "device", "auto") in ("auto", "cuda"):
         return f"cuda:{_WORKER_SLOT % n_gpus}"
     return None
 
@@ -196,13 +195,20 @@ def collect_results(
     out: Path, codec: Codec, sequences: Sequence[str], description: str
 ) -> tuple[ResultSet, dict[str, Path]]:
     """Rebuild per-sequence and aggregate JSON for ``codec`` from the finished point files and
-    write them (atomically). Returns the aggregate and the per-sequence file paths."""
-    order = [p.label for p in codec.points()]
+    write them (atomically). Returns the aggregate and the per-sequence file paths.
+
+    Every finished point of the codec counts, also those of earlier sweeps with another ladder (a
+    sweep over ``--sizes l`` after one over ``--sizes xs,s,m`` gives a four-point curve); points are
+    ordered by rate."""
     seqs: dict[str, dict[str, list[Any]]] = {}
     files: dict[str, Path] = {}
     for s in sequences:
         recs = []
-        for label in order:
+        labels = {p.label for p in codec.points()}
+        folder = point_path(out, codec.name, s, "x").parent
+        if folder.is_dir():
+            labels |= {f.stem for f in folder.glob("*.json")}
+        for label in sorted(labels):
             pp = point_path(out, codec.name, s, label)
             if pp.is_file():
                 try:
@@ -211,11 +217,11 @@ def collect_results(
                     continue
         if not recs:
             continue
+        recs.sort(key=lambda r: float(r.get("bpp", 0.0)))
         curve = points_to_lists(recs, _ordered_keys(recs))
         seqs[s] = curve
         f = Path(out) / codec.name / f"{s}.json"
-        write_json_atomic(f, {"name": codec.name, "description": description, "source": s,
-                              "results": curve})
+        write_json_atomic(f, {"name": codec.name, "description": description, "source": s, "results": curve})
         files[s] = f
     agg = aggregate(seqs)
     rs = ResultSet(codec.name, f"{description} {AGGREGATION_RULE}.", agg, seqs)
@@ -259,8 +265,7 @@ def _prepare_sources(
     if dup:
         raise ConfigError(f"duplicate sequence names: {', '.join(dup)} (rename the files)")
     return [
-        prepare_source(s.path, work, name=s.name, frames=frames, scale=scale,
-                       reader_options=s.reader_options)
+        prepare_source(s.path, work, name=s.name, frames=frames, scale=scale, reader_options=s.reader_options)
         for s in specs
     ]
 
@@ -397,8 +402,9 @@ def run_sweep(
                     status, payload = inline.run(job)
                     done(job, status, payload)
                     if status != "ok":
-                        summary.failed.update({"/".join(j.key): "skipped after a failure in its "
-                                               "group" for j in q})
+                        summary.failed.update(
+                            {"/".join(j.key): "skipped after a failure in its group" for j in q}
+                        )
                         q.clear()
         else:
             _run_pool(groups, jobs, rep, done)
@@ -421,8 +427,9 @@ def _run_pool(groups: dict[Any, deque[SweepJob]], jobs: int, rep: SweepReporter,
     n_gpus = _gpu_count() if any(j.codec.uses_gpu for q in groups.values() for j in q) else 0
     ctx = mp.get_context("spawn")
     counter = ctx.Value("i", 0)
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                initargs=(counter,)) as ex:
+    with cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(counter,)
+    ) as ex:
         running: dict[cf.Future[Any], tuple[Any, SweepJob]] = {}
 
         def submit(gkey: Any) -> None:
@@ -455,8 +462,7 @@ def _run_pool(groups: dict[Any, deque[SweepJob]], jobs: int, rep: SweepReporter,
             raise
 
 
-def _run_ray(groups: dict[Any, deque[SweepJob]], address: str, rep: SweepReporter,
-             done: Any) -> None:
+def _run_ray(groups: dict[Any, deque[SweepJob]], address: str, rep: SweepReporter, done: Any) -> None:
     try:
         import ray
     except ImportError:

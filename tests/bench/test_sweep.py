@@ -29,6 +29,15 @@ def _x265(**kw):  # type: ignore[no-untyped-def]
     return X265Codec(preset="ultrafast", **kw)
 
 
+def test_later_sweep_with_another_ladder_extends_the_curve(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_sweep([_x265(qps=(24,))], [SourceSpec("clip", clip)], out)
+    run_sweep([_x265(qps=(40,))], [SourceSpec("clip", clip)], out)
+    res = json.loads((out / "x265-ultrafast-ra.json").read_text())["results"]
+    assert res["q"] == ["qp40", "qp24"]  # both sweeps' points, ordered by rate
+    assert res["bpp"][0] < res["bpp"][1]
+
+
 def test_x265_sweep_layout_ordering_and_resume(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     codec = _x265(qps=(40, 24))
@@ -72,8 +81,7 @@ def test_x265_sweep_layout_ordering_and_resume(clip: Path, tmp_path: Path) -> No
     assert log2.started == [("x265-ultrafast-ra", "clip", "qp24")]
     assert keep.stat().st_mtime_ns == before
     assert gone.is_file()
-    assert json.loads((out / "x265-ultrafast-ra.json").read_text())["results"]["q"] == [
-        "qp40", "qp24"]
+    assert json.loads((out / "x265-ultrafast-ra.json").read_text())["results"]["q"] == ["qp40", "qp24"]
 
 
 def test_interrupted_point_leaves_no_result(clip: Path, tmp_path: Path) -> None:
