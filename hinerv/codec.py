@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -342,7 +342,7 @@ def decode_file(
     dev = resolve_device(device)
     model, info, _ = load_decoder(data, dev)
     rng = _parse_range(frames, info.frames)
-    out_info = _replace_frames(info, len(rng))
+    out_info = replace(info, frames=len(rng))
     with open_writer(Path(dst), out_info) as w:
         for i, x in enumerate(
             decode_frames(model, info, rng, device=dev, batch=4 if dev.type == "cuda" else 1)
@@ -352,12 +352,6 @@ def decode_file(
                 progress(i + 1, len(rng))
     dt = time.perf_counter() - t0
     return DecodeReport(frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info)
-
-
-def _replace_frames(info: VideoInfo, n: int) -> VideoInfo:
-    d = asdict(info)
-    d["frames"] = n
-    return VideoInfo(**d)
 
 
 def _read_bitstream(src: Path | str) -> bytes:

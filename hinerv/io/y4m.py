@@ -16,6 +16,7 @@ the markers are scanned once at open (seeking over the frame data) into an offse
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -181,16 +182,7 @@ class Y4mReader(VideoReader):
             frames = min(frames, limit)
         if frames == 0:
             raise InputError(f"{path} has zero frames")
-        self.info = VideoInfo(
-            width=info.width,
-            height=info.height,
-            frames=frames,
-            fps=info.fps,
-            bit_depth=info.bit_depth,
-            chroma=info.chroma,
-            matrix=info.matrix,
-            full_range=info.full_range,
-        )
+        self.info = dataclasses.replace(info, frames=frames)
 
     def _scan(self, f: BinaryIO, pos: int, size: int, limit: int | None) -> list[int]:
         offsets: list[int] = []

@@ -6,6 +6,7 @@ Frames are laid out back to back as Y, U, V planes with no header. The reader me
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +60,7 @@ class RawYuvReader(VideoReader):
             )
         if max_frames is not None:
             frames = min(frames, max_frames)
-        self.info = VideoInfo(
-            width=info.width,
-            height=info.height,
-            frames=frames,
-            fps=info.fps,
-            bit_depth=info.bit_depth,
-            chroma=info.chroma,
-            matrix=info.matrix,
-            full_range=info.full_range,
-        )
+        self.info = dataclasses.replace(info, frames=frames)
         self._mm: np.memmap | None = np.memmap(path, dtype=dt, mode="r", shape=(frames, self._samples))
 
     def read_yuv(self, t: int) -> Planes:
