@@ -272,16 +272,12 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     hp, wp = padded_size(info.height, info.width, cfg)
     model = HiNeRV(cfg, info.frames, hp, wp)
     params = dict(model.named_parameters())
-    qnames = model.quantizable_names()
+    qnames = model.quantizable_names()  # shapes already checked by unpack(expected_shapes=...)
     others = [n for n in params if n not in set(qnames)]
-    if len(qnames) != len(stream.tensors) or len(others) != len(stream.vectors):
-        raise BitstreamError("tensor count in the stream does not match the model")
+    if len(others) != len(stream.vectors):
+        raise BitstreamError("vector count in the stream does not match the model")
     with torch.no_grad():
         for n, t in zip(qnames, stream.tensors, strict=True):
-            if tuple(params[n].shape) != tuple(t.shape):
-                raise BitstreamError(
-                    f"tensor shape {t.shape} does not match the model ({tuple(params[n].shape)})"
-                )
             params[n].copy_(dequantize(t.q, t.scales))
         for n, v in zip(others, stream.vectors, strict=True):
             if params[n].numel() != v.size:
@@ -293,10 +289,20 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
 
 @torch.no_grad()
 def decode_frames(
-    model: HiNeRV, info: VideoInfo, frames: range, *, batch: int = 1, device: torch.device | str = "cpu"
+    model: HiNeRV,
+    info: VideoInfo,
+    frames: range,
+    *,
+    batch: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> Iterator[np.ndarray]:
-    """Run the decoder network for ``frames``; yields float32 ``[3, H, W]`` RGB in [0, 1] (cropped)."""
+    """Run the decoder network for ``frames``; yields float32 ``[3, H, W]`` RGB in [0, 1] (cropped).
+
+    ``batch`` frames go through the network at once (default 4 on CUDA, 1 on CPU); the encoder's own
+    reconstruction and :func:`decode_file` use the same default, so they run the same kernels.
+    """
     device = torch.device(device)
+    batch = batch or (4 if device.type == "cuda" else 1)
     ts = list(frames)
     for i in range(0, len(ts), batch):
         t = torch.tensor(ts[i : i + batch], dtype=torch.long, device=device)
@@ -312,7 +318,7 @@ def decode_bytes(
     dev = resolve_device(device)
     model, info, _ = load_decoder(data, dev)
     rng = range(info.frames) if frames is None else frames
-    return info, decode_frames(model, info, rng, device=dev, batch=4 if dev.type == "cuda" else 1)
+    return info, decode_frames(model, info, rng, device=dev)
 
 
 def _parse_range(frames: tuple[int, int] | None, total: int) -> range:
@@ -344,9 +350,7 @@ def decode_file(
     rng = _parse_range(frames, info.frames)
     out_info = replace(info, frames=len(rng))
     with open_writer(Path(dst), out_info) as w:
-        for i, x in enumerate(
-            decode_frames(model, info, rng, device=dev, batch=4 if dev.type == "cuda" else 1)
-        ):
+        for i, x in enumerate(decode_frames(model, info, rng, device=dev)):
             w.write_rgb(x)
             if progress is not None:
                 progress(i + 1, len(rng))

@@ -367,6 +367,28 @@ class Trainer:
                 return
             self._start_stage(STAGES[nxt])
 
+    def train_step(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
+        """One optimizer step on a batch at the current learning rate; returns (loss, MSE).
+
+        Args:
+            idx: int64 ``[N, 3]`` patch indices (t, ih, iw) in the trainer's patch grid.
+            tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
+        """
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            if self.masks or self.stage == "qat":
+                out = functional_call(self._fwd, self.effective_params(True), (idx, self.grid))
+            else:
+                out = self._fwd(idx, self.grid)
+        loss, mse = self._loss(out, tgt)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.schedule.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), float(mse)
+
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""
         self._advance_stage()
@@ -379,28 +401,14 @@ class Trainer:
         order = torch.randperm(self.T * B, generator=self.gen)
         total_mse, total_loss = 0.0, 0.0
         stage_epochs = self.schedule.epochs(self.stage)
-        done_before = sum(self.schedule.epochs(s) for s in STAGES[: STAGES.index(self.stage)]) + self.epoch
-        overrides_needed = bool(self.masks) or self.stage == "qat"
+        done_before = self.epochs_done
         for step in range(steps):
             lr = self._stage_lr(self.epoch * steps + step, steps)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
-            idx, tgt = self._batch(order, step)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                if overrides_needed:
-                    out = functional_call(self._fwd, self.effective_params(True), (idx, self.grid))
-                else:
-                    out = self._fwd(idx, self.grid)
-            loss, mse = self._loss(out, tgt)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            if self.schedule.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            total_mse += float(mse)
-            total_loss += float(loss.detach())
+            loss, mse = self.train_step(*self._batch(order, step))
+            total_mse += mse
+            total_loss += loss
             if callback is not None:
                 m = total_mse / (step + 1)
                 callback(

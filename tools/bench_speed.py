@@ -68,11 +68,11 @@ def measure(
     order = torch.randperm(frames * B)
     # warm-up (allocator, kernels, compile)
     for s in range(3):
-        _train_step(tr, order, s % frames)
+        tr.train_step(*tr._batch(order, s % frames))
     _sync(dev)
     t0 = time.perf_counter()
     for s in range(steps):
-        _train_step(tr, order, s % frames)
+        tr.train_step(*tr._batch(order, s % frames))
     _sync(dev)
     train_ms = (time.perf_counter() - t0) / steps * 1000
     model.eval()
@@ -93,19 +93,6 @@ def measure(
         "train_ms_per_frame": train_ms,
         "decode_fps": dec_fps,
     }
-
-
-def _train_step(tr: Trainer, order: torch.Tensor, step: int) -> None:
-    idx, tgt = tr._batch(order, step)
-    with torch.autocast("cuda", dtype=torch.float16, enabled=tr.amp):
-        out = tr._fwd(idx, tr.grid)
-    loss, _ = tr._loss(out, tgt)
-    tr.optimizer.zero_grad(set_to_none=True)
-    tr.scaler.scale(loss).backward()
-    tr.scaler.unscale_(tr.optimizer)
-    torch.nn.utils.clip_grad_norm_(tr.model.parameters(), 1.0)
-    tr.scaler.step(tr.optimizer)
-    tr.scaler.update()
 
 
 def main(argv: list[str] | None = None) -> int:
