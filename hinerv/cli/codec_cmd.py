@@ -79,20 +79,9 @@ def _frames_option(frames: str | None) -> tuple[int, int] | None:
         raise InputError(f"--frames must look like A:B (first:end), got {frames!r}") from None
 
 
-def _reader_options(
-    width: int | None, height: int | None, fps: float | None, bit_depth: int | None, max_frames: int | None
-) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    for k, v in (
-        ("width", width),
-        ("height", height),
-        ("fps", fps),
-        ("bit_depth", bit_depth),
-        ("max_frames", max_frames),
-    ):
-        if v is not None:
-            opts[k] = v
-    return opts
+def _reader_options(**options: Any) -> dict[str, Any]:
+    """The :func:`hinerv.io.open_video` options the user actually gave."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
@@ -175,10 +164,9 @@ def encode(
             resume=resume,
             recon=recon,
             progress=cb,
-            reader_options={
-                **_reader_options(width, height, fps, bit_depth, frames),
-                **({"matrix": matrix} if matrix else {}),
-            },
+            reader_options=_reader_options(
+                width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
+            ),
         )
     d = report.as_dict()
     if json:
