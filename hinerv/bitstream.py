@@ -41,6 +41,7 @@ import numpy as np
 
 from hinerv import entropy
 from hinerv.config import FieldValue
+from hinerv.entropy import CTX_BUCKETS
 from hinerv.errors import BitstreamError, HinervError
 from hinerv.types import VideoInfo
 
@@ -57,12 +58,15 @@ __all__ = [
 ]
 
 MAGIC = b"HNRV"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest version this module reads (it reads every older one too)."""
 
-_HEAD, _TABLES, _SCALES, _MASKS, _PAYLOAD, _VECTORS, _END = 1, 2, 3, 4, 5, 6, 0
+_HEAD, _TABLES, _SCALES, _MASKS, _PAYLOAD, _VECTORS, _MODELS, _END = 1, 2, 3, 4, 5, 6, 7, 0
 _REQUIRED = (_HEAD, _TABLES, _SCALES, _MASKS, _PAYLOAD, _VECTORS)
+_REQUIRED_BY_VERSION = {1: _REQUIRED, 2: (_HEAD, _MODELS, _SCALES, _PAYLOAD, _VECTORS)}
 SECTION_NAMES = {
     _HEAD: "header",
+    _MODELS: "models",
     _TABLES: "tables",
     _SCALES: "scales",
     _MASKS: "masks",
@@ -153,12 +157,29 @@ class Stream:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """What the header says about a tensor (no values)."""
+    """What the header says about a tensor (no values).
+
+    Format v1 tensors have ``bits`` and ``has_mask``; format v2 tensors have ``bits == 0``,
+    ``coding`` (``"tensor"``, ``"channel"`` or ``"context"``), ``max_abs`` and, for context
+    coding, the ``context`` view ``(T, R)``.
+    """
 
     shape: tuple[int, ...]
     bits: int
     scale_axes: tuple[int, ...]
     has_mask: bool
+    coding: str = "table"
+    max_abs: int = 0
+    context: tuple[int, int] | None = None
+
+    @property
+    def n_models(self) -> int:
+        """Entropy models the tensor carries (format v2)."""
+        if self.max_abs == 0 or self.size == 0:
+            return 0
+        return {"tensor": 1, "channel": self.shape[0] if self.shape else 1, "context": CTX_BUCKETS}.get(
+            self.coding, 0
+        )
 
     @property
     def size(self) -> int:
@@ -200,6 +221,7 @@ class StreamSummary:
         i = self.info
         return {
             "version": self.version,
+            "pipeline": str(self.meta.get("pipeline", "paper" if self.version == 1 else "rd")),
             "video": {
                 "width": i.width,
                 "height": i.height,
@@ -498,6 +520,8 @@ def pack(stream: Stream) -> bytes:
         ValueError: invalid content (a programming error of the caller, not a user error).
     """
     _check_info(stream.info)
+    if any(isinstance(t, CodedTensor) for t in stream.tensors):
+        return _pack_v2(stream)
     specs = [_spec_of(t, i) for i, t in enumerate(stream.tensors)]
     vec_lens = []
     for i, v in enumerate(stream.vectors):
@@ -523,7 +547,7 @@ def pack(stream: Stream) -> bytes:
         vals_enc.add(kept, vt)
         scales += t.scales.astype("<f2").tobytes()
 
-    out = bytearray(MAGIC + bytes([FORMAT_VERSION]))
+    out = bytearray(MAGIC + bytes([1]))
     out += _section(_HEAD, _head_body(stream, specs, vec_lens))
     out += _section(_TABLES, entropy.encode_tables(tables))
     out += _section(_SCALES, bytes(scales))
@@ -551,8 +575,7 @@ class _Parsed:
     section_bytes: dict[str, int]
 
 
-def _read_head(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict, list, list]:
-    r = _Reader(body, "header")
+def _read_video_and_fields(r: _Reader) -> tuple[VideoInfo, dict, dict]:
     width, height, frames, num, den = (r.varint() for _ in range(5))
     bit_depth, chroma, matrix, full = r.u8(), r.u8(), r.u8(), r.u8()
     if not (1 <= width <= MAX_DIM and 1 <= height <= MAX_DIM):
@@ -575,6 +598,12 @@ def _read_head(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict, l
     )
     model = _read_fields(r, "model")
     meta = _read_fields(r, "meta")
+    return info, model, meta
+
+
+def _read_head(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict, list, list]:
+    r = _Reader(body, "header")
+    info, model, meta = _read_video_and_fields(r)
     n_t = r.varint()
     if n_t > r.remaining() // 2:  # each descriptor takes >= 2 bytes
         raise BitstreamError(f"invalid bitstream: {n_t} tensors in a {len(body)}-byte header")
@@ -614,9 +643,9 @@ def _parse(data: bytes, max_elements: int, check_crc: bool) -> _Parsed:
     r = _Reader(data, "bitstream")
     r.pos = 5
     bodies: dict[int, bytes] = {}
-    sizes = {name: 0 for name in SECTION_NAMES.values()}
+    expected = list(_REQUIRED_BY_VERSION[version])
+    sizes = {SECTION_NAMES[k]: 0 for k in expected}
     sizes["ancillary"] = 0
-    expected = list(_REQUIRED)
     while True:
         start = r.pos
         kind = r.u8()
@@ -648,7 +677,8 @@ def _parse(data: bytes, max_elements: int, check_crc: bool) -> _Parsed:
         bodies[kind] = body
         sizes[SECTION_NAMES[kind]] = r.pos - start
     sizes["framing"] = len(data) - sum(sizes.values())
-    info, model, meta, specs, vec_lens = _read_head(bodies[_HEAD], max_elements)
+    read_head = _read_head if version == 1 else _read_head_v2
+    info, model, meta, specs, vec_lens = read_head(bodies[_HEAD], max_elements)
     return _Parsed(version, info, model, meta, specs, vec_lens, bodies, sizes)
 
 
@@ -694,19 +724,9 @@ def unpack(
     """
     p = _parse(data, max_elements, check_crc)
     specs = p.specs
-    if expected_shapes is not None:
-        try:
-            want = [tuple(int(n) for n in s) for s in expected_shapes(p.info, p.model)]
-        except HinervError as e:
-            raise BitstreamError(f"bitstream model config is invalid: {e}") from None
-        got = [s.shape for s in specs]
-        if want != got:
-            raise BitstreamError(
-                f"bitstream tensor shapes do not match its model config "
-                f"({len(got)} tensors stored, {len(want)} expected)"
-                if len(want) != len(got)
-                else "bitstream tensor shapes do not match its model config"
-            )
+    _check_expected_shapes(p, expected_shapes)
+    if p.version == 2:
+        return _unpack_v2(p)
 
     # sizes that must match the bytes present exactly
     n_scales = sum(s.n_scales for s in specs)
@@ -775,6 +795,26 @@ def unpack(
     return Stream(p.info, p.model, p.meta, tensors, vectors)
 
 
+def _check_expected_shapes(
+    p: _Parsed,
+    expected_shapes: Callable[[VideoInfo, dict[str, FieldValue]], Sequence[tuple[int, ...]]] | None,
+) -> None:
+    if expected_shapes is None:
+        return
+    try:
+        want = [tuple(int(n) for n in s) for s in expected_shapes(p.info, p.model)]
+    except HinervError as e:
+        raise BitstreamError(f"bitstream model config is invalid: {e}") from None
+    got = [s.shape for s in p.specs]
+    if want != got:
+        raise BitstreamError(
+            f"bitstream tensor shapes do not match its model config "
+            f"({len(got)} tensors stored, {len(want)} expected)"
+            if len(want) != len(got)
+            else "bitstream tensor shapes do not match its model config"
+        )
+
+
 def _check_bound(bits: float, payload: bytes, what: str) -> None:
     # 64 bits of slack for the coder's flush and state, 1 % for probability rounding
     if 0.99 * bits - 64 > 8 * len(payload):
@@ -791,3 +831,281 @@ def _take(dec: entropy.StreamDecoder, table: entropy.Table, n: int) -> np.ndarra
         raise
     except Exception as e:  # constriction reports exhausted/invalid data as plain errors
         raise BitstreamError(f"corrupt bitstream (entropy decoding failed: {e})") from None
+
+
+# ----------------------------------------------------------------------------------------
+# format version 2: learned steps, parametric and context entropy models (the rd pipeline)
+
+_CODINGS = ("tensor", "channel", "context")
+_MAX_CONTEXT_ROWS = 1 << 16  # rows of one context-coded tensor (bounds the decoder's row loop)
+_MAX_TOTAL_ROWS = 1 << 18
+
+
+@dataclass(frozen=True, eq=False)
+class CodedTensor:
+    """One tensor of a format-v2 stream: integers, learned steps, and how to entropy-code them.
+
+    Attributes:
+        shape: tensor shape, at most 7 axes.
+        scale_axes: increasing axes that carry their own step (``()`` = one step).
+        scales: float16 steps, shape ``shape`` with 1 on the other axes; finite.
+        q: int32 ``shape``, ``|q| <= 2**20``.
+        coding: ``"auto"`` (the encoder picks the cheapest allowed model), ``"tensor"`` (one
+            parametric model), ``"channel"`` (one per index of axis 0) or ``"context"``.
+        context: ``(T, R)``: view the tensor as ``[T, R, size / (T R)]`` for context coding (feature
+            grids: time slices and rows); None forbids context coding.
+
+    The dequantized tensor is ``q.astype(float32) * scales.astype(float32)`` (broadcast).
+    """
+
+    shape: tuple[int, ...]
+    scale_axes: tuple[int, ...]
+    scales: np.ndarray
+    q: np.ndarray
+    coding: str = "auto"
+    context: tuple[int, int] | None = None
+
+    def dequantize(self) -> np.ndarray:
+        """float32 ``shape``."""
+        return self.q.astype(np.float32) * self.scales.astype(np.float32)
+
+
+def _coding_options(t: CodedTensor, q: np.ndarray, max_abs: int) -> dict[str, tuple[float, list]]:
+    """For each allowed coding: (payload bits + model side bits, models)."""
+    opts: dict[str, tuple[float, list]] = {}
+    allowed = _CODINGS if t.coding == "auto" else (t.coding,)
+    if "tensor" in allowed:
+        m, bits = entropy.fit_geom(entropy.abs_histogram(q, max_abs), max_abs)
+        opts["tensor"] = (bits + 16, [m])
+    if "channel" in allowed and q.ndim >= 1 and q.shape[0] > 1:
+        fits = [entropy.fit_geom(entropy.abs_histogram(q[i], max_abs), max_abs) for i in range(q.shape[0])]
+        opts["channel"] = (sum(b for _, b in fits) + 16 * len(fits), [m for m, _ in fits])
+    if "context" in allowed and t.context is not None:
+        ctx = entropy.context_map(q.reshape(t.context[0], t.context[1], -1))
+        qv = q.reshape(ctx.shape)
+        fits = [
+            entropy.fit_geom(entropy.abs_histogram(qv[ctx == k], max_abs), max_abs)
+            for k in range(CTX_BUCKETS)
+        ]
+        opts["context"] = (sum(b for _, b in fits) + 16 * CTX_BUCKETS, [m for m, _ in fits])
+    if not opts:
+        raise ValueError(f"coding {t.coding!r} is not possible for a tensor of shape {t.shape}")
+    return opts
+
+
+def _spec_v2(t: CodedTensor, i: int) -> TensorSpec:
+    where = f"tensor {i}"
+    shape = tuple(int(n) for n in t.shape)
+    if len(shape) > MAX_NDIM or any(n < 0 for n in shape):
+        raise ValueError(f"{where}: shape {shape} needs <= {MAX_NDIM} non-negative sizes")
+    axes = tuple(int(a) for a in t.scale_axes)
+    if any(not 0 <= a < len(shape) for a in axes) or list(axes) != sorted(set(axes)):
+        raise ValueError(f"{where}: scale_axes {axes} must be increasing axes of {shape}")
+    if not isinstance(t.q, np.ndarray) or t.q.dtype != np.int32 or t.q.shape != shape:
+        raise ValueError(f"{where}: q must be an int32 array of shape {shape}")
+    sshape = tuple(n if a in axes else 1 for a, n in enumerate(shape))
+    if not isinstance(t.scales, np.ndarray) or t.scales.dtype != np.float16 or t.scales.shape != sshape:
+        raise ValueError(f"{where}: scales must be a float16 array of shape {sshape}")
+    if not np.all(np.isfinite(t.scales)):
+        raise ValueError(f"{where}: scales must be finite")
+    if t.context is not None:
+        T, R = t.context
+        if T < 1 or R < 1 or math.prod(shape) % (T * R) or T * R > _MAX_CONTEXT_ROWS:
+            raise ValueError(f"{where}: context view {t.context} does not divide shape {shape}")
+    max_abs = int(np.abs(t.q).max()) if t.q.size else 0
+    if max_abs > entropy.GEOM_MAX_ABS:
+        raise ValueError(f"{where}: |q| up to {max_abs} exceeds {entropy.GEOM_MAX_ABS}")
+    return TensorSpec(shape, 0, axes, False, "tensor", max_abs, t.context)
+
+
+def _pack_v2(stream: Stream) -> bytes:
+    tensors = stream.tensors
+    if not all(isinstance(t, CodedTensor) for t in tensors):
+        raise ValueError("a stream cannot mix format-v1 and format-v2 tensors")
+    vec_lens = []
+    for i, v in enumerate(stream.vectors):
+        if (
+            not isinstance(v, np.ndarray)
+            or v.dtype != np.float16
+            or v.ndim != 1
+            or not np.all(np.isfinite(v))
+        ):
+            raise ValueError(f"vector {i} must be a finite 1-D float16 array")
+        vec_lens.append(v.size)
+    specs: list[TensorSpec] = []
+    models: list[list[entropy.GeomModel]] = []
+    for i, t in enumerate(tensors):
+        base = _spec_v2(t, i)  # type: ignore[arg-type]
+        if base.max_abs == 0 or base.size == 0:
+            specs.append(base)
+            models.append([])
+            continue
+        opts = _coding_options(t, t.q, base.max_abs)  # type: ignore[arg-type]
+        coding = min(opts, key=lambda k: (opts[k][0], _CODINGS.index(k)))
+        specs.append(TensorSpec(base.shape, 0, base.scale_axes, False, coding, base.max_abs, t.context))  # type: ignore[union-attr]
+        models.append(opts[coding][1])
+
+    head = bytearray()
+    i_ = stream.info
+    fps = Fraction(i_.fps)
+    for v in (i_.width, i_.height, i_.frames, fps.numerator, fps.denominator):
+        head += _varint(int(v))
+    head += bytes(
+        [i_.bit_depth, _CHROMA.index(i_.chroma), _MATRIX.index(i_.matrix), int(bool(i_.full_range))]
+    )
+    head += _write_fields(stream.model, "model")
+    head += _write_fields(stream.meta, "meta")
+    head += _varint(len(specs))
+    for sp in specs:
+        head += bytes([len(sp.shape) | _CODINGS.index(sp.coding) << 3])
+        head += bytes([sum(1 << a for a in sp.scale_axes)])
+        head += b"".join(_varint(n) for n in sp.shape)
+        head += _varint(sp.max_abs)
+        if sp.coding == "context":
+            assert sp.context is not None
+            head += _varint(sp.context[0]) + _varint(sp.context[1])
+    head += _varint(len(vec_lens)) + b"".join(_varint(n) for n in vec_lens)
+
+    model_bytes = bytearray()
+    enc = entropy.StreamEncoder()
+    scales = bytearray()
+    for t, sp, ms in zip(tensors, specs, models, strict=True):
+        for m in ms:
+            model_bytes += bytes([m.r, m.z])
+        if ms:
+            if sp.coding == "tensor":
+                enc.add(t.q, ms[0])
+            elif sp.coding == "channel":
+                for row, m in zip(t.q, ms, strict=True):
+                    enc.add(row, m)
+            else:
+                assert sp.context is not None
+                entropy.encode_context(enc, t.q.reshape(sp.context[0], sp.context[1], -1), ms)
+        scales += t.scales.astype("<f2").tobytes()
+
+    out = bytearray(MAGIC + bytes([2]))
+    out += _section(_HEAD, bytes(head))
+    out += _section(_MODELS, bytes(model_bytes))
+    out += _section(_SCALES, bytes(scales))
+    out += _section(_PAYLOAD, enc.finish())
+    out += _section(_VECTORS, b"".join(v.astype("<f2").tobytes() for v in stream.vectors))
+    out += bytes([_END])
+    out += struct.pack("<I", zlib.crc32(bytes(out)))
+    return bytes(out)
+
+
+def _read_head_v2(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict, list, list]:
+    r = _Reader(body, "header")
+    info, model, meta = _read_video_and_fields(r)
+    n_t = r.varint()
+    if n_t > r.remaining() // 3:  # each descriptor takes >= 3 bytes
+        raise BitstreamError(f"invalid bitstream: {n_t} tensors in a {len(body)}-byte header")
+    specs: list[TensorSpec] = []
+    total = rows = 0
+    for i in range(n_t):
+        desc, axes_bits = r.u8(), r.u8()
+        ndim, coding = desc & 7, desc >> 3
+        if coding >= len(_CODINGS) or axes_bits >> ndim:
+            raise BitstreamError(f"invalid bitstream: bad descriptor for tensor {i}")
+        shape = tuple(r.varint() for _ in range(ndim))
+        size = math.prod(shape)
+        total += size
+        if total > max_elements:
+            raise BitstreamError(f"bitstream tensors exceed the element limit ({total} > {max_elements})")
+        max_abs = r.varint()
+        if max_abs > entropy.GEOM_MAX_ABS:
+            raise BitstreamError(f"invalid bitstream: tensor {i} range {max_abs} too large")
+        ctx = None
+        if _CODINGS[coding] == "context":
+            T, R = r.varint(), r.varint()
+            if T < 1 or R < 1 or T * R > _MAX_CONTEXT_ROWS or size % (T * R):
+                raise BitstreamError(f"invalid bitstream: bad context view for tensor {i}")
+            rows += T * R
+            if rows > _MAX_TOTAL_ROWS:
+                raise BitstreamError("invalid bitstream: too many context rows")
+            ctx = (T, R)
+        elif _CODINGS[coding] == "channel" and ndim == 0:
+            raise BitstreamError(f"invalid bitstream: channel coding of a scalar (tensor {i})")
+        axes = tuple(a for a in range(ndim) if axes_bits >> a & 1)
+        specs.append(TensorSpec(shape, 0, axes, False, _CODINGS[coding], max_abs, ctx))
+    n_v = r.varint()
+    if n_v > r.remaining():
+        raise BitstreamError(f"invalid bitstream: {n_v} vectors in a {len(body)}-byte header")
+    vec_lens = [r.varint() for _ in range(n_v)]
+    r.done()
+    return info, model, meta, specs, vec_lens
+
+
+def _unpack_v2(p: _Parsed) -> Stream:
+    specs = p.specs
+    n_scales = sum(s.n_scales for s in specs)
+    if len(p.bodies[_SCALES]) != 2 * n_scales:
+        raise BitstreamError(
+            f"corrupt bitstream (scales section has {len(p.bodies[_SCALES])} bytes, expected {2 * n_scales})"
+        )
+    n_vec = sum(p.vec_lens)
+    if len(p.bodies[_VECTORS]) != 2 * n_vec:
+        raise BitstreamError(
+            f"corrupt bitstream (vectors section has {len(p.bodies[_VECTORS])} bytes, expected {2 * n_vec})"
+        )
+    n_models = sum(s.n_models for s in specs)
+    mb = p.bodies[_MODELS]
+    if len(mb) != 2 * n_models:
+        raise BitstreamError(
+            f"corrupt bitstream (models section has {len(mb)} bytes, expected {2 * n_models})"
+        )
+    models: list[list[entropy.GeomModel]] = []
+    off = 0
+    try:
+        for s in specs:
+            ms = []
+            for _ in range(s.n_models):
+                ms.append(entropy.GeomModel(s.max_abs, mb[off], mb[off + 1]))
+                off += 2
+            models.append(ms)
+    except ValueError:
+        raise BitstreamError("corrupt bitstream (entropy model codes out of range)") from None
+    bound = 0.0
+    for s, ms in zip(specs, models, strict=True):
+        if ms:
+            bound += min(entropy.min_coded_bits(m, s.size) for m in ms)
+    _check_bound(bound, p.bodies[_PAYLOAD], "payload")
+    sbuf = np.frombuffer(p.bodies[_SCALES], dtype="<f2").astype(np.float16)
+    vbuf = np.frombuffer(p.bodies[_VECTORS], dtype="<f2").astype(np.float16)
+    if not (np.all(np.isfinite(sbuf)) and np.all(np.isfinite(vbuf))):
+        raise BitstreamError("corrupt bitstream (non-finite scale or vector value)")
+    dec = entropy.StreamDecoder(p.bodies[_PAYLOAD])
+    tensors: list[Any] = []
+    soff = 0
+    try:
+        for s, ms in zip(specs, models, strict=True):
+            if not ms:
+                q = np.zeros(s.shape, dtype=np.int32)
+            elif s.coding == "tensor":
+                q = _take(dec, ms[0], s.size).reshape(s.shape)
+            elif s.coding == "channel":
+                per = s.size // s.shape[0] if s.shape[0] else 0
+                q = (
+                    np.stack([_take(dec, m, per) for m in ms]).reshape(s.shape)
+                    if per
+                    else np.zeros(s.shape, dtype=np.int32)
+                )
+            else:
+                assert s.context is not None
+                T, R = s.context
+                q = entropy.decode_context(dec, (T, R, s.size // (T * R)), ms).reshape(s.shape)
+            sshape = tuple(n_ if a in s.scale_axes else 1 for a, n_ in enumerate(s.shape))
+            sc = sbuf[soff : soff + s.n_scales].reshape(sshape)
+            soff += s.n_scales
+            tensors.append(
+                CodedTensor(s.shape, s.scale_axes, sc.copy(), q.astype(np.int32), s.coding, s.context)
+            )
+    except BitstreamError:
+        raise
+    except Exception as e:  # constriction reports exhausted/invalid data as plain errors
+        raise BitstreamError(f"corrupt bitstream (entropy decoding failed: {e})") from None
+    vectors, voff = [], 0
+    for n in p.vec_lens:
+        vectors.append(vbuf[voff : voff + n].copy())
+        voff += n
+    return Stream(p.info, p.model, p.meta, tensors, vectors)

@@ -33,13 +33,15 @@ import numpy as np
 import torch
 
 from hinerv import __version__
-from hinerv.bitstream import QuantTensor, Stream, pack, peek, unpack
+from hinerv.bitstream import CodedTensor, QuantTensor, Stream, pack, peek, unpack
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
 from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
+from hinerv.ratecontrol import fit_step_factor
+from hinerv.rdtrain import RDSettings, RDTrainer
 from hinerv.train import Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
 
@@ -80,6 +82,17 @@ class EncodeOptions:
         scale_mode: quantizer scale rule (:func:`hinerv.quant.scale_axes_for`).
         amp: fp16 autocast on CUDA.
         compile: ``torch.compile`` the model for training.
+        pipeline: ``"paper"`` (the faithful HiNeRV path: prune -> QAT -> histogram coding, format v1)
+            or ``"rd"`` (rate–distortion training with learned steps and parametric / context
+            entropy models, format v2; ``bits`` and ``scale_mode`` do not apply).
+        lam: λ of the rd pipeline (rate weight in ``D + λ·bpp``).
+        target_bpp: rd pipeline: adapt λ during training and fit the steps after it so the file
+            lands within ±5 % of this many bits per pixel.
+        distortion: rd pipeline: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        granularity: rd pipeline: learned steps per ``"tensor"`` or per output ``"channel"``.
+        proxy: rd pipeline: rounding proxy of the first stage, ``"noise"`` or ``"ste"``.
+        rate_term: rd pipeline: False trains without the rate term (ablation).
+        grid_context: rd pipeline: allow the context model for feature grids (ablation switch).
     """
 
     size: str | None = "s"
@@ -92,6 +105,29 @@ class EncodeOptions:
     scale_mode: ScaleMode = "reference"
     amp: bool = True
     compile: bool = False
+    pipeline: str = "paper"
+    lam: float = 0.05
+    target_bpp: float | None = None
+    distortion: str = "mse"
+    granularity: str = "tensor"
+    proxy: str = "noise"
+    rate_term: bool = True
+    grid_context: bool = True
+    float_epochs: int | None = 0
+
+    def rd_settings(self) -> RDSettings:
+        """The rd pipeline's training settings (validated)."""
+        return RDSettings(
+            lam=self.lam,
+            distortion=self.distortion,  # type: ignore[arg-type]
+            granularity=self.granularity,  # type: ignore[arg-type]
+            proxy=self.proxy,  # type: ignore[arg-type]
+            rate=self.rate_term,
+            target_bpp=self.target_bpp,
+            float_epochs=self.float_epochs
+            if self.float_epochs is not None
+            else self.resolved_schedule().warmup_epochs,
+        )
 
     def resolved_schedule(self) -> Schedule:
         s = load_schedule(self.schedule)
@@ -119,6 +155,8 @@ class EncodeReport:
     model: str
     metrics: dict[str, float] = field(default_factory=dict)
     sections: dict[str, int] = field(default_factory=dict)
+    pipeline: str = "paper"
+    lam: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
@@ -133,6 +171,8 @@ class EncodeReport:
             "params": self.params,
             "bits": self.bits,
             "model": self.model,
+            "pipeline": self.pipeline,
+            **({"lambda": self.lam} if self.lam is not None else {}),
             "width": self.info.width,
             "height": self.info.height,
             "frames": self.info.frames,
@@ -235,7 +275,48 @@ def export_stream(
     return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=vectors)
 
 
-def _expected_shapes(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int, ...]]:
+def _context_view(model: HiNeRV, name: str) -> tuple[int, int] | None:
+    """``(T, R)`` view of a feature grid for context coding (time slices, rows), else None."""
+    parts = name.split(".")
+    if name.startswith("base.grids."):
+        return model.base.level_frames[int(parts[2])], model.base.height
+    if ".enc.grids." in name:
+        enc = model.stages[int(parts[1])].enc
+        return enc.level_frames[int(parts[4])], enc.scale
+    return None
+
+
+def export_rd_stream(
+    model: HiNeRV,
+    rate: Any,
+    info: VideoInfo,
+    cfg: ModelConfig,
+    meta: dict[str, Any],
+    *,
+    grid_context: bool = True,
+    step_factor: float = 1.0,
+) -> Stream:
+    """A format-v2 :class:`~hinerv.bitstream.Stream` of every parameter, quantized with the learned
+    steps of ``rate`` (a :class:`hinerv.rate.RateModel`) times ``step_factor``."""
+    params = dict(model.named_parameters())
+    if list(params) != rate.names:
+        raise ConfigError("rate model does not match the network's parameters")
+    tensors = []
+    for name, (q, step) in zip(rate.names, rate.export(params, step_factor), strict=True):
+        axes = tuple(a for a in range(q.ndim) if step.shape[a] > 1)
+        view = _context_view(model, name) if grid_context else None
+        tensors.append(CodedTensor(tuple(q.shape), axes, step, q, "auto", view))
+    return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=[])
+
+
+def _expected_shapes_all(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int, ...]]:
+    """Format v2: the shapes of every parameter (all are coded), validated like :func:`_expected_shapes`."""
+    return _expected_shapes(info, fields, every_param=True)
+
+
+def _expected_shapes(
+    info: VideoInfo, fields: dict[str, Any], every_param: bool = False
+) -> list[tuple[int, ...]]:
     """Shapes of the quantized tensors a config implies, checked before anything is decoded.
 
     The parameter count is computed analytically first, so a lying header (10^9 frames, a 10^6-channel
@@ -254,7 +335,8 @@ def _expected_shapes(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int,
     with torch.device("meta"):
         model = HiNeRV(cfg, info.frames, hp, wp)
     params = dict(model.named_parameters())
-    return [tuple(params[n].shape) for n in model.quantizable_names()]
+    names = list(params) if every_param else model.quantizable_names()
+    return [tuple(params[n].shape) for n in names]
 
 
 def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeRV, VideoInfo, Stream]:
@@ -266,12 +348,21 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     Raises:
         BitstreamError: malformed stream or a config that does not match its tensors.
     """
-    stream = unpack(data, expected_shapes=_expected_shapes)
+    v2 = peek(data).version >= 2
+    stream = unpack(data, expected_shapes=_expected_shapes_all if v2 else _expected_shapes)
     info = stream.info
     cfg = ModelConfig.from_fields(dict(stream.model))
     hp, wp = padded_size(info.height, info.width, cfg)
     model = HiNeRV(cfg, info.frames, hp, wp)
     params = dict(model.named_parameters())
+    if v2:  # every parameter is a coded tensor, in named_parameters order (shapes checked)
+        if stream.vectors:
+            raise BitstreamError("format-v2 stream carries unexpected vectors")
+        with torch.no_grad():
+            for p_, t in zip(params.values(), stream.tensors, strict=True):
+                p_.copy_(torch.from_numpy(t.dequantize()))
+        model.to(device).eval()
+        return model, info, stream
     qnames = model.quantizable_names()  # shapes already checked by unpack(expected_shapes=...)
     others = [n for n in params if n not in set(qnames)]
     if len(others) != len(stream.vectors):
@@ -386,6 +477,12 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
         "seed": opts.seed,
         "version": __version__,
     }
+    if opts.pipeline != "paper":
+        key["rd"] = {
+            "pipeline": opts.pipeline,
+            **{k: v for k, v in asdict(opts.rd_settings()).items()},
+            "grid_context": opts.grid_context,
+        }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -431,6 +528,11 @@ def encode_video(
     cache = load_rgb_cache(reader, hp, wp)
     if dev.type == "cuda":
         cache = cache.to(dev)
+    if opts.pipeline == "rd":
+        return _encode_rd(model, cache, info, cfg, label, opts, sched, dev, workdir, resume, fingerprint,
+                          progress, epoch_hook)  # fmt: skip
+    if opts.pipeline != "paper":
+        raise ConfigError(f"unknown pipeline {opts.pipeline!r} (paper or rd)")
     trainer = Trainer(
         model,
         cache,
@@ -478,6 +580,7 @@ def encode_video(
     meta = {
         "encoder": f"hinerv {__version__}",
         "model": label,
+        "pipeline": "paper",
         "bits": opts.bits,
         "schedule": sched.name,
         "seed": opts.seed,
@@ -492,6 +595,99 @@ def encode_video(
         "params": sum(p.numel() for p in model.parameters()),
         "model": label,
         "cfg": cfg,
+    }
+    return data, facts
+
+
+def _prepare_workdir(workdir: Path, resume: bool, fingerprint: str, label: str, stale: list[Path]) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    job = workdir / "job.json"
+    if resume and job.exists():
+        if json.loads(job.read_text()).get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"work folder {workdir} belongs to a different encode (source or options changed); "
+                "remove it or run without --resume"
+            )
+    elif not resume:
+        for p in stale:
+            p.unlink(missing_ok=True)
+    job.write_text(json.dumps({"fingerprint": fingerprint, "model": label}))
+
+
+def _encode_rd(
+    model: HiNeRV,
+    cache: torch.Tensor,
+    info: VideoInfo,
+    cfg: ModelConfig,
+    label: str,
+    opts: EncodeOptions,
+    sched: Schedule,
+    dev: torch.device,
+    workdir: Path,
+    resume: bool,
+    fingerprint: str,
+    progress: ProgressCallback | None,
+    epoch_hook: Callable[[Trainer], None] | None,
+) -> tuple[bytes, dict[str, Any]]:
+    """The rd pipeline: rate–distortion training, then the format-v2 stream (rate control included)."""
+    pixels = info.frames * info.height * info.width
+    meta: dict[str, Any] = {
+        "encoder": f"hinerv {__version__}",
+        "model": label,
+        "pipeline": "rd",
+        "schedule": sched.name,
+        "seed": opts.seed,
+        "distortion": opts.distortion,
+    }
+
+    def stream_at(tr: RDTrainer, factor: float = 1.0) -> Stream:
+        m = {**meta, "lambda": float(tr.lam)}
+        return export_rd_stream(
+            model, tr.rate, info, cfg, m, grid_context=opts.grid_context, step_factor=factor
+        )
+
+    def probe(tr: RDTrainer) -> float:
+        return 8 * len(pack(stream_at(tr))) / pixels
+
+    trainer = RDTrainer(
+        model,
+        cache,
+        info.peak,
+        sched,
+        rd=opts.rd_settings(),
+        pixels=pixels,
+        rate_probe=probe if opts.target_bpp else None,
+        device=dev,
+        seed=opts.seed,
+        amp=opts.amp,
+        compile=opts.compile,
+    )
+    state, final = workdir / "state.ckpt", workdir / "rd.ckpt"
+    _prepare_workdir(workdir, resume, fingerprint, label, [state, final])
+    if resume and final.exists():
+        trainer.load(final)
+        trained_before = trainer.elapsed
+    else:
+        if resume and state.exists():
+            trainer.load(state)
+        trained_before = trainer.elapsed
+        trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
+        trainer.save(final)
+    if progress:
+        progress("export")
+    factor = 1.0
+    if opts.target_bpp:
+        target_bytes = opts.target_bpp * pixels / 8
+        factor, _ = fit_step_factor(lambda f: len(pack(stream_at(trainer, f))), target_bytes, tolerance=0.02)
+    data = pack(stream_at(trainer, factor))
+    facts = {
+        "train_seconds": trainer.elapsed,
+        "trained_before": trained_before,
+        "params": sum(p.numel() for p in model.parameters()),
+        "model": label,
+        "cfg": cfg,
+        "lambda": float(trainer.lam),
+        "step_factor": factor,
     }
     return data, facts
 
@@ -571,8 +767,10 @@ def encode_file(
         decode_seconds=decode_seconds,
         info=info,
         params=facts["params"],
-        bits=opts.bits,
+        bits=opts.bits if opts.pipeline == "paper" else 0,
         model=facts["model"],
+        pipeline=opts.pipeline,
+        lam=facts.get("lambda"),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
     )

@@ -192,6 +192,9 @@ class Trainer:
         compile: wrap the model with ``torch.compile``.
     """
 
+    #: the stages this trainer runs, in order (subclasses define their own)
+    stages: tuple[str, ...] = STAGES
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -235,8 +238,18 @@ class Trainer:
         self.optimizer = self._new_optimizer()
 
     # ------------------------------------------------------------------ state
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything the optimizer updates (subclasses add their own parameters)."""
+        return list(self.model.parameters())
+
+    def stage_epochs(self, stage: str) -> int:
+        """Epochs of ``stage`` in this trainer's schedule."""
+        return self.schedule.epochs(stage)
+
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8)
+        return torch.optim.Adam(
+            self.trainable_parameters(), lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-exactly (tensors and primitives only)."""
@@ -284,8 +297,13 @@ class Trainer:
     def epochs_done(self) -> int:
         """Epochs completed over all stages."""
         if self.stage == "done":
-            return self.schedule.total_epochs
-        return sum(self.schedule.epochs(s) for s in STAGES[: STAGES.index(self.stage)]) + self.epoch
+            return self.total_epochs
+        return sum(self.stage_epochs(s) for s in self.stages[: self.stages.index(self.stage)]) + self.epoch
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs over all stages."""
+        return sum(self.stage_epochs(s) for s in self.stages)
 
     @property
     def done(self) -> bool:
@@ -342,7 +360,7 @@ class Trainer:
 
     def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
         s = self.schedule
-        total = s.epochs(self.stage) * steps_per_epoch
+        total = self.stage_epochs(self.stage) * steps_per_epoch
         if self.stage == "main":
             return _lr_at(step, total, s.warmup_epochs * steps_per_epoch, s.lr, s.warmup_lr, s.min_lr)
         scale = s.qat_lr_scale if self.stage == "qat" else 1.0
@@ -360,12 +378,12 @@ class Trainer:
 
     def _advance_stage(self) -> None:
         """Move past finished (or empty) stages."""
-        while self.stage != "done" and self.epoch >= self.schedule.epochs(self.stage):
-            nxt = STAGES.index(self.stage) + 1
-            if nxt == len(STAGES):
+        while self.stage != "done" and self.epoch >= self.stage_epochs(self.stage):
+            nxt = self.stages.index(self.stage) + 1
+            if nxt == len(self.stages):
                 self.stage, self.epoch = "done", 0
                 return
-            self._start_stage(STAGES[nxt])
+            self._start_stage(self.stages[nxt])
 
     def train_step(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
         """One optimizer step on a batch at the current learning rate; returns (loss, MSE).
@@ -375,16 +393,16 @@ class Trainer:
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            if self.masks or self.stage == "qat":
-                out = functional_call(self._fwd, self.effective_params(True), (idx, self.grid))
-            else:
-                out = self._fwd(idx, self.grid)
+            params = self.effective_params(True)
+            out = (
+                functional_call(self._fwd, params, (idx, self.grid)) if params else self._fwd(idx, self.grid)
+            )
         loss, mse = self._loss(out, tgt)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         if self.schedule.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.schedule.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach()), float(mse)
@@ -400,7 +418,7 @@ class Trainer:
         B = self.grid[0] * self.grid[1]
         order = torch.randperm(self.T * B, generator=self.gen)
         total_mse, total_loss = 0.0, 0.0
-        stage_epochs = self.schedule.epochs(self.stage)
+        stage_epochs = self.stage_epochs(self.stage)
         done_before = self.epochs_done
         for step in range(steps):
             lr = self._stage_lr(self.epoch * steps + step, steps)
@@ -419,7 +437,7 @@ class Trainer:
                         step=step + 1,
                         steps=steps,
                         global_epoch=done_before,
-                        total_epochs=self.schedule.total_epochs,
+                        total_epochs=self.total_epochs,
                         loss=total_loss / (step + 1),
                         psnr=10 * math.log10(1 / max(m, 1e-10)),
                         lr=lr,
@@ -462,7 +480,7 @@ class Trainer:
                 last_save = time.monotonic()
 
     def _stage_finished(self, stage: str) -> bool:
-        order = (*STAGES, "done")
+        order = (*self.stages, "done")
         self._advance_stage()
         return order.index(self.stage) > order.index(stage)
 

@@ -260,10 +260,18 @@ class HiNeRVCodec(Codec):
         schedule: ``full`` / ``short`` / ``tiny`` / TOML path; epochs: main-stage epoch override.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the sweep may assign ``cuda:i``).
         seed: training seed.
+        pipeline: ``paper`` (points: size x bits) or ``rd`` (points: size x λ, or size x target bpp).
+        lambdas: rd pipeline: λ values (one point each).
+        target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
+        distortion: rd pipeline: ``mse`` or ``reference``.
     """
 
     sizes: tuple[str, ...] = ("s", "m", "l")
     bits: tuple[int, ...] = (6,)
+    pipeline: str = "paper"
+    lambdas: tuple[float, ...] = (1.0,)
+    target_bpps: tuple[float, ...] = ()
+    distortion: str = "reference"
     schedule: str = "full"
     epochs: int | None = None
     device: str = "auto"
@@ -274,9 +282,12 @@ class HiNeRVCodec(Codec):
     def __post_init__(self) -> None:
         if not self.sizes or not self.bits:
             raise ConfigError("the HiNeRV ladder needs at least one size and one bit depth")
+        if self.pipeline not in ("paper", "rd"):
+            raise ConfigError(f"unknown pipeline {self.pipeline!r} (paper or rd)")
         ep = f"-e{self.epochs}" if self.epochs else ""
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
-        self.name = self.run_name or f"hinerv-{sched}{ep}"
+        pl = "-rd" if self.pipeline == "rd" else ""
+        self.name = self.run_name or f"hinerv{pl}-{sched}{ep}"
 
     def description(self) -> str:
         from hinerv import __version__
@@ -284,11 +295,33 @@ class HiNeRVCodec(Codec):
         return (
             f"hinerv {__version__} (HiNeRV, NeurIPS 2023), schedule {self.schedule}"
             f"{f' ({self.epochs} main epochs)' if self.epochs else ''}, sizes {list(self.sizes)}, "
-            f"quantization bits {list(self.bits)}, seed {self.seed}; rate from the bitstream file "
+            + (
+                f"pipeline rd ({self.distortion}), "
+                + (
+                    f"target bpp {list(self.target_bpps)}"
+                    if self.target_bpps
+                    else f"lambda {list(self.lambdas)}"
+                )
+                if self.pipeline == "rd"
+                else f"pipeline paper, quantization bits {list(self.bits)}"
+            )
+            + f", seed {self.seed}; rate from the bitstream file "
             "(everything a decoder needs); encoding_time includes the per-video training"
         )
 
     def points(self) -> list[RatePoint]:
+        if self.pipeline == "rd":
+            if self.target_bpps:
+                return [
+                    RatePoint(f"{s}-t{b:g}", {"size": s, "target_bpp": float(b)}, group=f"{s}-t{b:g}")
+                    for s in self.sizes
+                    for b in self.target_bpps
+                ]
+            return [
+                RatePoint(f"{s}-l{lam:g}", {"size": s, "lam": float(lam)}, group=f"{s}-l{lam:g}")
+                for s in self.sizes
+                for lam in self.lambdas
+            ]
         return [
             RatePoint(f"{s}-q{b}", {"size": s, "bits": b}, group=s) for s in self.sizes for b in self.bits
         ]
@@ -312,20 +345,25 @@ class HiNeRVCodec(Codec):
         from hinerv.codec import EncodeOptions, decode_file, encode_file
 
         dev = device or self.device
+        rd = self.pipeline == "rd"
         opts = EncodeOptions(
             size=str(point.params["size"]),
-            bits=int(point.params["bits"]),
+            bits=int(point.params.get("bits", 6)),
             schedule=self.schedule,
             epochs=self.epochs,
             device=dev,
             seed=self.seed,
+            pipeline=self.pipeline,
+            lam=float(point.params.get("lam", 1.0)),
+            target_bpp=point.params.get("target_bpp"),
+            distortion=self.distortion,
         )
         workdir.mkdir(parents=True, exist_ok=True)
         keep = workdir / "keep"
         keep.mkdir(exist_ok=True)
         bitstream = keep / f"{point.label}.hnerv"
         # One training folder per (sequence, size), shared by the bit depths of that size.
-        train_dir = workdir.parent / f"train-{point.params['size']}"
+        train_dir = workdir.parent / (f"train-{point.label}" if rd else f"train-{point.params['size']}")
 
         def on_event(ev: Any) -> None:
             if progress is None or isinstance(ev, str):
@@ -352,8 +390,13 @@ class HiNeRVCodec(Codec):
         res: dict[str, Any] = {
             "q": point.label,
             "size": point.params["size"],
-            "bits": int(point.params["bits"]),
+            "bits": int(point.params["bits"]) if not rd else 0,
         }
+        if rd:
+            res["pipeline"] = "rd"
+            res["lambda"] = getattr(report, "lam", None)
+            if point.params.get("target_bpp") is not None:
+                res["target_bpp"] = point.params["target_bpp"]
         res.update(_rate(nbytes, source))
         res.update(_measure(source, decoded, progress))
         res["encoding_time"] = enc_s

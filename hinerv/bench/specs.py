@@ -32,7 +32,8 @@ _FIELDS: dict[str, tuple[type[Codec], tuple[str, ...]]] = {
                          "run_name")),
     "hm": (HMCodec, ("encoder", "cfg", "decoder", "qps", "intra_period", "label", "extra_args",
                      "run_name")),
-    "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name")),
+    "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name",
+                                 "pipeline", "lambdas", "target_bpps", "distortion")),
 }
 
 
@@ -59,7 +60,7 @@ def codec_from_fields(fields: dict[str, Any], **overrides: Any) -> Codec:
             continue
         if k not in allowed:
             raise ConfigError(f"unknown field {k!r} for codec {kind} (allowed: {', '.join(allowed)})")
-        if k in ("qps", "sizes", "bits") and isinstance(v, list):
+        if k in ("qps", "sizes", "bits", "lambdas", "target_bpps") and isinstance(v, list):
             v = tuple(v)
         if k in ("encoder", "cfg", "decoder") and v is not None:
             v = Path(v)

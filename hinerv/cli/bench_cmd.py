@@ -28,6 +28,18 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 
 
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a comma list of numbers, got {text!r}") from None
+    if not vals or any(not v > 0 for v in vals):
+        raise ConfigError(f"{what} needs positive numbers, got {text!r}")
+    return vals
+
+
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -114,6 +126,10 @@ def _build_codecs(
     sizes: tuple[str, ...] | None,
     bits: tuple[int, ...] | None,
     schedule: str,
+    pipeline: str = "paper",
+    lambdas: tuple[float, ...] | None = None,
+    target_bpps: tuple[float, ...] | None = None,
+    distortion: str = "reference",
     epochs: int | None,
     device: str,
     seed: int,
@@ -145,6 +161,12 @@ def _build_codecs(
                 kw["sizes"] = sizes
             if bits:
                 kw["bits"] = bits
+            kw["pipeline"] = pipeline
+            kw["distortion"] = distortion
+            if lambdas:
+                kw["lambdas"] = lambdas
+            if target_bpps:
+                kw["target_bpps"] = target_bpps
             out.append(HiNeRVCodec(**kw))
         elif key in ("hm", "vtm"):
             kw = {"encoder": hm_bin, "cfg": hm_cfg, "decoder": hm_dec,
@@ -183,6 +205,13 @@ def bench_run(
     schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, short, tiny or a "
                                                ".toml.")] = "full",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
+    pipeline: Annotated[str, typer.Option(help="HiNeRV pipeline: paper or rd.")] = "paper",
+    lambdas: Annotated[str | None, typer.Option("--lambdas", help="rd pipeline: λ values, e.g. "
+                                                "0.5,1,2 (one rate point each).")] = None,
+    target_bpp: Annotated[str | None, typer.Option("--target-bpp", help="rd pipeline: target "
+                                                   "rates, e.g. 0.03,0.06 (one point each).")] = None,
+    distortion: Annotated[str, typer.Option(help="rd pipeline distortion: reference or mse.")
+                          ] = "reference",
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="HiNeRV seed.")] = 0,
     hm_bin: Annotated[Path | None, typer.Option(help="HM/VTM encoder binary.")] = None,
@@ -224,6 +253,8 @@ def bench_run(
         list(codec or ["x265"]), qps=_ints(qps, "--qps"), preset=preset, gops=gops,
         intra_period=intra_period, x265_params=x265_params, sizes=_strs(sizes),
         bits=_ints(bits, "--bits"), schedule=schedule, epochs=epochs, device=device, seed=seed,
+        pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
+        target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"),
         hm_name=hm_name,
     )

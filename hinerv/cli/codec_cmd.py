@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.errors import InputError
+from hinerv.errors import ConfigError, InputError
 
 __all__ = ["encode", "decode", "info", "demo"]
 
@@ -87,8 +87,10 @@ def _reader_options(**options: Any) -> dict[str, Any]:
 def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
     keys = [
         "model",
+        "pipeline",
         "params",
         "bits",
+        "lambda",
         "bytes",
         "bpp",
         "bitrate",
@@ -138,10 +140,27 @@ def encode(
         str | None, typer.Option(help="YUV<->RGB matrix of the source: bt601 (default) or bt709.")
     ] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model for training.")] = False,
+    pipeline: Annotated[
+        str,
+        typer.Option(
+            help="paper: the faithful HiNeRV path (prune, QAT at --bits, histogram coding); "
+            "rd: rate-distortion training with learned steps and entropy models (--lambda / --target-bpp)."
+        ),
+    ] = "paper",
+    lam: Annotated[
+        float | None, typer.Option("--lambda", help="rd: rate weight λ in D + λ·bpp (default 1 for "
+                                   "the reference distortion, 0.05 for mse).")
+    ] = None,
+    target_bpp: Annotated[
+        float | None, typer.Option("--target-bpp", help="rd: land the file within ±5 % of this rate.")
+    ] = None,
+    distortion: Annotated[
+        str, typer.Option(help="rd: reference (0.7·L1 + 0.3·(1-MS-SSIM)) or mse.")
+    ] = "reference",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Compress a video: train a HiNeRV on it, prune, quantize, entropy-code."""
+    """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd)."""
     from hinerv.codec import EncodeOptions, encode_file
 
     opts = EncodeOptions(
@@ -154,7 +173,16 @@ def encode(
         seed=seed,
         scale_mode=scale_mode,  # type: ignore[arg-type]
         compile=compile,
+        pipeline=pipeline,
+        lam=lam if lam is not None else (0.05 if distortion == "mse" else 1.0),
+        target_bpp=target_bpp,
+        distortion=distortion,
     )
+    if pipeline not in ("paper", "rd"):
+        raise ConfigError(f"--pipeline must be paper or rd, got {pipeline!r}")
+    if pipeline == "paper" and (lam is not None or target_bpp is not None):
+        raise ConfigError("--lambda and --target-bpp need --pipeline rd")
+    opts.rd_settings()  # validates λ, distortion and target before any work
     with _encode_progress(quiet or json) as cb:
         report = encode_file(
             input,
@@ -233,13 +261,19 @@ def info(
     print_table(f"hinerv info {input}", flat)
 
 
+#: the pipeline ``hinerv demo`` shows (the default of the encoder's comparison in the README)
+DEMO_PIPELINE = "paper"
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the sample, bitstream and decoded video.")] = Path(
         "hinerv-demo"
     ),
     size: Annotated[str, typer.Option(help="Model size on the ladder.")] = "s",
-    bits: Annotated[int, typer.Option(help="Quantization bits.")] = 6,
+    bits: Annotated[int, typer.Option(help="Quantization bits (paper pipeline).")] = 6,
+    pipeline: Annotated[str, typer.Option(help="paper or rd (see hinerv encode --help).")] = DEMO_PIPELINE,
+    lam: Annotated[float, typer.Option("--lambda", help="rd pipeline: rate weight λ.")] = 1.0,
     schedule: Annotated[str, typer.Option(help="Training schedule (full, short, tiny).")] = "short",
     frames: Annotated[int, typer.Option(help="Frames of the built-in clip.")] = 32,
     width: Annotated[int, typer.Option(help="Width of the built-in clip.")] = 256,
@@ -260,14 +294,14 @@ def demo(
     write_sample(src, width=width, height=height, frames=frames)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
-    opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device)
+    opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device, pipeline=pipeline, lam=lam)
     with _encode_progress(quiet or json) as cb:
         report = encode_file(src, out / "sample.bin", opts, progress=cb)
     dec = decode_file(out / "sample.bin", out / "decoded.y4m", device=device)
     decode_file(out / "sample.bin", out / "decoded.mp4", device=device)
     d = report.as_dict()
     d["decode_fps"] = dec.fps
-    rows = [_rd_row("hinerv " + size, d)]
+    rows = [_rd_row(f"hinerv {pipeline} {size}", d)]
     if x265:
         rows += _x265_rows(src, report.info, out / "x265", [int(q) for q in x265.split(",")])
     if json:

@@ -1,0 +1,203 @@
+"""Rate–distortion training (the ``rd`` pipeline): the network learns what its parameters cost.
+
+The loss is ``D + λ·R``: ``D`` the distortion of the decoded patch (``"mse"``, or the reference
+``0.7·L1 + 0.3·(1 − MS-SSIM)``), ``R`` the estimated bits of every coded parameter (feature grids,
+weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video. Two stages, each with a
+fresh Adam, on the same :class:`~hinerv.train.Schedule` as the paper pipeline (equal epochs):
+
+1. ``main`` (``main_epochs``, warm-up + cosine): rounding replaced by uniform noise;
+2. ``ste`` (``prune_epochs + qat_epochs``, lr × ``qat_lr_scale``): straight-through rounding, so the
+   network adapts to the exact values the decoder will see.
+
+There is no pruning stage, no mask and no fixed bit depth: zeros and bit depths come out of the
+rate term (a cheap zero is what the rate model rewards). With ``target_bpp`` the trade-off ``λ``
+is adapted after every epoch from ``rate_probe`` (the codec's estimate of the real file size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from hinerv.errors import ConfigError
+from hinerv.rate import Granularity, Proxy, RateModel
+from hinerv.train import Schedule, Trainer
+
+__all__ = ["RDSettings", "RDTrainer", "RD_STAGES", "grid_names", "adapt_lambda"]
+
+RD_STAGES = ("main", "ste")
+
+Distortion = Literal["mse", "reference"]
+
+
+@dataclass(frozen=True)
+class RDSettings:
+    """How the ``rd`` pipeline trains.
+
+    Attributes:
+        lam: λ, the weight of the rate (bits per pixel) against the distortion.
+        distortion: ``"mse"`` (PSNR) or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        granularity: learned steps per ``"tensor"`` or per output ``"channel"`` of layer weights.
+        proxy: rounding proxy of the first stage, ``"noise"`` or ``"ste"``.
+        rate: False trains without the rate term (λ = 0; an ablation).
+        target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
+        float_epochs: the first epochs of the main stage run the network on float parameters (the
+            rate term already shapes them; quantization noise starts afterwards).
+    """
+
+    lam: float = 0.05
+    distortion: Distortion = "mse"
+    granularity: Granularity = "tensor"
+    proxy: Proxy = "noise"
+    rate: bool = True
+    target_bpp: float | None = None
+    float_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.lam >= 0:
+            raise ConfigError(f"--lambda must be >= 0, got {self.lam}")
+        if self.distortion not in ("mse", "reference"):
+            raise ConfigError(f"unknown distortion {self.distortion!r} (mse or reference)")
+        if self.proxy not in ("noise", "ste"):
+            raise ConfigError(f"unknown rounding proxy {self.proxy!r} (noise or ste)")
+        if self.target_bpp is not None and not self.target_bpp > 0:
+            raise ConfigError(f"--target-bpp must be > 0, got {self.target_bpp}")
+
+
+def grid_names(model: torch.nn.Module) -> list[str]:
+    """Names of the feature-grid parameters (base grid and local grids) of a HiNeRV."""
+    return [n for n, _ in model.named_parameters() if n.startswith("base.grids.") or ".enc.grids." in n]
+
+
+def adapt_lambda(lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5) -> float:
+    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ 1.5 per call.
+
+    More rate than wanted raises λ (rate costs more), less lowers it.
+    """
+    if measured_bpp <= 0 or target_bpp <= 0:
+        return lam
+    f = (measured_bpp / target_bpp) ** gain
+    return max(lam / 1.5, min(lam * 1.5, lam * f)) if lam > 0 else lam
+
+
+class RDTrainer(Trainer):
+    """Rate–distortion over-fitting (see the module docstring).
+
+    Args:
+        model, frames, peak, schedule: as :class:`~hinerv.train.Trainer`.
+        rd: λ, distortion, proxies, rate target.
+        pixels: ``T * H * W`` of the video (unpadded), the rate's normaliser.
+        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called after each
+            epoch when ``rd.target_bpp`` is set.
+        **kwargs: ``device``, ``seed``, ``amp``, ``compile`` of :class:`~hinerv.train.Trainer`.
+    """
+
+    stages = RD_STAGES
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        frames: torch.Tensor,
+        peak: int,
+        schedule: Schedule,
+        *,
+        rd: RDSettings,
+        pixels: int,
+        rate_probe: Callable[[RDTrainer], float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.rd = rd
+        self.rate = RateModel(
+            dict(model.named_parameters()), grids=grid_names(model), granularity=rd.granularity
+        ).to(next(model.parameters()).device)
+        super().__init__(model, frames, peak, schedule, **kwargs)
+        self.lam = rd.lam if rd.rate else 0.0
+        self.pixels = int(pixels)
+        self.rate_probe = rate_probe
+        self.last_bits = 0.0
+        self._bits: torch.Tensor | None = None
+        self.lam_history: list[tuple[int, float, float]] = []  # (epoch, bpp measured, λ after)
+
+    # ------------------------------------------------------------------ schedule / state
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        rate = getattr(self, "rate", None)
+        return list(self.model.parameters()) + (list(rate.parameters()) if rate is not None else [])
+
+    def stage_epochs(self, stage: str) -> int:
+        s = self.schedule
+        return {"main": s.main_epochs, "ste": s.prune_epochs + s.qat_epochs}[stage]
+
+    def _start_stage(self, stage: str) -> None:
+        self.stage, self.epoch = stage, 0
+        self.optimizer = self._new_optimizer()
+
+    def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
+        s = self.schedule
+        if self.stage == "main":
+            return super()._stage_lr(step, steps_per_epoch)
+        from hinerv.train import _lr_at
+
+        total = self.stage_epochs(self.stage) * steps_per_epoch
+        sc = s.qat_lr_scale
+        return _lr_at(step, total, 0, s.lr * sc, s.lr * sc, s.min_lr * sc)
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        d["rate"] = {k: v.detach().cpu() for k, v in self.rate.state_dict().items()}
+        d["lam"] = self.lam
+        d["rd"] = asdict(self.rd)
+        return d
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rate.load_state_dict(state["rate"])
+        self.lam = float(state["lam"])
+        super().load_state_dict(state)
+
+    @property
+    def qat_key(self) -> tuple[int, str]:
+        return 0, "rd"
+
+    # ------------------------------------------------------------------ forward / loss
+    def proxy(self, training: bool) -> Proxy:
+        """The rounding proxy of the current stage (``"round"`` outside training)."""
+        if not training:
+            return "round"
+        return self.rd.proxy if self.stage == "main" else "ste"
+
+    def effective_params(self, training: bool) -> dict[str, torch.Tensor]:
+        params = dict(self.model.named_parameters())
+        warm = training and self.stage == "main" and self.epoch < self.rd.float_epochs
+        out, bits = self.rate(params, self.proxy(training), self.noise_gen, float_forward=warm)
+        self._bits = bits
+        return out
+
+    def _loss(self, out: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rd.distortion == "mse":
+            out = out.float()
+            d = F.mse_loss(out, tgt)
+            mse = d.detach()
+        else:
+            d, mse = super()._loss(out, tgt)
+        assert self._bits is not None
+        self.last_bits = float(self._bits.detach())
+        if self.lam <= 0:
+            return d + 0.0 * self._bits, mse  # keeps the rate model's scales in the graph
+        return d + self.lam * self._bits / self.pixels, mse
+
+    def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
+        mse = super().run_epoch(callback)
+        if self.rd.target_bpp is not None and self.rate_probe is not None and self.rd.rate and not self.done:
+            bpp = self.rate_probe(self)
+            self.lam = adapt_lambda(self.lam, bpp, self.rd.target_bpp)
+            self.lam_history.append((self.epochs_done, bpp, self.lam))
+        return mse
+
+    @torch.no_grad()
+    def estimated_bits(self) -> float:
+        """The rate model's estimate of the payload bits with hard rounding."""
+        _, bits = self.rate(dict(self.model.named_parameters()), "round")
+        return float(bits)
