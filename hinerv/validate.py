@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from hinerv.errors import ConfigError, InputError
 
@@ -346,6 +346,8 @@ def check_encode_request(
     """
     if not Path(src).exists():
         raise InputError(f"no such file or folder: {src}")
+    wd = Path(workdir) if workdir is not None else (Path(default_workdir) if default_workdir else None)
+    check_not_same_file([src], [dst, recon] + ([wd, *_workdir_files(wd)] if wd is not None else []))
     check_bits(opts.bits, bits_allowed)
     check_model(opts.size, opts.preset)
     check_schedule(opts.schedule, opts.epochs)
@@ -355,16 +357,12 @@ def check_encode_request(
     check_output_path(dst, "bitstream", create_parent=True)
     if recon is not None:
         check_output_path(recon, "video")
-    wd = Path(workdir) if workdir is not None else (Path(default_workdir) if default_workdir else None)
-    outputs: list[Any] = [dst, recon]
     if wd is not None:
         if wd.exists() and not wd.is_dir():
             raise InputError(f"work folder {wd} exists and is not a folder")
         check_writable_dir(wd, create=True)
-        outputs += [wd, *_workdir_files(wd)]
         if workdir is None:
             check_not_inside([src], wd)
-    check_not_same_file([src], outputs)
     check_distinct_outputs([dst, recon, wd])
 
 
@@ -379,8 +377,8 @@ def check_decode_request(
     """
     if not Path(src).is_file():
         raise InputError(f"{src}: no such bitstream file")
-    check_output_path(dst, "video")
     check_not_same_file([src], [dst])
+    check_output_path(dst, "video")
     if frames is not None:
         a, b = frames
         if a < 0 or (b is not None and b <= a):

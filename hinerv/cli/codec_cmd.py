@@ -256,13 +256,14 @@ def demo(
     from hinerv.codec import EncodeOptions, decode_file, encode_file
     from hinerv.sample import write_sample
 
+    check_bits(bits, CLI_BITS)
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
     opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device)
-    with _encode_progress(quiet or json) as cb:
+    with _encode_progress(quiet) as cb:
         report = encode_file(src, out / "sample.bin", opts, progress=cb)
     dec = decode_file(out / "sample.bin", out / "decoded.y4m", device=device)
     decode_file(out / "sample.bin", out / "decoded.mp4", device=device)
