@@ -147,7 +147,8 @@ def test_json_keeps_progress_on_stderr_and_modes_match(
     old = os.umask(0o022)
     try:
         out = tmp_path / "c.bin"
-        code, stdout, err = run(["encode", str(clip), "-o", str(out), *FAST, "--epochs", "1", "--json"], capsys)
+        args = ["encode", str(clip), "-o", str(out), *FAST, "--epochs", "1", "--json"]
+        code, stdout, err = run(args, capsys)
         assert code == 0
         json.loads(stdout)  # stdout is the JSON alone
         assert "main epoch" in err or "export" in err  # progress still on stderr
