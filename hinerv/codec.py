@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -35,8 +34,9 @@ import torch
 from hinerv import __version__
 from hinerv.bitstream import CodedTensor, QuantTensor, Stream, pack, peek, unpack
 from hinerv.config import ModelConfig
-from hinerv.errors import BitstreamError, ConfigError, InputError
+from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
+from hinerv.io.base import fix_mode, make_temp
 from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
@@ -44,6 +44,7 @@ from hinerv.ratecontrol import fit_step_factor
 from hinerv.rdtrain import RDSettings, RDTrainer
 from hinerv.train import Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
+from hinerv.validate import check_decode_request, check_encode_request
 
 __all__ = [
     "EncodeOptions",
@@ -131,7 +132,7 @@ class EncodeOptions:
 
     def resolved_schedule(self) -> Schedule:
         s = load_schedule(self.schedule)
-        return s.with_main_epochs(self.epochs) if self.epochs else s
+        return s.with_main_epochs(self.epochs) if self.epochs is not None else s
 
 
 @dataclass(frozen=True)
@@ -412,10 +413,10 @@ def decode_bytes(
     return info, decode_frames(model, info, rng, device=dev)
 
 
-def _parse_range(frames: tuple[int, int] | None, total: int) -> range:
+def _parse_range(frames: tuple[int, int | None] | None, total: int) -> range:
     if frames is None:
         return range(total)
-    a, b = frames
+    a, b = frames[0], total if frames[1] is None else frames[1]
     if not (0 <= a < b <= total):
         raise InputError(f"--frames {a}:{b} is outside the video's 0:{total}")
     return range(a, b)
@@ -425,15 +426,17 @@ def decode_file(
     src: Path | str,
     dst: Path | str,
     *,
-    frames: tuple[int, int] | None = None,
+    frames: tuple[int, int | None] | None = None,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> DecodeReport:
     """Decode ``src`` (a hinerv bitstream) into a video file ``dst`` (format from the extension).
 
-    Only the frames in ``frames`` = (first, end) are decoded (random access). The output is written
-    atomically at the source's bit depth and chroma format, rounded to integers.
+    Only the frames in ``frames`` = (first, end) are decoded (random access; end None: to the
+    last frame). The output is written atomically at the source's bit depth and chroma format,
+    rounded to integers.
     """
+    check_decode_request(src, dst, frames)
     data = _read_bitstream(src)
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -488,10 +491,11 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = make_temp(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
+        fix_mode(tmp)  # the usual 0644 under the umask, like decoded videos, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -725,6 +729,8 @@ def encode_file(
     t_start = time.perf_counter()
     keep = workdir is not None
     wd = Path(workdir) if workdir is not None else dst.with_name(dst.name + ".work")
+    check_encode_request(src, dst, opts, recon=recon, workdir=workdir, default_workdir=wd)
+    new_wd = not wd.exists()  # a user error found later must not leave a folder this call made
     reader = open_video(src, **(reader_options or {}))
     try:
         info = reader.info
@@ -754,6 +760,10 @@ def encode_file(
                     y, u, v = rec.read_yuv(t)
                     w.write_yuv(y, u, v)
         _atomic_write_bytes(dst, data)
+    except HinervError:
+        if new_wd:
+            shutil.rmtree(wd, ignore_errors=True)
+        raise
     finally:
         reader.close()
     sections = {k: int(v) for k, v in peek(data).section_bytes.items()}

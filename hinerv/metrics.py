@@ -410,8 +410,11 @@ def compare_videos(
     Frames are read one at a time; MS-SSIM runs on small batches of frames (about 2 Mpixel).
 
     Args:
-        ref, dist: :class:`hinerv.io.VideoReader` objects of equal size, bit depth and frame count.
-        frames: compare only the first ``min(frames, T)`` frames (all frames when None).
+        ref, dist: :class:`hinerv.io.VideoReader` objects of equal size and bit depth, and of equal
+            frame count unless ``frames`` is given.
+        frames: compare only the first ``min(frames, T)`` frames (all frames when None); the two
+            videos may then differ in length (a reference and the decoded first N frames of it) as
+            long as both hold the frames compared.
         progress: called as ``progress(done, total)`` after each frame.
         device: torch device for MS-SSIM (default CPU); e.g. ``"cuda"`` on a GPU machine.
 
@@ -419,7 +422,8 @@ def compare_videos(
         A :class:`VideoMetrics`.
 
     Raises:
-        InputError: if width, height, bit depth, frame count or plane shapes differ, if
+        InputError: if width, height, bit depth, frame count (without ``frames``, or too few for
+            ``frames``) or plane shapes differ, if
             ``frames < 1``, or if the frames are smaller than the 11x11 MS-SSIM window.
     """
     ri, di = ref.info, dist.info
@@ -427,14 +431,18 @@ def compare_videos(
         raise InputError(
             f"frame size mismatch: reference is {ri.width}x{ri.height}, distorted is {di.width}x{di.height}"
         )
-    if len(ref) != len(dist):
+    if frames is not None and frames < 1:
+        raise InputError(f"frames must be at least 1, got {frames}")
+    if frames is None and len(ref) != len(dist):
         raise InputError(f"frame count mismatch: reference has {len(ref)} frames, distorted has {len(dist)}")
+    if frames is not None and len(ref) != len(dist) and frames > min(len(ref), len(dist)):
+        raise InputError(
+            f"cannot compare {frames} frames: reference has {len(ref)} frames, distorted has {len(dist)}"
+        )
     if ri.bit_depth != di.bit_depth:
         raise InputError(
             f"bit depth mismatch: reference is {ri.bit_depth}-bit, distorted is {di.bit_depth}-bit"
         )
-    if frames is not None and frames < 1:
-        raise InputError(f"frames must be at least 1, got {frames}")
     if ms_ssim_scales(ri.height, ri.width, 11) == 0:
         raise InputError(f"frames of {ri.width}x{ri.height} are too small for MS-SSIM (need at least 11x11)")
     total = len(ref) if frames is None else min(frames, len(ref))

@@ -68,17 +68,29 @@ class BDResult:
     points: tuple[int, int]
     method: str
 
-    def as_dict(self) -> dict[str, float | int | str | list[float]]:
-        """JSON-friendly mapping of all fields."""
+    @property
+    def overlaps(self) -> bool:
+        """Whether the two curves share a quality interval (else ``bd_rate`` is NaN)."""
+        return self.quality_overlap[1] > self.quality_overlap[0]
+
+    def as_dict(self) -> dict[str, float | int | str | list[float] | None]:
+        """JSON-friendly mapping of all fields: a value that does not exist (no overlap) is None,
+        never NaN (which is not JSON)."""
+        q_ok = self.quality_overlap[1] > self.quality_overlap[0]
+        r_ok = self.rate_overlap[1] > self.rate_overlap[0]
         return {
-            "bd_rate": self.bd_rate,
-            "bd_quality": self.bd_quality,
-            "quality_overlap": list(self.quality_overlap),
-            "rate_overlap": list(self.rate_overlap),
+            "bd_rate": _or_none(self.bd_rate),
+            "bd_quality": _or_none(self.bd_quality),
+            "quality_overlap": list(self.quality_overlap) if q_ok else None,
+            "rate_overlap": list(self.rate_overlap) if r_ok else None,
             "points_anchor": self.points[0],
             "points_test": self.points[1],
             "method": self.method,
         }
+
+
+def _or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def _clean(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -236,18 +248,21 @@ class Comparison:
     rate_key: str
     method: str
     missing: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-friendly mapping."""
+        """JSON-friendly mapping (None where a value does not exist; never NaN)."""
         return {
             "metric": self.metric,
             "rate_key": self.rate_key,
             "method": self.method,
-            "average": {"bd_rate": self.average_bd_rate, "bd_quality": self.average_bd_quality,
+            "average": {"bd_rate": _or_none(self.average_bd_rate),
+                        "bd_quality": _or_none(self.average_bd_quality),
                         "sequences": len(self.per_sequence)},
             "overall": self.overall.as_dict() if self.overall else None,
             "per_sequence": {k: v.as_dict() for k, v in self.per_sequence.items()},
             "missing": list(self.missing),
+            "warnings": list(self.warnings),
         }
 
 
@@ -304,6 +319,7 @@ def compare_results(
         )
     rates = [r.bd_rate for r in per.values() if math.isfinite(r.bd_rate)]
     quals = [r.bd_quality for r in per.values() if math.isfinite(r.bd_quality)]
+    notes = _warnings(test, anchor, per, overall, metric)
     return Comparison(
         per_sequence=per,
         average_bd_rate=float(np.mean(rates)) if rates else math.nan,
@@ -313,4 +329,49 @@ def compare_results(
         rate_key=rate_key,
         method=str(method),
         missing=tuple(missing),
+        warnings=tuple(notes),
     )
+
+
+def _names(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def _warnings(test: object, anchor: object, per: dict[str, BDResult], overall: BDResult | None,
+              metric: str) -> list[str]:
+    """What a reader of the BD numbers must know: curves that do not overlap (no value) and
+    comparisons of different videos (no sequence in common, different resolutions)."""
+    notes = []
+    bad = [s for s, r in per.items() if not r.overlaps]
+    if bad:
+        notes.append(f"the {metric} ranges of test and anchor do not overlap for {_names(bad)}: "
+                     "no BD value there")
+    if overall is not None and not overall.overlaps:
+        notes.append(f"the average curves' {metric} ranges do not overlap: no overall BD value")
+    t_seqs = list(test.sequences)  # type: ignore[attr-defined]
+    a_seqs = list(anchor.sequences)  # type: ignore[attr-defined]
+    if not per and overall is not None:
+        if a_seqs:
+            notes.append(f"no sequence in common (test: {_names(t_seqs) or 'none listed'}; anchor: "
+                         f"{_names(a_seqs)}): the overall BD values compare different videos")
+        else:
+            notes.append(f"the anchor lists no sequences, only a dataset average; the test curve "
+                         f"({_names(t_seqs) or 'no sequences listed'}) is compared against "
+                         "that average and may be of different videos")
+    tr, ar = _resolutions(test), _resolutions(anchor)
+    if tr and ar and not tr & ar:
+        notes.append(f"test and anchor were measured at different resolutions ({_names(sorted(tr))} vs "
+                     f"{_names(sorted(ar))})")
+    return notes
+
+
+def _resolutions(rs: object) -> set[str]:
+    """``WxH`` strings a result set states (``width`` / ``height`` keys in any curve)."""
+    out = set()
+    seqs = list(rs.sequences.values())  # type: ignore[attr-defined]
+    for curve in seqs or [rs.results]:  # type: ignore[attr-defined]
+        ws, hs = curve.get("width"), curve.get("height")
+        if isinstance(ws, list) and isinstance(hs, list):
+            out |= {f"{w}x{h}" for w, h in zip(ws, hs, strict=False)
+                    if isinstance(w, int) and isinstance(h, int)}
+    return out

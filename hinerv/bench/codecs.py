@@ -284,6 +284,14 @@ class HiNeRVCodec(Codec):
             raise ConfigError("the HiNeRV ladder needs at least one size and one bit depth")
         if self.pipeline not in ("paper", "rd"):
             raise ConfigError(f"unknown pipeline {self.pipeline!r} (paper or rd)")
+        # refuse a wrong ladder now, not on a worker after the sources are prepared
+        from hinerv.validate import check_bits, check_model, check_schedule
+
+        for size in self.sizes:
+            check_model(size, None)
+        for b in self.bits:
+            check_bits(b)
+        check_schedule(self.schedule, self.epochs)
         ep = f"-e{self.epochs}" if self.epochs else ""
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
         pl = "-rd" if self.pipeline == "rd" else ""

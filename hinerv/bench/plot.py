@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from hinerv.bench.results import ResultSet
 from hinerv.errors import ConfigError
+from hinerv.io.base import fix_mode, make_temp
 
 __all__ = ["plot_rd", "msssim_db", "X_AXES"]
 
@@ -95,8 +95,6 @@ def plot_rd(
         if log_x:
             ax.set_xscale("log")
         ax.grid(True, alpha=0.4)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="lower right", fontsize=8)
     if drawn == 0:
         plt.close(fig)
         raise ConfigError(
@@ -104,13 +102,19 @@ def plot_rd(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    # One legend for the figure, below the panels: inside an axes a fixed corner can hide a curve.
+    handles: dict[str, object] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=max(1, min(len(handles), 4)), fontsize=8, frameon=False)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=output.suffix or ".png",
-                               dir=output.parent)
-    os.close(fd)
+    tmp = make_temp(output, suffix=output.suffix or ".png")
     try:
-        fig.savefig(tmp, dpi=dpi)
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fix_mode(tmp)
         os.replace(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

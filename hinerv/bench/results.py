@@ -21,12 +21,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hinerv.errors import InputError
+from hinerv.io.base import fix_mode, make_temp
 
 __all__ = [
     "RESULT_KEYS",
@@ -71,13 +71,14 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (temp file + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = make_temp(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, default=_json_default, allow_nan=True)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        fix_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

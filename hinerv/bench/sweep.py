@@ -22,13 +22,16 @@ the trained model.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import multiprocessing as mp
 import os
 import shutil
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +148,54 @@ def point_path(out: Path, codec: str, sequence: str, label: str) -> Path:
 
 _WORKER_SLOT: int = 0
 
+#: how often a pool worker checks that its parent is still alive (seconds).
+PARENT_POLL_S = 0.5
 
-def _init_worker(counter: Any) -> None:
+
+def _init_worker(counter: Any, parent_pid: int | None = None) -> None:
     global _WORKER_SLOT
     with counter.get_lock():
         _WORKER_SLOT = counter.value
         counter.value += 1
+    if parent_pid is not None:
+        watch_parent(parent_pid)
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies (best effort)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc / no prctl
+        pass
+
+
+def watch_parent(parent_pid: int, poll: float = PARENT_POLL_S) -> threading.Thread | None:
+    """End this (worker) process as soon as ``parent_pid`` is gone, even after ``kill -9`` of it.
+
+    Two mechanisms: the Linux parent-death signal (immediate; set up here), and a daemon thread
+    that polls ``os.getppid()`` (portable; an orphan is re-parented, so its parent pid changes).
+    Returns the thread, or None when the parent is already gone (then the process exits at once).
+    """
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    t = threading.Thread(target=watch, name="hinerv-parent-watch", daemon=True)
+    t.start()
+    return t
 
 
 def _pick_device(job: SweepJob, n_gpus: int) -> str | None:
@@ -169,6 +214,8 @@ def run_job(job: SweepJob, n_gpus: int = 0, progress: PointProgress | None = Non
     t0 = time.perf_counter()
     res = job.codec.run_point(job.source, job.point, job.workdir, device=dev, progress=progress)
     res.setdefault("q", job.point.label)
+    res.setdefault("width", job.source.info.width)
+    res.setdefault("height", job.source.info.height)
     res["wall_time"] = time.perf_counter() - t0
     if dev is not None:
         res["device"] = dev
@@ -179,6 +226,34 @@ def run_job(job: SweepJob, n_gpus: int = 0, progress: PointProgress | None = Non
 # --------------------------------------------------------------------------------------------
 # parent side
 # --------------------------------------------------------------------------------------------
+
+
+def _abs(p: Path | str | None) -> Any:
+    return None if p is None else Path(p).absolute()
+
+
+def portable_codec(codec: Codec) -> Codec:
+    """A copy of ``codec`` whose file-system paths are absolute (relative ones would be resolved
+    against a remote worker's own working folder). Bare program names (``TAppEncoder`` on the
+    ``PATH``) and named schedules are left alone."""
+    c = copy.copy(codec)
+    for attr in ("encoder", "decoder"):
+        v = getattr(c, attr, None)
+        if v is not None and (os.sep in str(v) or Path(v).exists()):
+            setattr(c, attr, _abs(v))
+    if getattr(c, "cfg", None) is not None:
+        c.cfg = _abs(c.cfg)  # type: ignore[attr-defined]
+    sched = getattr(c, "schedule", None)
+    if isinstance(sched, str) and sched.endswith(".toml"):
+        c.schedule = str(_abs(sched))  # type: ignore[attr-defined]
+    return c
+
+
+def portable_job(job: SweepJob) -> SweepJob:
+    """A copy of ``job`` in which every path is absolute, so it runs the same on any node that
+    mounts the same file system, whatever the node's working folder (what Ray workers need)."""
+    src = replace(job.source, path=_abs(job.source.path), original=_abs(job.source.original))
+    return SweepJob(portable_codec(job.codec), src, job.point, _abs(job.workdir), job.device)
 
 
 def _ordered_keys(points: Sequence[dict[str, Any]]) -> list[str]:
@@ -327,7 +402,10 @@ def run_sweep(
         ConfigError: no sources, no runnable codec, bad options, or Ray missing.
     """
     rep = reporter or SweepReporter()
-    out = Path(out)
+    # Absolute paths from here on: jobs may run in other processes or on other machines.
+    out = Path(out).absolute()
+    sources = [replace(s, path=Path(s.path).absolute()) for s in sources]
+    codecs = [portable_codec(c) for c in codecs]
     t_start = time.perf_counter()
     summary = SweepSummary()
     if not sources:
@@ -376,7 +454,7 @@ def run_sweep(
     for c in runnable:  # refresh result files from points finished earlier
         rs_path = out / f"{c.name}.json"
         collect_results(out, c, seq_names, descriptions[c.name])
-        summary.outputs[c.name] = rs_path  # exists once a point of the codec is done
+        summary.outputs[c.name] = rs_path  # exists once a point of the codec is done (checked at the end)
     rep.start(pending, summary.skipped_done)
     by_name = {c.name: c for c in runnable}
 
@@ -411,6 +489,8 @@ def run_sweep(
     finally:
         rep.finish()
         summary.seconds = time.perf_counter() - t_start
+        # list only result files that exist (a codec whose every point failed has none)
+        summary.outputs = {k: v for k, v in summary.outputs.items() if v.is_file()}
     return summary
 
 
@@ -428,7 +508,7 @@ def _run_pool(groups: dict[Any, deque[SweepJob]], jobs: int, rep: SweepReporter,
     ctx = mp.get_context("spawn")
     counter = ctx.Value("i", 0)
     with cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(counter,)
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
     ) as ex:
         running: dict[cf.Future[Any], tuple[Any, SweepJob]] = {}
 
@@ -479,7 +559,7 @@ def _run_ray(groups: dict[Any, deque[SweepJob]], address: str, rep: SweepReporte
             gpu = 1 if job.codec.uses_gpu and cluster_gpus > 0 else 0
             rep.point_started(job)
             # Ray pins the task to its GPU through CUDA_VISIBLE_DEVICES, so "auto" finds it.
-            ref = remote.options(num_gpus=gpu, num_cpus=1).remote(job, 0)
+            ref = remote.options(num_gpus=gpu, num_cpus=1).remote(portable_job(job), 0)
             running[ref] = (gkey, job)
 
     for g in list(groups):

@@ -7,6 +7,7 @@ Subcommand modules (``hinerv/cli/*_cmd.py``) import :data:`app` from here and re
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -30,10 +31,46 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from hinerv import __version__
+
+        sys.stdout.write(f"hinerv {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """HiNeRV neural video codec: encode, decode, evaluate and benchmark."""
+
+
 def print_json(obj: Any) -> None:
-    """Write ``obj`` as indented JSON to stdout (machine-readable output, no rich markup)."""
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as indented, strict JSON to stdout (machine-readable output, no rich markup).
+
+    NaN and infinities, which JSON cannot express, are written as ``null``.
+    """
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, Mapping):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if hasattr(o, "item") and not isinstance(o, (str, bytes)):
+        try:
+            return _finite(o.item())
+        except (TypeError, ValueError):
+            return o
+    return o
 
 
 def _json_default(o: Any) -> Any:

@@ -17,7 +17,16 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, out_console, print_json, print_table
-from hinerv.errors import ConfigError
+from hinerv.errors import ConfigError, InputError
+from hinerv.validate import (
+    CLI_BITS,
+    check_bits,
+    check_epochs,
+    check_frame_count,
+    check_not_same_file,
+    check_output_path,
+    check_writable_dir,
+)
 
 __all__ = ["bench_run", "bench_anchors", "bench_import_dcvc", "bench_import_csv", "bdrate", "plot"]
 
@@ -80,6 +89,7 @@ class _RichReporter:
         self.sweep: TaskID | None = None
         self.point: TaskID | None = None
         self.lines = not quiet and not err_console.is_terminal
+        self.reported: set[str] = set()  # failures already printed (each is printed once)
 
     def start(self, total: int, skipped: int) -> None:
         self.progress.start()
@@ -105,6 +115,7 @@ class _RichReporter:
         if self.sweep is not None:
             self.progress.advance(self.sweep)
         if error:
+            self.reported.add("/".join(job.key))
             err_console.print(f"[bold red]failed[/] {' '.join(job.key)}: {error}", highlight=False)
         elif self.lines and result is not None:
             err_console.print(
@@ -237,6 +248,18 @@ def bench_run(
     from hinerv.bench.datasets import load_dataset, locate
     from hinerv.bench.sweep import SourceSpec, run_sweep
 
+    # every option that can be wrong is refused here, before a source is prepared
+    hinerv_bits = _ints(bits, "--bits")
+    for b in hinerv_bits or ():
+        check_bits(b, CLI_BITS)
+    check_epochs(epochs)
+    check_frame_count(frames)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    check_not_same_file(videos or [], [out])
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} exists and is not a folder")
+    check_writable_dir(out, create=True)
     specs: list[SourceSpec] = []
     ropts = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
     if dataset is not None:
@@ -252,13 +275,13 @@ def bench_run(
     codecs = _build_codecs(
         list(codec or ["x265"]), qps=_ints(qps, "--qps"), preset=preset, gops=gops,
         intra_period=intra_period, x265_params=x265_params, sizes=_strs(sizes),
-        bits=_ints(bits, "--bits"), schedule=schedule, epochs=epochs, device=device, seed=seed,
+        bits=hinerv_bits, schedule=schedule, epochs=epochs, device=device, seed=seed,
         pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
         target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"),
         hm_name=hm_name,
     )
-    rep = _RichReporter(quiet or as_json)
+    rep = _RichReporter(quiet)  # progress is on stderr, so --json keeps it
     summary = run_sweep(codecs, specs, out, frames=frames, scale=scale, jobs=jobs,
                         ray_address=ray_address, force=force, dry_run=dry_run,
                         reporter=rep)  # type: ignore[arg-type]
@@ -274,7 +297,8 @@ def bench_run(
         print_table("bench", rows)
     if summary.failed:
         for k, v in summary.failed.items():
-            err_console.print(f"[bold red]failed[/] {k}: {v}", highlight=False)
+            if k not in rep.reported:  # points skipped after a failure in their group
+                err_console.print(f"[bold red]not run[/] {k}: {v}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -315,6 +339,8 @@ def bench_import_dcvc(
     """Convert DCVC's per-sequence result JSON into a hinerv result file."""
     from hinerv.bench.anchors import import_dcvc_json
 
+    check_output_path(output, "json", create_parent=True)
+    check_not_same_file([src], [output])
     rs = import_dcvc_json(src, dataset=dataset, name=name)
     rs.save(output)
     _print_imported(rs, output, as_json)
@@ -337,6 +363,8 @@ def bench_import_csv(
     """Convert a CSV of published RD points (one row per sequence and point) into a result file."""
     from hinerv.bench.anchors import import_csv
 
+    check_output_path(output, "json", create_parent=True)
+    check_not_same_file([src], [output])
     cols = {}
     for m in map_ or []:
         if "=" not in m:
@@ -391,20 +419,21 @@ def bdrate(
     unit = "dB" if metric.startswith(("psnr", "ms-ssim")) else ""
     rows = []
     for s, r in cmp.per_sequence.items():
-        rows.append({"sequence": s, "BD-rate %": r.bd_rate, f"BD-{metric} {unit}": r.bd_quality,
-                     "overlap": f"{r.quality_overlap[0]:.2f}..{r.quality_overlap[1]:.2f}",
+        rows.append({"sequence": s, "BD-rate %": _value(r.bd_rate),
+                     f"BD-{metric} {unit}": _value(r.bd_quality), "overlap": _overlap(r),
                      "points": f"{r.points[1]}/{r.points[0]}"})
     if rows:
-        rows.append({"sequence": "Average", "BD-rate %": cmp.average_bd_rate,
-                     f"BD-{metric} {unit}": cmp.average_bd_quality, "overlap": "",
+        rows.append({"sequence": "Average", "BD-rate %": _value(cmp.average_bd_rate),
+                     f"BD-{metric} {unit}": _value(cmp.average_bd_quality), "overlap": "",
                      "points": f"{len(rows)} seq"})
     if cmp.overall is not None:
         o = cmp.overall
-        rows.append({"sequence": "Overall (avg curves)", "BD-rate %": o.bd_rate,
-                     f"BD-{metric} {unit}": o.bd_quality,
-                     "overlap": f"{o.quality_overlap[0]:.2f}..{o.quality_overlap[1]:.2f}",
+        rows.append({"sequence": "Overall (avg curves)", "BD-rate %": _value(o.bd_rate),
+                     f"BD-{metric} {unit}": _value(o.bd_quality), "overlap": _overlap(o),
                      "points": f"{o.points[1]}/{o.points[0]}"})
     print_table(f"{t.name} vs {a.name}: {metric} over log {rate_key}, {method}", rows)
+    for w in cmp.warnings:
+        err_console.print(f"warning: {w}", highlight=False)
     if cmp.missing:
         err_console.print(f"no test curve for {len(cmp.missing)} anchor sequence(s): "
                           f"{', '.join(cmp.missing)}", highlight=False)
@@ -412,6 +441,15 @@ def bdrate(
     if few or (cmp.overall is not None and min(cmp.overall.points) < 4):
         err_console.print("warning: fewer than 4 RD points in some curves; BD values are less "
                           "reliable", highlight=False)
+
+
+def _value(v: float) -> float | str:
+    return v if math.isfinite(v) else "n/a"
+
+
+def _overlap(r: Any) -> str:
+    lo, hi = r.quality_overlap
+    return f"{lo:.2f}..{hi:.2f}" if r.overlaps else "none"
 
 
 @app.command("plot")
@@ -429,6 +467,8 @@ def plot(
     from hinerv.bench.plot import plot_rd
     from hinerv.bench.results import load_results
 
+    check_output_path(output, "image", create_parent=True)
+    check_not_same_file([f for f in files if not f.startswith("@")], [output])
     rs = [load_results(f) for f in files]
     path = plot_rd(rs, output, metrics=tuple(metric or ("psnr-rgb", "ms-ssim-rgb")), x=x,
                    title=title, log_x=log_x)

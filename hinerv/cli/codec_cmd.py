@@ -17,7 +17,8 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.errors import ConfigError, InputError
+from hinerv.errors import ConfigError
+from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
 
 __all__ = ["encode", "decode", "info", "demo"]
 
@@ -69,14 +70,8 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
         yield cb
 
 
-def _frames_option(frames: str | None) -> tuple[int, int] | None:
-    if frames is None:
-        return None
-    try:
-        a, b = frames.split(":")
-        return int(a or 0), int(b)
-    except ValueError:
-        raise InputError(f"--frames must look like A:B (first:end), got {frames!r}") from None
+def _frames_option(frames: str | None) -> tuple[int, int | None] | None:
+    return parse_frame_range(frames)
 
 
 def _reader_options(**options: Any) -> dict[str, Any]:
@@ -163,6 +158,11 @@ def encode(
     """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd)."""
     from hinerv.codec import EncodeOptions, encode_file
 
+    # the CLI's own rules; encode_file checks everything else before it reads a frame
+    if pipeline != "rd":  # --bits does not apply to the rd pipeline
+        check_bits(bits, CLI_BITS)
+    check_epochs(epochs)
+    check_frame_count(frames)
     opts = EncodeOptions(
         size=size,
         preset=preset,
@@ -183,7 +183,7 @@ def encode(
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
     opts.rd_settings()  # validates λ, distortion and target before any work
-    with _encode_progress(quiet or json) as cb:
+    with _encode_progress(quiet) as cb:  # progress is on stderr, so --json keeps it
         report = encode_file(
             input,
             output,
@@ -209,7 +209,9 @@ def decode(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output: .yuv, .y4m, .mp4 or a folder/ of PNGs.")
     ],
-    frames: Annotated[str | None, typer.Option(help="Decode only frames A:B (first:end, 0-based).")] = None,
+    frames: Annotated[
+        str | None, typer.Option(help="Decode only frames A:B (first:end, 0-based; A: or :B also).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -217,13 +219,14 @@ def decode(
     """Reconstruct a video (or a frame range of it) from a bitstream."""
     from hinerv.codec import decode_file
 
-    with _progress(quiet or json) as prog:
+    span = _frames_option(frames)
+    with _progress(quiet) as prog:
         task = prog.add_task("decode", total=None, status="")
 
         def cb(i: int, n: int) -> None:
             prog.update(task, total=n, completed=i)
 
-        rep = decode_file(input, output, frames=_frames_option(frames), device=device, progress=cb)
+        rep = decode_file(input, output, frames=span, device=device, progress=cb)
     d = {
         "output": str(output),
         "frames": rep.frames,
@@ -289,13 +292,14 @@ def demo(
     from hinerv.codec import EncodeOptions, decode_file, encode_file
     from hinerv.sample import write_sample
 
+    check_bits(bits, CLI_BITS)
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
     opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device, pipeline=pipeline, lam=lam)
-    with _encode_progress(quiet or json) as cb:
+    with _encode_progress(quiet) as cb:
         report = encode_file(src, out / "sample.bin", opts, progress=cb)
     dec = decode_file(out / "sample.bin", out / "decoded.y4m", device=device)
     decode_file(out / "sample.bin", out / "decoded.mp4", device=device)

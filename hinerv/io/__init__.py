@@ -34,11 +34,16 @@ from hinerv.types import VideoInfo
 __all__ = [
     "VideoReader",
     "VideoWriter",
+    "VIDEO_EXTENSIONS",
     "is_folder_target",
     "open_video",
     "open_writer",
     "parse_video_name",
+    "writer_format",
 ]
+
+#: every file extension hinerv reads or writes as video (lower case, with the dot).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".yuv", ".y4m", ".png", *READ_EXTENSIONS, *WRITE_FORMATS})
 
 _MATRICES = ("bt601", "bt709")
 
@@ -183,13 +188,27 @@ def open_writer(path: str | os.PathLike[str], info: VideoInfo) -> VideoWriter:
         InputError: unknown extension, missing parent folder, odd 4:2:0 size, bad bit depth.
     """
     p = Path(path)
-    if is_folder_target(path):
+    fmt = writer_format(path)
+    if fmt == "png":
         return PngFolderWriter(p, info)
-    ext = p.suffix.lower()
-    if ext == ".yuv":
+    if fmt == "yuv":
         return RawYuvWriter(p, info)
-    if ext == ".y4m":
+    if fmt == "y4m":
         return Y4mWriter(p, info)
-    if ext in WRITE_FORMATS:
-        return PyAVWriter(p, info)
+    return PyAVWriter(p, info)
+
+
+def writer_format(path: str | os.PathLike[str]) -> str:
+    """The format :func:`open_writer` would write ``path`` in, from its name alone (nothing is opened):
+    ``"png"`` (a folder), ``"yuv"``, ``"y4m"``, ``"mp4"`` or ``"mkv"``.
+
+    Raises:
+        InputError: an extension no writer handles.
+    """
+    if is_folder_target(path):
+        return "png"
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext in (".yuv", ".y4m", *WRITE_FORMATS):
+        return ext[1:]
     raise InputError(f"unknown output extension {ext!r} of {p}; use .yuv, .y4m, .mp4, .mkv or a folder path")

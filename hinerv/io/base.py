@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -16,7 +18,16 @@ from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, sample_dtype,
 from hinerv.errors import InputError
 from hinerv.types import VideoInfo
 
-__all__ = ["AtomicDir", "AtomicFile", "Planes", "VideoReader", "VideoWriter", "fix_mode"]
+__all__ = [
+    "AtomicDir",
+    "AtomicFile",
+    "Planes",
+    "VideoReader",
+    "VideoWriter",
+    "clean_stale_temps",
+    "fix_mode",
+    "make_temp",
+]
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -210,17 +221,91 @@ def fix_mode(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname()) or "host"
+
+
+_TEMP_RE = re.compile(r"\.hinerv-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[^/]*$")
+
+
+def _temp_prefix(path: Path) -> str:
+    # The owner (host, pid) is part of the name, so a later write can tell a live temporary from one
+    # a killed process left behind (see clean_stale_temps).
+    return f".{path.name}.hinerv-{_host()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove temporary files / folders of ``path`` left behind by killed hinerv processes.
+
+    Only names :func:`make_temp` creates (``.NAME.hinerv-HOST-PID-*``) whose host is this
+    machine and whose process no longer exists are removed; a live writer's temporary is never
+    touched. Returns the removed paths.
+    """
+    parent = path.parent
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    host, me = _host(), os.getpid()
+    prefix = f".{path.name}."
+    try:
+        entries = [e for e in parent.iterdir() if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP_RE.match(e.name[len(prefix) - 1 :])
+        if m is None or m["host"] != host:
+            continue
+        pid = int(m["pid"])
+        if pid == me or _alive(pid):
+            continue
+        try:
+            if e.is_dir() and not e.is_symlink():
+                shutil.rmtree(e)
+            else:
+                e.unlink()
+            removed.append(e)
+        except OSError:
+            pass
+    return removed
+
+
+def make_temp(path: Path, *, suffix: str = ".tmp", directory: bool = False) -> Path:
+    """Create the temporary file (closed, empty) or folder an atomic write of ``path`` goes through.
+
+    It lies next to ``path`` (same file system, so ``os.replace`` is atomic), is hidden, names its
+    owner, and leftovers of killed writers of the same ``path`` are removed first.
+
+    Raises:
+        InputError: the parent folder does not exist.
+    """
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    clean_stale_temps(path)
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=suffix, dir=parent))
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 class AtomicFile:
     """A temporary file next to ``path``; :meth:`commit` renames it onto ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        parent = path.parent
-        if not parent.is_dir():
-            raise InputError(f"output folder {parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "wb")
+        self.tmp = make_temp(path)
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit() / discard()
 
     def commit(self) -> None:
         self.file.flush()
@@ -254,12 +339,12 @@ class AtomicDir:
                 raise InputError(
                     f"refusing to replace folder {path}: it holds files other than PNGs (e.g. {others[0]!r})"
                 )
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+        self.tmp = make_temp(path, directory=True)
 
     def commit(self) -> None:
         old: Path | None = None
         if self.path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            old = make_temp(self.path, suffix=".old", directory=True)
             os.replace(self.path, old / "x")
         fix_mode(self.tmp, directory=True)
         for f in self.tmp.iterdir():

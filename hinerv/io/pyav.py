@@ -14,7 +14,6 @@ missing, mpeg4; other formats are converted to 8-bit 4:2:0 with :mod:`hinerv.col
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from hinerv.color import rgb_to_yuv, yuv_to_rgb
 from hinerv.errors import InputError
-from hinerv.io.base import Planes, VideoReader, VideoWriter, _check_info, fix_mode
+from hinerv.io.base import Planes, VideoReader, VideoWriter, _check_info, fix_mode, make_temp
 from hinerv.types import VideoInfo
 
 __all__ = ["PyAVReader", "PyAVWriter", "READ_EXTENSIONS", "WRITE_FORMATS"]
@@ -223,11 +222,9 @@ class PyAVWriter(VideoWriter):
             raise InputError(f"cannot write {path}: preview containers are {sorted(WRITE_FORMATS)}")
         if not path.parent.is_dir():
             raise InputError(f"output folder {path.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = make_temp(path)
         try:
-            self._container: Any = av.open(tmp, mode="w", format=fmt)
+            self._container: Any = av.open(str(self._tmp), mode="w", format=fmt)
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             rate = Fraction(info.fps)
             opts = {"crf": str(crf), "preset": "medium"} if codec == "libx264" else {}

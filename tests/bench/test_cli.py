@@ -82,3 +82,69 @@ def test_anchors_and_import_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert json.loads((tmp_path / "d2.json").read_text())["results"]["psnr-yuv"] == [30.0]
     assert _run(["bench", "run", "-o", str(tmp_path / "o"), "--dataset", "uvg"]) == 2
     assert "--root" in capsys.readouterr().err
+
+
+def _curve_file(path: Path, name: str, seq: str, bpp: list[float], psnr: list[float]) -> Path:
+    curve = {"bpp": bpp, "psnr-rgb": psnr, "q": [f"p{i}" for i in range(len(bpp))]}
+    path.write_text(json.dumps({"name": name, "description": "", "results": curve,
+                                "sequences": {seq: curve}}))
+    return path
+
+
+def test_bdrate_without_overlap_is_strict_json_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #9, item 7: curves whose quality ranges do not overlap give no NaN and no reversed
+    range, --json stays valid JSON, and the user is told why there is no number."""
+    low = _curve_file(tmp_path / "low.json", "low", "clip", [0.01, 0.02, 0.04, 0.08], [20, 22, 24, 26])
+    high = _curve_file(tmp_path / "high.json", "high", "clip", [0.1, 0.2, 0.4, 0.8], [30, 32, 34, 36])
+    assert _run(["bdrate", str(low), str(high), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "NaN" not in out.out and "nan" not in out.out
+
+    def no_nan(c: str) -> None:
+        raise ValueError(c)
+
+    d = json.loads(out.out, parse_constant=no_nan)  # strict: no NaN / Infinity
+    seq = d["per_sequence"]["clip"]
+    assert seq["bd_rate"] is None and seq["quality_overlap"] is None
+    assert d["average"]["bd_rate"] is None
+    assert any("do not overlap" in w for w in d["warnings"])
+    assert _run(["bdrate", str(low), str(high)]) == 0
+    out = capsys.readouterr()
+    assert "nan" not in out.out.lower() and "none" in out.out and "n/a" in out.out
+    assert "do not overlap" in out.err
+
+
+def test_bdrate_warns_when_the_videos_differ(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #9, item 7: a small clip against UVG anchors is compared only on average curves of
+    different videos; say so."""
+    mine = _curve_file(tmp_path / "mine.json", "mine", "clip", [0.01, 0.02, 0.05, 0.1], [30, 33, 36, 38])
+    cases = (("@hm18-ra-uvg", "only a dataset average"), ("@hinerv-uvg", "no sequence in common"))
+    for anchor, words in cases:
+        assert _run(["bdrate", str(mine), anchor]) == 0
+        assert words in capsys.readouterr().err
+
+
+def test_plot_legend_hides_no_curve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #9, item 8: the legend lies outside every panel, so it can hide no curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hinerv.bench.plot import plot_rd
+    from hinerv.bench.results import load_results
+
+    # a curve in the lower right corner, where the old fixed legend sat
+    f = _curve_file(tmp_path / "c.json", "corner", "clip", [1.0, 1.1, 1.2, 1.3], [20, 20.1, 20.2, 20.3])
+    figs = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figs.append(fig), real_close(fig)))
+    plot_rd([load_results(f), load_results("@hinerv-uvg")], tmp_path / "rd.png")
+    fig = figs[-1]
+    fig.canvas.draw()
+    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
+    box = fig.legends[0].get_window_extent()
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent())

@@ -139,3 +139,20 @@ def test_eval_frame_count_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture
     captured = capsys.readouterr()
     assert "frame count mismatch" in captured.err
     assert captured.out == ""
+
+
+def test_eval_frames_after_encode_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #9, item 6: the normal case after ``encode --frames N``: the decoded video is
+    shorter than the source, and ``--frames N`` compares the first N frames of both."""
+    rng = np.random.default_rng(4)
+    frames = [_planes(rng) for _ in range(5)]
+    src = _write_yuv(tmp_path / f"src_{W}x{H}.yuv", frames)
+    dec = _write_yuv(tmp_path / f"dec_{W}x{H}.yuv", frames[:3])
+    assert _run(["eval", str(src), str(dec), "--frames", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["frames"] == 3 and d["psnr-y"] == 100.0
+    assert _run(["eval", str(dec), str(src), "--frames", "2", "--json"]) == 0  # either order
+    assert json.loads(capsys.readouterr().out)["frames"] == 2
+    assert _run(["eval", str(src), str(dec), "--frames", "4"]) == 2  # more than one of them holds
+    err = capsys.readouterr().err
+    assert "cannot compare 4 frames" in err and len(err.strip().splitlines()) == 1

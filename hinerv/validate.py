@@ -1,0 +1,389 @@
+"""Up-front checks of a user's request: everything that can be wrong is refused before any work.
+
+Every function here is cheap (names, ``os.stat``, a TOML read) and raises
+:class:`~hinerv.errors.InputError` or :class:`~hinerv.errors.ConfigError` with a one-line message,
+which the CLI turns into exit code 2. Nothing is opened for writing, created or deleted.
+
+The codec calls :func:`check_encode_request` / :func:`check_decode_request` first thing, so a
+mistake (``--bits 99``, ``--recon out.bin``, ``-o`` equal to the source) costs no training and leaves
+no file or folder behind; the CLI adds the stricter rules of its own options (``--bits`` 6..8).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from hinerv.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from hinerv.codec import EncodeOptions
+    from hinerv.train import Schedule
+
+__all__ = [
+    "CLI_BITS",
+    "LIBRARY_BITS",
+    "OutputKind",
+    "check_bits",
+    "check_decode_request",
+    "check_distinct_outputs",
+    "check_encode_request",
+    "check_epochs",
+    "check_frame_count",
+    "check_model",
+    "check_not_inside",
+    "check_not_same_file",
+    "check_output_path",
+    "check_schedule",
+    "check_writable_dir",
+    "parse_frame_range",
+    "same_file",
+]
+
+#: ``--bits`` the paper pipeline of the CLI accepts (what its help promises).
+CLI_BITS: tuple[int, ...] = (6, 7, 8)
+#: what :mod:`hinerv.quant` and the bitstream support.
+LIBRARY_BITS: tuple[int, ...] = tuple(range(2, 17))
+
+#: what an output path will hold: a hinerv bitstream, a video, a JSON file or an image.
+OutputKind = Literal["bitstream", "video", "json", "image"]
+
+PathLike = str | os.PathLike[str]
+
+
+# --------------------------------------------------------------------------------------------- files
+def _stat(p: PathLike) -> os.stat_result | None:
+    try:
+        return os.stat(p)  # follows symlinks: a link to the input is the input
+    except (OSError, ValueError):
+        return None
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True when ``a`` and ``b`` both exist and are the same file or folder (``os.stat`` identity:
+    device and inode, so symlinks, hard links and ``./x`` against ``x`` all count)."""
+    sa, sb = _stat(a), _stat(b)
+    return sa is not None and sb is not None and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_not_same_file(inputs: Iterable[PathLike | None], outputs: Iterable[PathLike | None]) -> None:
+    """Refuse any output that is the same file as an input.
+
+    Raises:
+        InputError: ``refusing to write OUT: it is the input IN``.
+    """
+    ins = [Path(i) for i in inputs if i is not None]
+    for o in outputs:
+        if o is None:
+            continue
+        for i in ins:
+            if same_file(i, o):
+                what = "the same file as" if str(Path(o)) != str(i) else "also"
+                raise InputError(f"refusing to write {o}: it is {what} the input {i}")
+
+
+def check_not_inside(inputs: Iterable[PathLike | None], folder: PathLike) -> None:
+    """Refuse a scratch ``folder`` that will be deleted when it holds (or is) one of the inputs.
+
+    Raises:
+        InputError: an input lies in ``folder``.
+    """
+    if _stat(folder) is None:
+        return
+    root = Path(folder).resolve()
+    for i in inputs:
+        if i is None or _stat(i) is None:
+            continue
+        p = Path(i).resolve()
+        if p == root or root in p.parents:
+            raise InputError(f"refusing to use {folder} as a work folder: it holds the input {i}")
+
+
+def check_distinct_outputs(outputs: Iterable[PathLike | None]) -> None:
+    """Refuse two outputs that name the same file (one would overwrite the other).
+
+    Raises:
+        InputError: two outputs resolve to the same path or are the same existing file.
+    """
+    seen: list[Path] = []
+    for o in outputs:
+        if o is None:
+            continue
+        p = Path(o)
+        for q in seen:
+            if p.resolve() == q.resolve() or same_file(p, q):
+                raise InputError(f"two outputs name the same file: {q} and {p}")
+        seen.append(p)
+
+
+def _nearest_existing(folder: Path) -> Path:
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable_dir(folder: PathLike, *, create: bool = False) -> None:
+    """The folder an output goes into must be a writable folder.
+
+    Args:
+        folder: the output's parent folder.
+        create: the writer creates missing folders itself; then the nearest existing ancestor
+            must be a writable folder.
+
+    Raises:
+        InputError: missing (with ``create=False``), not a folder, or not writable.
+    """
+    f = Path(folder) if str(folder) else Path(".")
+    target = _nearest_existing(f) if create else f
+    if not target.exists():
+        raise InputError(f"output folder {f} does not exist")
+    if not target.is_dir():
+        raise InputError(f"cannot write into {target}: it is not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into {target}: permission denied")
+
+
+def check_output_path(path: PathLike, kind: OutputKind, *, create_parent: bool = False) -> None:
+    """Check an output path's name and folder before any work.
+
+    * ``bitstream``: any name but a video's (``.yuv``, ``.y4m``, ``.mp4``, ...) or a folder;
+    * ``video``: a name :func:`hinerv.io.open_writer` writes (``.yuv``, ``.y4m``, ``.mp4``, ``.mkv``
+      or a folder of PNGs);
+    * ``json``: ``.json``; ``image``: a format matplotlib saves (``.png``, ``.pdf``, ``.svg``, ...).
+
+    The parent folder must exist (or, with ``create_parent``, its nearest existing ancestor) and be
+    writable; a file output must not be an existing folder.
+
+    Raises:
+        InputError: a wrong extension, an existing folder where a file goes, an unwritable folder.
+    """
+    from hinerv.io import VIDEO_EXTENSIONS, writer_format
+
+    p = Path(path)
+    s = os.fspath(path)
+    ext = p.suffix.lower()
+    if kind == "video":
+        if writer_format(p) == "png" and p.exists() and not p.is_dir():
+            raise InputError(f"{p} exists and is not a folder (a PNG output needs a folder or an extension)")
+    else:
+        if s.endswith(("/", os.sep)) or p.is_dir():
+            raise InputError(f"{p} is a folder; give a file name")
+        if kind == "bitstream" and ext in VIDEO_EXTENSIONS:
+            raise InputError(
+                f"{p} has a video extension ({ext}) but receives a hinerv bitstream; use e.g. .bin or .hnerv"
+            )
+        if kind == "json" and ext != ".json":
+            raise InputError(f"{p}: a result file must end in .json, got {ext or '(none)'!r}")
+        if kind == "image":
+            fmts = _image_formats()
+            if ext.lstrip(".") not in fmts:
+                raise InputError(
+                    f"unknown image extension {ext or '(none)'!r} of {p}; use one of "
+                    f"{', '.join('.' + f for f in sorted(fmts))}"
+                )
+    check_writable_dir(p.parent, create=create_parent)
+
+
+def _image_formats() -> set[str]:
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ConfigError("plotting needs matplotlib: pip install 'hinerv[plot]'") from None
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+# --------------------------------------------------------------------------------------------- options
+def check_bits(bits: int, allowed: Sequence[int] = LIBRARY_BITS, *, option: str = "--bits") -> int:
+    """``bits`` must be one of ``allowed`` (default 2..16; the CLI passes :data:`CLI_BITS`).
+
+    Raises:
+        ConfigError: otherwise.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in allowed:
+        choices = list(allowed)
+        if choices == list(range(choices[0], choices[-1] + 1)) and len(choices) > 3:
+            want = f"{choices[0]}..{choices[-1]}"
+        elif len(choices) > 1:
+            want = ", ".join(map(str, choices[:-1])) + f" or {choices[-1]}"
+        else:
+            want = str(choices[0])
+        raise ConfigError(f"{option} must be {want}, got {bits}")
+    return bits
+
+
+def check_epochs(epochs: int | None, *, option: str = "--epochs") -> int | None:
+    """``None`` (the schedule's own length) or at least 1; 0 is not "unset".
+
+    Raises:
+        ConfigError: ``epochs < 1``.
+    """
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(f"{option} must be at least 1, got {epochs}")
+    return epochs
+
+
+def check_frame_count(frames: int | None, *, option: str = "--frames") -> int | None:
+    """``None`` or a positive frame count.
+
+    Raises:
+        InputError: ``frames < 1``.
+    """
+    if frames is not None and frames < 1:
+        raise InputError(f"{option} must be at least 1, got {frames}")
+    return frames
+
+
+def parse_frame_range(text: str | None, *, option: str = "--frames") -> tuple[int, int | None] | None:
+    """Parse ``A:B`` (first, end; 0-based, end exclusive), ``A:`` (to the end) or ``:B``.
+
+    Returns:
+        ``None`` for no range, else ``(first, end)`` with ``end`` None for "to the end".
+
+    Raises:
+        InputError: anything else, a negative first frame or an empty range.
+    """
+    if text is None:
+        return None
+    parts = text.strip().split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        a = int(parts[0]) if parts[0].strip() else 0
+        b = int(parts[1]) if parts[1].strip() else None
+    except ValueError:
+        raise InputError(f"{option} must look like A:B, A: or :B (first:end), got {text!r}") from None
+    if a < 0 or (b is not None and b <= a):
+        raise InputError(f"{option} {text} is an empty or negative range (need 0 <= first < end)")
+    return a, b
+
+
+def check_schedule(schedule: str, epochs: int | None = None) -> Schedule:
+    """Load the schedule (name or TOML file) and apply ``epochs``; every problem is a one-liner.
+
+    Raises:
+        ConfigError: unknown name, unreadable or malformed TOML, bad keys or values, ``epochs < 1``.
+    """
+    import tomllib
+
+    from hinerv.train import load_schedule
+
+    check_epochs(epochs)
+    try:
+        s = load_schedule(schedule)
+        return s.with_main_epochs(epochs) if epochs is not None else s
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError, ValueError) as e:
+        raise ConfigError(f"schedule {schedule!r} is not valid: {e}") from None
+
+
+def check_model(size: str | None, preset: str | None) -> None:
+    """A known ladder size, or a loadable preset (which wins).
+
+    Raises:
+        ConfigError: neither given, an unknown size or preset.
+    """
+    from hinerv.model import SIZES, load_preset
+
+    if preset:
+        try:
+            load_preset(preset)
+        except ConfigError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise ConfigError(f"unknown or invalid preset {preset!r}: {e}") from None
+        return
+    if not size:
+        raise ConfigError("give a --size or a --preset")
+    if size not in SIZES:
+        raise ConfigError(f"unknown model size {size!r}; choices: {', '.join(SIZES)}")
+
+
+def _check_device(device: str) -> None:
+    from hinerv.codec import resolve_device
+
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+# --------------------------------------------------------------------------------------------- requests
+def _workdir_files(wd: Path) -> list[Path]:
+    # what encode_video / encode_file write or delete inside the work folder
+    return [wd / n for n in ("job.json", "state.ckpt", "pruned.ckpt", "recon.y4m", "recon_png")]
+
+
+def check_encode_request(
+    src: PathLike,
+    dst: PathLike,
+    opts: EncodeOptions,
+    *,
+    recon: PathLike | None = None,
+    workdir: PathLike | None = None,
+    default_workdir: PathLike | None = None,
+    bits_allowed: Sequence[int] = LIBRARY_BITS,
+) -> None:
+    """Everything :func:`hinerv.codec.encode_file` can check before reading a frame.
+
+    Options (bits, size / preset, schedule and epochs, quantizer scale rule, device), the names and
+    folders of the bitstream, ``recon`` and work folder, and that no output is an input.
+
+    Args:
+        src: the source video.
+        dst: the bitstream to write.
+        opts: the encode options.
+        recon: optional decoded-video output.
+        workdir: an explicit work folder (kept), or None.
+        default_workdir: the work folder used when ``workdir`` is None (deleted after success).
+        bits_allowed: accepted ``opts.bits``.
+
+    Raises:
+        InputError, ConfigError: the first problem found.
+    """
+    if not Path(src).exists():
+        raise InputError(f"no such file or folder: {src}")
+    wd = Path(workdir) if workdir is not None else (Path(default_workdir) if default_workdir else None)
+    check_not_same_file([src], [dst, recon] + ([wd, *_workdir_files(wd)] if wd is not None else []))
+    check_bits(opts.bits, bits_allowed)
+    check_model(opts.size, opts.preset)
+    check_schedule(opts.schedule, opts.epochs)
+    if opts.scale_mode not in ("reference", "channel"):
+        raise ConfigError(f"--scale-mode must be reference or channel, got {opts.scale_mode!r}")
+    if opts.pipeline not in ("paper", "rd"):
+        raise ConfigError(f"--pipeline must be paper or rd, got {opts.pipeline!r}")
+    if opts.pipeline == "rd":
+        opts.rd_settings()  # λ, distortion, proxy, target rate
+    _check_device(opts.device)
+    check_output_path(dst, "bitstream", create_parent=True)
+    if recon is not None:
+        check_output_path(recon, "video")
+    if wd is not None:
+        if wd.exists() and not wd.is_dir():
+            raise InputError(f"work folder {wd} exists and is not a folder")
+        check_writable_dir(wd, create=True)
+        if workdir is None:
+            check_not_inside([src], wd)
+    check_distinct_outputs([dst, recon, wd])
+
+
+def check_decode_request(
+    src: PathLike, dst: PathLike, frames: tuple[int, int | None] | None = None
+) -> None:
+    """Everything :func:`hinerv.codec.decode_file` can check before reading the bitstream: the
+    output's name and folder, that it is not the input, and the frame range's form.
+
+    Raises:
+        InputError: the first problem found.
+    """
+    if not Path(src).is_file():
+        raise InputError(f"{src}: no such bitstream file")
+    check_not_same_file([src], [dst])
+    check_output_path(dst, "video")
+    if frames is not None:
+        a, b = frames
+        if a < 0 or (b is not None and b <= a):
+            raise InputError(f"--frames {a}:{'' if b is None else b} is an empty or negative range")
