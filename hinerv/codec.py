@@ -115,6 +115,8 @@ class EncodeOptions:
     rate_term: bool = True
     grid_context: bool = True
     float_epochs: int | None = 0
+    step_lr_scale: float = 30.0
+    lambda_ramp: float = 0.5
 
     def rd_settings(self) -> RDSettings:
         """The rd pipeline's training settings (validated)."""
@@ -125,6 +127,8 @@ class EncodeOptions:
             proxy=self.proxy,  # type: ignore[arg-type]
             rate=self.rate_term,
             target_bpp=self.target_bpp,
+            step_lr_scale=self.step_lr_scale,
+            lambda_ramp=self.lambda_ramp,
             float_epochs=self.float_epochs
             if self.float_epochs is not None
             else self.resolved_schedule().warmup_epochs,

@@ -47,6 +47,9 @@ class RDSettings:
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
         float_epochs: the first epochs of the main stage run the network on float parameters (the
             rate term already shapes them; quantization noise starts afterwards).
+        step_lr_scale: learning-rate multiplier of the steps and entropy-model scales (log2 units).
+        lambda_ramp: fraction of the main stage over which λ rises linearly from 0 (the network
+            first learns what matters, then what it costs).
     """
 
     lam: float = 0.05
@@ -56,6 +59,8 @@ class RDSettings:
     rate: bool = True
     target_bpp: float | None = None
     float_epochs: int = 0
+    step_lr_scale: float = 30.0
+    lambda_ramp: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.lam >= 0:
@@ -131,6 +136,20 @@ class RDTrainer(Trainer):
         s = self.schedule
         return {"main": s.main_epochs, "ste": s.prune_epochs + s.qat_epochs}[stage]
 
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        rate = getattr(self, "rate", None)
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "lr_scale": 1.0}]
+        if rate is not None:
+            groups.append({"params": list(rate.parameters()), "lr_scale": self.rd.step_lr_scale})
+        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8)
+
+    def lam_now(self, progress: float = 0.0) -> float:
+        """λ in effect now (with the main-stage ramp); ``progress`` is the fraction of the epoch."""
+        ramp = self.rd.lambda_ramp * self.stage_epochs("main")
+        if self.stage != "main" or ramp <= 0:
+            return self.lam
+        return self.lam * min(1.0, (self.epoch + progress) / ramp)
+
     def _start_stage(self, stage: str) -> None:
         self.stage, self.epoch = stage, 0
         self.optimizer = self._new_optimizer()
@@ -184,9 +203,10 @@ class RDTrainer(Trainer):
             d, mse = super()._loss(out, tgt)
         assert self._bits is not None
         self.last_bits = float(self._bits.detach())
-        if self.lam <= 0:
+        lam = self.lam_now()
+        if lam <= 0:
             return d + 0.0 * self._bits, mse  # keeps the rate model's scales in the graph
-        return d + self.lam * self._bits / self.pixels, mse
+        return d + lam * self._bits / self.pixels, mse
 
     def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
         mse = super().run_epoch(callback)

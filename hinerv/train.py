@@ -423,7 +423,7 @@ class Trainer:
         for step in range(steps):
             lr = self._stage_lr(self.epoch * steps + step, steps)
             for g in self.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             loss, mse = self.train_step(*self._batch(order, step))
             total_mse += mse
             total_loss += loss
