@@ -117,6 +117,7 @@ class EncodeOptions:
     float_epochs: int | None = 0
     step_lr_scale: float = 30.0
     lambda_ramp: float = 0.5
+    pretrain: bool = True
 
     def rd_settings(self) -> RDSettings:
         """The rd pipeline's training settings (validated)."""
@@ -129,6 +130,7 @@ class EncodeOptions:
             target_bpp=self.target_bpp,
             step_lr_scale=self.step_lr_scale,
             lambda_ramp=self.lambda_ramp,
+            pretrain=self.pretrain,
             float_epochs=self.float_epochs
             if self.float_epochs is not None
             else self.resolved_schedule().warmup_epochs,

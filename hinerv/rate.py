@@ -104,15 +104,25 @@ class RateModel(nn.Module):
         self.is_grid = [n in grid_set for n in self.names]
         steps, scales = [], []
         for n, g in zip(self.names, self.is_grid, strict=True):
-            w = params[n].detach().float()
-            shape = _step_shape(tuple(w.shape), granularity, g)
-            red = tuple(a for a in range(w.ndim) if shape[a] == 1)
-            m = w.abs().amax(dim=red, keepdim=True) if red and w.numel() else w.abs().reshape(shape)
-            init = torch.where(m > 0, m / 31.0, torch.full_like(m, 1e-3 if w.ndim == 1 else 1e-4))
-            steps.append(nn.Parameter(torch.log2(init).reshape(shape).clone()))
+            shape = _step_shape(tuple(params[n].shape), granularity, g)
+            steps.append(nn.Parameter(torch.zeros(shape)))
             scales.append(nn.Parameter(torch.tensor(math.log2(4.0))))
         self.log2_step = nn.ParameterList(steps)
         self.log2_scale = nn.ParameterList(scales)
+        self.reset(params)
+
+    @torch.no_grad()
+    def reset(self, params: dict[str, Tensor]) -> None:
+        """Initialise the steps from the current values (``max|w| / 31``, a 6-bit quantizer; 1e-3 for
+        an all-zero vector, 1e-4 for an all-zero tensor) and every Laplace scale to 4 steps."""
+        for i, n in enumerate(self.names):
+            w = params[n].detach().float().to(self.log2_step[i].device)
+            shape = tuple(self.log2_step[i].shape)
+            red = tuple(a for a in range(w.ndim) if shape[a] == 1)
+            m = w.abs().amax(dim=red, keepdim=True) if red and w.numel() else w.abs().reshape(shape)
+            init = torch.where(m > 0, m / 31.0, torch.full_like(m, 1e-3 if w.ndim == 1 else 1e-4))
+            self.log2_step[i].copy_(torch.log2(init).reshape(shape))
+            self.log2_scale[i].fill_(math.log2(4.0))
 
     def step(self, i: int) -> Tensor:
         """Step of tensor ``i``, rounded to float16 (differentiably), as float32."""

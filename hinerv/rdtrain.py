@@ -12,6 +12,17 @@ fresh Adam, on the same :class:`~hinerv.train.Schedule` as the paper pipeline (e
 There is no pruning stage, no mask and no fixed bit depth: zeros and bit depths come out of the
 rate term (a cheap zero is what the rate model rewards). With ``target_bpp`` the trade-off ``λ``
 is adapted after every epoch from ``rate_probe`` (the codec's estimate of the real file size).
+
+With ``pretrain`` (the default) the stages are instead those of the paper pipeline, at equal epochs:
+
+1. ``main`` (``main_epochs``): float training for distortion only, exactly the paper's main stage;
+2. ``rd`` (``prune_epochs``): the steps are initialised from the trained weights, then noise proxy +
+   rate term (this is where zeros appear, in place of the paper's magnitude pruning);
+3. ``ste`` (``qat_epochs``, lr × ``qat_lr_scale``): straight-through rounding + rate term.
+
+Measured on real footage, rate and quantization noise from the first step slow the network's
+convergence so much that the curve loses to the paper pipeline at short schedules; pre-training
+first keeps the paper's quality and spends the rate-aware epochs where pruning and QAT were.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from hinerv.train import Schedule, Trainer
 __all__ = ["RDSettings", "RDTrainer", "RD_STAGES", "grid_names", "adapt_lambda"]
 
 RD_STAGES = ("main", "ste")
+RD_STAGES_PRETRAIN = ("main", "rd", "ste")
 
 Distortion = Literal["mse", "reference"]
 
@@ -49,7 +61,8 @@ class RDSettings:
             rate term already shapes them; quantization noise starts afterwards).
         step_lr_scale: learning-rate multiplier of the steps and entropy-model scales (log2 units).
         lambda_ramp: fraction of the main stage over which λ rises linearly from 0 (the network
-            first learns what matters, then what it costs).
+            first learns what matters, then what it costs); without ``pretrain`` only.
+        pretrain: float, distortion-only main stage first (see the module docstring).
     """
 
     lam: float = 0.05
@@ -61,6 +74,7 @@ class RDSettings:
     float_epochs: int = 0
     step_lr_scale: float = 30.0
     lambda_ramp: float = 0.5
+    pretrain: bool = True
 
     def __post_init__(self) -> None:
         if not self.lam >= 0:
@@ -119,6 +133,8 @@ class RDTrainer(Trainer):
         self.rate = RateModel(
             dict(model.named_parameters()), grids=grid_names(model), granularity=rd.granularity
         ).to(next(model.parameters()).device)
+        if rd.pretrain:
+            self.stages = RD_STAGES_PRETRAIN
         super().__init__(model, frames, peak, schedule, **kwargs)
         self.lam = rd.lam if rd.rate else 0.0
         self.pixels = int(pixels)
@@ -134,7 +150,14 @@ class RDTrainer(Trainer):
 
     def stage_epochs(self, stage: str) -> int:
         s = self.schedule
+        if self.rd.pretrain:
+            return {"main": s.main_epochs, "rd": s.prune_epochs, "ste": s.qat_epochs}[stage]
         return {"main": s.main_epochs, "ste": s.prune_epochs + s.qat_epochs}[stage]
+
+    @property
+    def rate_active(self) -> bool:
+        """Whether the current stage trains with quantization and the rate term."""
+        return not (self.rd.pretrain and self.stage == "main")
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         rate = getattr(self, "rate", None)
@@ -146,12 +169,14 @@ class RDTrainer(Trainer):
     def lam_now(self, progress: float = 0.0) -> float:
         """λ in effect now (with the main-stage ramp); ``progress`` is the fraction of the epoch."""
         ramp = self.rd.lambda_ramp * self.stage_epochs("main")
-        if self.stage != "main" or ramp <= 0:
+        if self.stage != "main" or ramp <= 0 or self.rd.pretrain:
             return self.lam
         return self.lam * min(1.0, (self.epoch + progress) / ramp)
 
     def _start_stage(self, stage: str) -> None:
         self.stage, self.epoch = stage, 0
+        if self.rd.pretrain and stage == "rd":
+            self.rate.reset(dict(self.model.named_parameters()))
         self.optimizer = self._new_optimizer()
 
     def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
@@ -161,7 +186,7 @@ class RDTrainer(Trainer):
         from hinerv.train import _lr_at
 
         total = self.stage_epochs(self.stage) * steps_per_epoch
-        sc = s.qat_lr_scale
+        sc = s.qat_lr_scale if self.stage == "ste" else 1.0
         return _lr_at(step, total, 0, s.lr * sc, s.lr * sc, s.min_lr * sc)
 
     def state_dict(self) -> dict[str, Any]:
@@ -185,9 +210,12 @@ class RDTrainer(Trainer):
         """The rounding proxy of the current stage (``"round"`` outside training)."""
         if not training:
             return "round"
-        return self.rd.proxy if self.stage == "main" else "ste"
+        return self.rd.proxy if self.stage in ("main", "rd") else "ste"
 
     def effective_params(self, training: bool) -> dict[str, torch.Tensor]:
+        if training and not self.rate_active:
+            self._bits = None
+            return {}
         params = dict(self.model.named_parameters())
         warm = training and self.stage == "main" and self.epoch < self.rd.float_epochs
         out, bits = self.rate(params, self.proxy(training), self.noise_gen, float_forward=warm)
@@ -201,7 +229,8 @@ class RDTrainer(Trainer):
             mse = d.detach()
         else:
             d, mse = super()._loss(out, tgt)
-        assert self._bits is not None
+        if self._bits is None:  # float pre-training: distortion only
+            return d, mse
         self.last_bits = float(self._bits.detach())
         lam = self.lam_now()
         if lam <= 0:
@@ -210,7 +239,13 @@ class RDTrainer(Trainer):
 
     def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
         mse = super().run_epoch(callback)
-        if self.rd.target_bpp is not None and self.rate_probe is not None and self.rd.rate and not self.done:
+        if (
+            self.rd.target_bpp is not None
+            and self.rate_probe is not None
+            and self.rd.rate
+            and self.rate_active
+            and not self.done
+        ):
             bpp = self.rate_probe(self)
             self.lam = adapt_lambda(self.lam, bpp, self.rd.target_bpp)
             self.lam_history.append((self.epochs_done, bpp, self.lam))

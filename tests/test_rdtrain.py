@@ -20,20 +20,24 @@ RD = EncodeOptions(size="xxs", schedule="tiny", device="cpu", seed=0, pipeline="
                    distortion="reference")  # fmt: skip
 
 
-def _trainer(lam: float, distortion: str = "mse", schedule: Schedule | None = None) -> RDTrainer:
+def _trainer(
+    lam: float, distortion: str = "mse", schedule: Schedule | None = None, pretrain: bool = True
+) -> RDTrainer:
     torch.manual_seed(0)
     cfg: ModelConfig = ladder_config("xxs", 64, 48, 4)
     hp, wp = padded_size(48, 64, cfg)
     model = HiNeRV(cfg, 4, hp, wp)
     g = torch.Generator().manual_seed(0)
     frames = (torch.rand(4, 3, hp, wp, generator=g) * 255).to(torch.uint8)
-    rd = RDSettings(lam=lam, distortion=distortion)  # type: ignore[arg-type]
+    rd = RDSettings(lam=lam, distortion=distortion, pretrain=pretrain)  # type: ignore[arg-type]
     return RDTrainer(model, frames, 255, schedule or load_schedule("tiny"), rd=rd, pixels=4 * 48 * 64)
 
 
 def test_stages_epochs_and_grid_names() -> None:
     tr = _trainer(0.1)
-    assert tr.stages == ("main", "ste") and tr.total_epochs == 4 + 1 + 1
+    assert tr.stages == ("main", "rd", "ste") and tr.total_epochs == 4 + 1 + 1
+    assert not tr.rate_active  # float pre-training first
+    assert _trainer(0.1, pretrain=False).stages == ("main", "ste")
     names = grid_names(tr.model)
     assert names and all("grids" in n for n in names)
     assert tr.rate.names == [n for n, _ in tr.model.named_parameters()]
@@ -41,10 +45,19 @@ def test_stages_epochs_and_grid_names() -> None:
 
 def test_rate_term_lowers_the_estimated_bits() -> None:
     fast = Schedule(main_epochs=15, warmup_epochs=0, prune_epochs=0, qat_epochs=0, lr=2e-2, min_lr=2e-2)
-    low, high = _trainer(0.0, schedule=fast), _trainer(50.0, schedule=fast)
+    low, high = _trainer(0.0, schedule=fast, pretrain=False), _trainer(50.0, schedule=fast, pretrain=False)
     for tr in (low, high):
         tr.fit()
     assert high.estimated_bits() < low.estimated_bits()
+
+
+def test_pretrain_runs_float_then_rate_stages() -> None:
+    tr = _trainer(1.0)
+    seen = []
+    while not tr.done:
+        tr.run_epoch()
+        seen.append((tr.stage, tr.last_bits))
+    assert tr.last_bits > 0  # the rd and ste stages estimated the rate
 
 
 def test_resume_is_bit_exact(tmp_path: Path) -> None:
