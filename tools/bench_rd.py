@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--width", type=int, default=384, help="target width (height keeps the aspect)")
     p.add_argument("--paper-sizes", default="xs,s,m,l")
-    p.add_argument("--rd-sizes", default="m")
-    p.add_argument("--targets", default="0.04,0.07,0.12,0.2", help="rd target bpp values")
+    p.add_argument("--rd-sizes", default="xs,s,m,l", help="rd curve over sizes at --lam")
+    p.add_argument("--lam", default="1", help="λ of the rd size curve")
+    p.add_argument(
+        "--lambda-curve", default="m:0.25,1,4,16", help="SIZE:λ,λ,... one size, several λ ('' = none)"
+    )
+    p.add_argument("--targets", default="", help="SIZE:bpp,bpp,... rate-control points ('' = none)")
     p.add_argument("--schedule", default="short")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--qps", default="24:44:4")
@@ -88,14 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
     files["paper"] = a.out / "paper" / f"hinerv-{tag}.json"
-    for size in a.rd_sizes.split(","):
+    rd_runs: dict[str, list[str]] = {"rd-sizes": ["--sizes", a.rd_sizes, "--lambdas", a.lam]}
+    if a.lambda_curve:
+        size, lams = a.lambda_curve.split(":")
+        rd_runs[f"rd-{size}-lambdas"] = ["--sizes", size, "--lambdas", lams]
+    if a.targets:
+        size, bpps = a.targets.split(":")
+        rd_runs[f"rd-{size}-targets"] = ["--sizes", size, "--target-bpp", bpps]
+    for name, extra in rd_runs.items():
         if "rd" not in skip:
-            rc = _hinerv(["bench", "run", *common, "-o", str(a.out / f"rd-{size}"), "-c", "hinerv",
-                          "--pipeline", "rd", "--sizes", size, "--target-bpp", a.targets,
-                          "--schedule", a.schedule, *ep, "--quiet"])  # fmt: skip
+            rc = _hinerv(["bench", "run", *common, "-o", str(a.out / name), "-c", "hinerv",
+                          "--pipeline", "rd", *extra, "--schedule", a.schedule, *ep, "--quiet"])  # fmt: skip
             if rc:
                 return rc
-        files[f"rd-{size}"] = a.out / f"rd-{size}" / f"hinerv-rd-{tag}.json"
+        files[name] = a.out / name / f"hinerv-rd-{tag}.json"
     if "x265" not in skip:
         rc = _hinerv(
             ["bench", "run", *common, "-o", str(a.out / "x265"), "-c", "x265", "-q", a.qps, "--quiet"]

@@ -6,11 +6,13 @@
 
 Variants (each a curve over λ, except where said):
 
-* ``default``      rd as shipped (learned steps, noise proxy then STE, rate term, reference distortion);
+* ``default``      rd as shipped (float pre-training, learned steps, noise proxy then STE, rate term,
+                   reference distortion);
 * ``fixed-steps``  steps frozen at their initial max|w|/31 (a 6-bit-like quantizer): the learned steps' share;
-* ``no-rate``      no rate term (λ = 0); the curve comes from model sizes xs, s, m instead of λ;
-* ``ste``          straight-through rounding from the start instead of uniform noise;
-* ``mse``          MSE distortion instead of 0.7·L1 + 0.3·(1 − MS-SSIM).
+* ``no-rate``      no rate term (λ = 0); the curve comes from model sizes xs, s instead of λ;
+* ``ste``          straight-through rounding in the rd stage instead of uniform noise;
+* ``mse``          MSE distortion instead of 0.7·L1 + 0.3·(1 − MS-SSIM);
+* ``no-pretrain``  rate and quantization noise from the first step (no float pre-training).
 
 The entropy models (parametric vs the paper's histogram tables, grid context vs none) are measured on the
 default curve's own integers by ``tools/rd_tensors.py`` (no retraining needed); ``--report`` adds them.
@@ -27,13 +29,14 @@ from pathlib import Path
 
 import torch
 
-LAMS = (0.2, 0.5, 1.5)
+LAMS = (0.5, 4.0)
 VARIANTS: dict[str, list[dict]] = {
     "default": [{"lam": lam} for lam in LAMS],
     "fixed-steps": [{"lam": lam, "step_lr_scale": 0.0} for lam in LAMS],
-    "no-rate": [{"lam": 0.0, "rate_term": False, "size": s} for s in ("xs", "s", "m")],
+    "no-rate": [{"lam": 0.0, "rate_term": False, "size": s} for s in ("xs", "s")],
     "ste": [{"lam": lam, "proxy": "ste"} for lam in LAMS],
     "mse": [{"lam": lam / 15, "distortion": "mse"} for lam in LAMS],
+    "no-pretrain": [{"lam": lam, "pretrain": False} for lam in LAMS],
 }
 
 
