@@ -34,6 +34,7 @@ import torch
 
 from hinerv import __version__
 from hinerv.bitstream import QuantTensor, Stream, pack, peek, unpack
+from hinerv.budget import BudgetKeeper, Plan, plan_training
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
@@ -57,8 +58,9 @@ __all__ = [
     "ProgressCallback",
 ]
 
-#: receives a TrainEvent after every training step, or a short phase message ("export", "decode", ...)
-ProgressCallback = Callable[[TrainEvent | str], None]
+#: receives a TrainEvent after every training step, a short phase message ("export", "decode", ...), or
+#: once before training the :class:`~hinerv.budget.Plan` (planned steps, measured s/step, expected time)
+ProgressCallback = Callable[[TrainEvent | Plan | str], None]
 
 MAX_FRAMES = 1 << 20
 MAX_SIDE = 1 << 14
@@ -80,6 +82,8 @@ class EncodeOptions:
         scale_mode: quantizer scale rule (:func:`hinerv.quant.scale_axes_for`).
         amp: fp16 autocast on CUDA.
         compile: ``torch.compile`` the model for training.
+        time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
+            it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
     """
 
     size: str | None = "s"
@@ -92,6 +96,7 @@ class EncodeOptions:
     scale_mode: ScaleMode = "reference"
     amp: bool = True
     compile: bool = False
+    time_budget: float | None = None
 
     def resolved_schedule(self) -> Schedule:
         s = load_schedule(self.schedule)
@@ -385,6 +390,7 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
         "schedule": asdict(sched),
         "seed": opts.seed,
         "version": __version__,
+        **({"time_budget": opts.time_budget} if opts.time_budget else {}),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -419,6 +425,7 @@ def encode_video(
     ``qat-b{bits}[-{scale_mode}].ckpt`` (the finished run). Training up to the pruned model does not
     depend on the bit depth or the scale rule, so those reuse ``pruned.ckpt``.
     """
+    t_start = time.perf_counter()
     info = reader.info
     dev = resolve_device(opts.device)
     sched = opts.resolved_schedule()
@@ -466,6 +473,7 @@ def encode_video(
             if trainer.stage in ("qat", "done") and trainer.qat_key != (opts.bits, opts.scale_mode):
                 trainer.load(pruned)  # the rolling state is another QAT's; pruned.ckpt precedes it
         trained_before = trainer.elapsed
+        epoch_hook = _plan(trainer, opts, t_start, progress, epoch_hook)
         if trainer.stage in ("main", "prune"):
             trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
             trainer.save(pruned)
@@ -479,7 +487,7 @@ def encode_video(
         "encoder": f"hinerv {__version__}",
         "model": label,
         "bits": opts.bits,
-        "schedule": sched.name,
+        "schedule": trainer.schedule.name,
         "seed": opts.seed,
     }
     stream = export_stream(model, trainer.masks, info, cfg, opts.bits, opts.scale_mode, meta)
@@ -494,6 +502,37 @@ def encode_video(
         "cfg": cfg,
     }
     return data, facts
+
+
+def _plan(
+    trainer: Trainer,
+    opts: EncodeOptions,
+    t_start: float,
+    progress: ProgressCallback | None,
+    epoch_hook: Callable[[Trainer], None] | None,
+) -> Callable[[Trainer], None] | None:
+    """Measure the step time, fit the schedule to ``opts.time_budget`` and report the plan.
+
+    Returns the epoch hook to train with (the caller's, plus a :class:`~hinerv.budget.BudgetKeeper`
+    that re-fits the later stages to the time left at each stage boundary).
+    """
+    if trainer.done:
+        return epoch_hook
+    plan = plan_training(trainer, opts.time_budget, elapsed_seconds=time.perf_counter() - t_start)
+    if progress:
+        progress(plan)
+    if opts.time_budget is None or plan.notes:
+        return epoch_hook
+    keeper = BudgetKeeper(trainer, opts.time_budget, t_start, plan.costs, plan.finish_seconds)
+    if epoch_hook is None:
+        return keeper
+    user_hook = epoch_hook
+
+    def both(tr: Trainer) -> None:
+        keeper(tr)
+        user_hook(tr)
+
+    return both
 
 
 def encode_file(

@@ -220,8 +220,6 @@ class Trainer:
         self.grid = choose_patch_grid(H, W, up)
         self.ph, self.pw = H // self.grid[0], W // self.grid[1]
         self.amp = amp and self.device.type == "cuda"
-        if self.device.type == "cpu":
-            torch.set_flush_denormal(True)  # tiny grid values otherwise hit slow denormal arithmetic
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self._fwd: Callable[..., torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
         self.prunable = list(model.prunable_names())  # type: ignore[operator]
@@ -256,7 +254,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output, the schedule included (a time budget may have fitted it)."""
         self.model.load_state_dict(state["model"])
+        if "schedule" in state:
+            self.schedule = type(self.schedule)(**state["schedule"])
         self.stage = state["stage"]
         self.epoch = int(state["epoch"])
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -350,7 +351,7 @@ class Trainer:
 
     def _start_stage(self, stage: str) -> None:
         self.stage, self.epoch = stage, 0
-        if stage == "prune":
+        if stage == "prune" and self.schedule.prune_epochs > 0:  # zero epochs: no pruning (reference)
             params = dict(self.model.named_parameters())
             total = sum(p.numel() for p in self.model.parameters())
             self.masks = magnitude_masks(

@@ -113,3 +113,15 @@ def test_reconstruct_shape_and_range() -> None:
     tr = _trainer(Schedule(name="t", main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=0))
     out = tr.reconstruct(torch.tensor([0, 3]))
     assert out.shape == (2, 3, 64, 64) and float(out.min()) > 0 and float(out.max()) < 1
+
+
+def test_zero_prune_epochs_means_no_pruning() -> None:
+    tr = _trainer(Schedule(main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=1))
+    tr.fit()
+    assert tr.done and not tr.masks
+
+
+def test_trainer_changes_no_process_settings() -> None:
+    torch.set_flush_denormal(False)
+    _trainer(Schedule(main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=0)).fit()
+    assert float(torch.tensor([1e-39]) * 1.0) != 0.0  # denormals not flushed: the caller's setting stands

@@ -260,6 +260,7 @@ class HiNeRVCodec(Codec):
         schedule: ``full`` / ``short`` / ``tiny`` / TOML path; epochs: main-stage epoch override.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the sweep may assign ``cuda:i``).
         seed: training seed.
+        time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
     """
 
     sizes: tuple[str, ...] = ("s", "m", "l")
@@ -270,11 +271,14 @@ class HiNeRVCodec(Codec):
     seed: int = 0
     run_name: str | None = None
     uses_gpu: bool = True
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if not self.sizes or not self.bits:
             raise ConfigError("the HiNeRV ladder needs at least one size and one bit depth")
         ep = f"-e{self.epochs}" if self.epochs else ""
+        if self.time_budget:
+            ep += f"-t{self.time_budget:g}s"
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
         self.name = self.run_name or f"hinerv-{sched}{ep}"
 
@@ -283,7 +287,9 @@ class HiNeRVCodec(Codec):
 
         return (
             f"hinerv {__version__} (HiNeRV, NeurIPS 2023), schedule {self.schedule}"
-            f"{f' ({self.epochs} main epochs)' if self.epochs else ''}, sizes {list(self.sizes)}, "
+            f"{f' ({self.epochs} main epochs)' if self.epochs else ''}"
+            f"{f' fitted to {self.time_budget:g} s per encode' if self.time_budget else ''}, "
+            f"sizes {list(self.sizes)}, "
             f"quantization bits {list(self.bits)}, seed {self.seed}; rate from the bitstream file "
             "(everything a decoder needs); encoding_time includes the per-video training"
         )
@@ -310,6 +316,7 @@ class HiNeRVCodec(Codec):
         progress: PointProgress | None = None,
     ) -> dict[str, Any]:
         from hinerv.codec import EncodeOptions, decode_file, encode_file
+        from hinerv.train import TrainEvent
 
         dev = device or self.device
         opts = EncodeOptions(
@@ -319,6 +326,7 @@ class HiNeRVCodec(Codec):
             epochs=self.epochs,
             device=dev,
             seed=self.seed,
+            time_budget=self.time_budget,
         )
         workdir.mkdir(parents=True, exist_ok=True)
         keep = workdir / "keep"
@@ -328,7 +336,7 @@ class HiNeRVCodec(Codec):
         train_dir = workdir.parent / f"train-{point.params['size']}"
 
         def on_event(ev: Any) -> None:
-            if progress is None or isinstance(ev, str):
+            if progress is None or not isinstance(ev, TrainEvent):
                 return
             # global_epoch counts the epochs finished before the current one, over all stages
             total = ev.total_epochs * ev.steps

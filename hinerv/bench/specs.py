@@ -32,7 +32,8 @@ _FIELDS: dict[str, tuple[type[Codec], tuple[str, ...]]] = {
                          "run_name")),
     "hm": (HMCodec, ("encoder", "cfg", "decoder", "qps", "intra_period", "label", "extra_args",
                      "run_name")),
-    "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name")),
+    "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name",
+                             "time_budget")),
 }
 
 

@@ -148,6 +148,9 @@ _WORKER_SLOT: int = 0
 
 def _init_worker(counter: Any) -> None:
     global _WORKER_SLOT
+    from hinerv.runtime import configure_process
+
+    configure_process()  # a spawned worker does not run the CLI entry point
     with counter.get_lock():
         _WORKER_SLOT = counter.value
         counter.value += 1

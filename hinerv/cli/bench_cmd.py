@@ -116,6 +116,7 @@ def _build_codecs(
     schedule: str,
     epochs: int | None,
     device: str,
+    time_budget: float | None = None,
     seed: int,
     hm_bin: Path | None,
     hm_cfg: Path | None,
@@ -140,7 +141,8 @@ def _build_codecs(
                     kw["x265_params"] = x265_params
                 out.append(X265Codec(**kw))
         elif key in ("hinerv", "ours"):
-            kw = {"schedule": schedule, "epochs": epochs, "device": device, "seed": seed}
+            kw = {"schedule": schedule, "epochs": epochs, "device": device, "seed": seed,
+                  "time_budget": time_budget}
             if sizes:
                 kw["sizes"] = sizes
             if bits:
@@ -183,6 +185,8 @@ def bench_run(
     schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, short, tiny or a "
                                                ".toml.")] = "full",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
+    time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
+                                                         "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="HiNeRV seed.")] = 0,
     hm_bin: Annotated[Path | None, typer.Option(help="HM/VTM encoder binary.")] = None,
@@ -207,6 +211,7 @@ def bench_run(
     """Encode, decode and measure every rate point of every codec on every sequence."""
     from hinerv.bench.datasets import load_dataset, locate
     from hinerv.bench.sweep import SourceSpec, run_sweep
+    from hinerv.budget import parse_duration
 
     specs: list[SourceSpec] = []
     ropts = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
@@ -224,6 +229,7 @@ def bench_run(
         list(codec or ["x265"]), qps=_ints(qps, "--qps"), preset=preset, gops=gops,
         intra_period=intra_period, x265_params=x265_params, sizes=_strs(sizes),
         bits=_ints(bits, "--bits"), schedule=schedule, epochs=epochs, device=device, seed=seed,
+        time_budget=parse_duration(time_budget) if time_budget else None,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"),
         hm_name=hm_name,
     )

@@ -40,13 +40,20 @@ def _progress(quiet: bool) -> Progress:
 @contextmanager
 def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
     """A progress callback for :func:`hinerv.codec.encode_file` drawing one rich bar over all epochs."""
+    from hinerv.budget import Plan
     from hinerv.train import TrainEvent
 
     with _progress(quiet) as prog:
         task = prog.add_task("encode", total=None, status="")
         show_lines = quiet is False and not err_console.is_terminal
 
-        def cb(ev: TrainEvent | str) -> None:
+        def cb(ev: TrainEvent | Plan | str) -> None:
+            if isinstance(ev, Plan):
+                if not quiet:
+                    err_console.print(ev.message(), highlight=False)
+                    for line in (*ev.notes, *([ev.hint] if ev.hint else [])):
+                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False)
+                return
             if isinstance(ev, str):
                 prog.update(task, description=ev)
                 if show_lines:
@@ -119,6 +126,10 @@ def encode(
         str, typer.Option(help="Training schedule: full, short, tiny or a TOML file.")
     ] = "full",
     epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(help="Fit every stage of the schedule to this wall time (e.g. 90s, 10m, 2h)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed: same seed, same machine => same bitstream.")] = 0,
     scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
@@ -142,6 +153,7 @@ def encode(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Compress a video: train a HiNeRV on it, prune, quantize, entropy-code."""
+    from hinerv.budget import parse_duration
     from hinerv.codec import EncodeOptions, encode_file
 
     opts = EncodeOptions(
@@ -150,6 +162,7 @@ def encode(
         bits=bits,
         schedule=schedule,
         epochs=epochs,
+        time_budget=parse_duration(time_budget) if time_budget else None,
         device=device,
         seed=seed,
         scale_mode=scale_mode,  # type: ignore[arg-type]

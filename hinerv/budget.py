@@ -1,0 +1,412 @@
+"""Encode-time planning: a wall-clock budget instead of an epoch count, and an estimate before the work.
+
+For an over-fitted codec, encoding *is* training, so its cost is (optimizer steps) x (seconds per step),
+and the seconds per step depend on the machine. This module
+
+* parses durations (:func:`parse_duration`: ``90s``, ``10m``, ``2h``, ``1h30m``);
+* scales every stage of a :class:`~hinerv.train.Schedule` in proportion to a total number of epochs
+  (:func:`fit_schedule`);
+* measures seconds per step on the machine by running a few real optimizer steps of each stage on a
+  trainer and then restoring the trainer's exact state (:func:`measure_step_seconds`), so the measurement
+  does not change the result;
+* plans the schedule for a budget and says what to expect (:func:`plan_training` -> :class:`Plan`);
+* keeps a running encode on its budget: at each stage boundary, the stages still to run are fitted again
+  to the time left, with the step time actually observed (:class:`BudgetKeeper`, an epoch hook).
+
+Nothing here knows the pipeline beyond the :class:`~hinerv.train.Trainer` interface (``train_step``,
+``_batch``, ``_start_stage``, ``state_dict`` / ``load_state_dict``, ``schedule``, ``stage``, ``epoch``,
+``T``, ``grid``), so it works for any ``Trainer`` subclass. It does no printing: a :class:`Plan` is handed
+to the caller's progress callback, and the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from hinerv.errors import ConfigError
+from hinerv.train import STAGES, Schedule
+
+if TYPE_CHECKING:
+    from hinerv.train import Trainer
+
+__all__ = [
+    "parse_duration",
+    "format_duration",
+    "fit_schedule",
+    "measure_step_seconds",
+    "measure_forward_seconds",
+    "StepCosts",
+    "Plan",
+    "plan_training",
+    "BudgetKeeper",
+    "LONG_RUN_SECONDS",
+]
+
+#: an expected encode longer than this gets a one-line hint (time budget, shorter schedule, GPU)
+LONG_RUN_SECONDS = 3600.0
+
+_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)")
+
+_FIELDS = {"main": "main_epochs", "prune": "prune_epochs", "qat": "qat_epochs"}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in a duration such as ``90s``, ``10m``, ``2h``, ``1h30m``, ``1.5h`` or ``600`` (seconds).
+
+    Raises:
+        ConfigError: not a duration, or not positive.
+    """
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        s = text.strip().lower().replace(" ", "")
+        pos, seconds = 0, 0.0
+        if not s:
+            raise ConfigError("empty duration")
+        while pos < len(s):
+            m = _PART.match(s, pos)
+            if m is None or (m.group(2) and m.group(2) not in _UNITS):
+                raise ConfigError(f"cannot read duration {text!r} (use e.g. 90s, 10m, 2h, 1h30m)")
+            seconds += float(m.group(1)) * _UNITS[m.group(2) or "s"]
+            pos = m.end()
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min``, ``3.2 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fit_schedule(schedule: Schedule, total_epochs: int, stages: Sequence[str] = STAGES) -> Schedule:
+    """Scale the given stages of ``schedule`` to ``total_epochs`` epochs in all, keeping their proportions.
+
+    Every stage that has epochs keeps at least one (so pruning and QAT still happen); the warm-up scales
+    with the main stage. Stages not in ``stages`` are left as they are (used to re-fit the rest of a run).
+
+    Raises:
+        ConfigError: no stage to fit, or ``total_epochs`` below one per stage.
+    """
+    active = [st for st in stages if schedule.epochs(st) > 0]
+    if not active:
+        raise ConfigError("the schedule has no epochs to fit")
+    if total_epochs < len(active):
+        raise ConfigError(f"{total_epochs} epochs cannot hold the {len(active)} stages {', '.join(active)}")
+    weights = {st: schedule.epochs(st) for st in active}
+    wsum = sum(weights.values())
+    share = {st: total_epochs * w / wsum for st, w in weights.items()}
+    alloc = {st: math.floor(share[st]) for st in active}
+    left = total_epochs - sum(alloc.values())
+    by_remainder = sorted(active, key=lambda k: (share[k] - math.floor(share[k]), weights[k]), reverse=True)
+    for st in by_remainder[:left]:
+        alloc[st] += 1
+    for st in active:  # every stage keeps at least one epoch, taken from the longest one
+        if alloc[st] == 0:
+            alloc[st] = 1
+            alloc[max(active, key=lambda k: alloc[k])] -= 1
+    changes: dict[str, object] = {_FIELDS[st]: n for st, n in alloc.items()}
+    if "main" in alloc:
+        f = alloc["main"] / schedule.main_epochs
+        changes["warmup_epochs"] = min(alloc["main"], round(schedule.warmup_epochs * f))
+    base = schedule.name.split("~")[0]
+    fitted = replace(schedule, **changes)  # type: ignore[arg-type]
+    return replace(fitted, name=f"{base}~{fitted.total_epochs}e")
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Measured seconds per optimizer step for each stage, and per decoded frame (no gradient)."""
+
+    step: dict[str, float]
+    forward: float
+
+    def epoch_seconds(self, stage: str, steps_per_epoch: int) -> float:
+        """Seconds for one epoch of ``stage`` (a stage not measured costs like the main stage)."""
+        return steps_per_epoch * self.step.get(stage, self.step.get("main", max(self.step.values())))
+
+    def schedule_seconds(
+        self, schedule: Schedule, steps_per_epoch: int, stages: Sequence[str] = STAGES
+    ) -> float:
+        """Training seconds of the given stages of ``schedule``."""
+        return sum(schedule.epochs(st) * self.epoch_seconds(st, steps_per_epoch) for st in stages)
+
+
+def _sync(trainer: Trainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+
+
+def measure_step_seconds(
+    trainer: Trainer,
+    stages: Sequence[str] | None = None,
+    *,
+    steps: int = 2,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Seconds per optimizer step of each stage, measured with real steps on ``trainer``.
+
+    For each stage (default: every stage the schedule still has epochs for), the stage is entered as the
+    trainer would enter it (``_start_stage``: fresh optimizer, pruning masks, QAT), ``warmup`` steps run
+    untimed on the first stage only (allocator and kernel caches), then ``steps`` steps are timed (the
+    later stages time ``max(1, steps // 2)``). The batches come from a private generator, and the trainer's
+    complete state (model, optimizer, masks, generators, stage, clock) is restored afterwards from a deep
+    copy of its ``state_dict``: training after a measurement is bit-identical to training without one.
+    """
+    if stages is None:
+        start = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
+        stages = [st for st in STAGES[start:] if trainer.schedule.epochs(st) > 0]
+    state = copy.deepcopy(trainer.state_dict())
+    was_training = trainer.model.training
+    out: dict[str, float] = {}
+    B = trainer.grid[0] * trainer.grid[1]
+    order = torch.randperm(trainer.T * B, generator=torch.Generator().manual_seed(0x5EED))
+    k = 0
+    try:
+        trainer.model.train()
+        for i, st in enumerate(stages):
+            trainer._start_stage(st)
+            for _ in range(warmup if i == 0 else 0):
+                trainer.train_step(*trainer._batch(order, k % trainer.T))
+                k += 1
+            n = steps if i == 0 else max(1, steps // 2)
+            _sync(trainer)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                trainer.train_step(*trainer._batch(order, k % trainer.T))
+                k += 1
+            _sync(trainer)
+            out[st] = (time.perf_counter() - t0) / n
+    finally:
+        trainer.load_state_dict(state)
+        trainer.model.train(was_training)
+    return out
+
+
+def measure_forward_seconds(trainer: Trainer) -> float:
+    """Seconds to reconstruct one whole frame without gradient (what decoding costs per frame)."""
+    t = torch.zeros(1, dtype=torch.long)
+    trainer.reconstruct(t)
+    _sync(trainer)
+    t0 = time.perf_counter()
+    trainer.reconstruct(t)
+    _sync(trainer)
+    return time.perf_counter() - t0
+
+
+#: what the codec does after training, per frame, in units of one frame's forward pass: the decoder
+#: run on the packed stream, writing the reconstruction, reading it back and measuring PSNR / MS-SSIM
+#: (measured on 384x288 and 256x144 clips on CPU: 2.5-4 forward passes; 4 keeps the budget)
+FINISH_FORWARDS = 4.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an encode is going to do, said before the work starts.
+
+    Attributes:
+        schedule: the schedule that will run (fitted to the budget when there is one).
+        steps: optimizer steps still to run.
+        stage_steps: the same, per stage.
+        seconds_per_step: measured seconds per step of each stage.
+        forward_seconds: measured seconds of one frame's forward pass without gradient.
+        train_seconds: expected training wall time.
+        finish_seconds: expected time after training (export, decode, measurement).
+        elapsed_seconds: time already spent before the plan (loading, measuring).
+        budget_seconds: the budget the schedule was fitted to, if any.
+        fits: False when even one epoch per stage does not fit the budget.
+    """
+
+    schedule: Schedule
+    steps: int
+    stage_steps: dict[str, int]
+    seconds_per_step: dict[str, float]
+    forward_seconds: float
+    train_seconds: float
+    finish_seconds: float
+    elapsed_seconds: float = 0.0
+    budget_seconds: float | None = None
+    fits: bool = True
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def costs(self) -> StepCosts:
+        """The calibration the plan was made from."""
+        return StepCosts(dict(self.seconds_per_step), self.forward_seconds)
+
+    @property
+    def expected_seconds(self) -> float:
+        """Expected wall time of the whole encode (time already spent included)."""
+        return self.elapsed_seconds + self.train_seconds + self.finish_seconds
+
+    @property
+    def hint(self) -> str | None:
+        """A one-line suggestion when the encode is expected to take more than an hour."""
+        if self.expected_seconds <= LONG_RUN_SECONDS:
+            return None
+        return (
+            f"this encode is expected to take {format_duration(self.expected_seconds)}: "
+            "--time-budget 30m fits the schedule to a wall time, --schedule short runs a fifth of it, "
+            "--device cuda trains on a GPU"
+        )
+
+    def message(self) -> str:
+        """One line: planned steps, measured seconds per step, expected wall time (and the budget)."""
+        per = ", ".join(f"{st} {n}" for st, n in self.stage_steps.items() if n)
+        sps = "/".join(
+            f"{self.seconds_per_step[st]:.3g}" for st in self.stage_steps if st in self.seconds_per_step
+        )
+        line = (
+            f"plan: {self.steps} steps ({per}; schedule {self.schedule.name}), measured {sps} s/step, "
+            f"expected {format_duration(self.expected_seconds)} "
+            f"(training {format_duration(self.train_seconds)})"
+        )
+        if self.budget_seconds is not None:
+            line += f", budget {format_duration(self.budget_seconds)}"
+            if not self.fits:
+                line += " (does not fit: one epoch per stage is the minimum)"
+        return line
+
+
+def _remaining(trainer: Trainer, schedule: Schedule) -> dict[str, int]:
+    """Epochs still to run per stage, for ``schedule`` at the trainer's position."""
+    if trainer.stage not in STAGES:
+        return dict.fromkeys(STAGES, 0)
+    i = STAGES.index(trainer.stage)
+    out = {}
+    for j, st in enumerate(STAGES):
+        n = schedule.epochs(st)
+        out[st] = 0 if j < i else (n - trainer.epoch if j == i else n)
+    return {st: max(0, n) for st, n in out.items()}
+
+
+def _best_fit(
+    schedule: Schedule, costs: StepCosts, T: int, available: float, stages: Sequence[str]
+) -> tuple[Schedule, bool]:
+    """The largest proportional refit of ``stages`` whose training time is within ``available``."""
+    active = [st for st in stages if schedule.epochs(st) > 0]
+    lo = len(active)
+    per_epoch = max(1e-9, min(costs.epoch_seconds(st, T) for st in active))
+    n = max(lo, int(available / per_epoch) + 1)
+    while n > lo and costs.schedule_seconds(fit_schedule(schedule, n, active), T, active) > available:
+        n -= 1
+    fitted = fit_schedule(schedule, n, active)
+    return fitted, costs.schedule_seconds(fitted, T, active) <= available
+
+
+def plan_training(
+    trainer: Trainer,
+    budget_seconds: float | None = None,
+    *,
+    elapsed_seconds: float = 0.0,
+    costs: StepCosts | None = None,
+) -> Plan:
+    """Measure the machine and plan the rest of the trainer's schedule.
+
+    With ``budget_seconds``, a trainer that has not started is given ``fit_schedule(schedule, N)`` for the
+    largest N whose expected wall time (``elapsed_seconds`` already spent + training + finishing) fits
+    the budget; ``trainer.schedule`` is replaced. A trainer that has already trained (a resumed encode)
+    keeps its schedule: only the estimate is made. Without a budget only the estimate is made.
+    """
+    t0 = time.perf_counter()
+    if costs is None:
+        costs = StepCosts(measure_step_seconds(trainer), measure_forward_seconds(trainer))
+    elapsed = elapsed_seconds + (time.perf_counter() - t0)
+    T = trainer.T
+    finish = FINISH_FORWARDS * T * costs.forward
+    fits = True
+    notes: list[str] = []
+    fresh = trainer.stage == STAGES[0] and trainer.epoch == 0
+    if budget_seconds is not None and fresh and costs.step:
+        available = budget_seconds - elapsed - finish
+        trainer.schedule, fits = _best_fit(trainer.schedule, costs, T, available, STAGES)
+    elif budget_seconds is not None and not fresh:
+        notes.append("resumed: the schedule fitted when this encode started is kept")
+    rem = _remaining(trainer, trainer.schedule)
+    stage_steps = {st: n * T for st, n in rem.items()}
+    train = sum(rem[st] * costs.epoch_seconds(st, T) for st in rem if rem[st])
+    return Plan(
+        schedule=trainer.schedule,
+        steps=sum(stage_steps.values()),
+        stage_steps=stage_steps,
+        seconds_per_step=dict(costs.step),
+        forward_seconds=costs.forward,
+        train_seconds=train,
+        finish_seconds=finish,
+        elapsed_seconds=elapsed,
+        budget_seconds=budget_seconds,
+        fits=fits,
+        notes=tuple(notes),
+    )
+
+
+class BudgetKeeper:
+    """Epoch hook that keeps a running encode on its budget.
+
+    At every stage boundary (the trainer has just entered a stage, epoch 0), the stages not yet run are
+    fitted again, in proportion, to the time left (``budget - elapsed - finish``), with the seconds per
+    step corrected by the ratio of the training time observed so far to the calibrated one (the machine's
+    load may have changed since the calibration). Only epoch counts of stages that have not started
+    change, so each stage's learning-rate curve stays a whole curve.
+
+    Args:
+        trainer: the trainer, at the point where training is about to start.
+        budget_seconds: the whole encode's budget.
+        started: ``time.perf_counter()`` when the encode started.
+        costs: the calibration.
+        finish_seconds: reserved for the work after training.
+    """
+
+    def __init__(
+        self, trainer: Trainer, budget_seconds: float, started: float, costs: StepCosts, finish_seconds: float
+    ) -> None:
+        self.budget = budget_seconds
+        self.started = started
+        self.costs = costs
+        self.finish = finish_seconds
+        self._elapsed0 = trainer.elapsed
+        self._calibrated0 = self._calibrated_done(trainer)
+        self._last_stage = trainer.stage
+
+    def _calibrated_done(self, trainer: Trainer) -> float:
+        """Calibrated seconds of the epochs the trainer has completed."""
+        i = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
+        done = sum(trainer.schedule.epochs(st) * self.costs.epoch_seconds(st, trainer.T) for st in STAGES[:i])
+        if i < len(STAGES):
+            done += trainer.epoch * self.costs.epoch_seconds(trainer.stage, trainer.T)
+        return done
+
+    def ratio(self, trainer: Trainer) -> float:
+        """Observed / calibrated training time so far (1 before any epoch), clamped to [0.25, 4]."""
+        expected = self._calibrated_done(trainer) - self._calibrated0
+        if expected <= 0:
+            return 1.0
+        return min(max((trainer.elapsed - self._elapsed0) / expected, 0.25), 4.0)
+
+    def __call__(self, trainer: Trainer) -> None:
+        stage = trainer.stage
+        entered = stage != self._last_stage and stage in STAGES and trainer.epoch == 0
+        self._last_stage = stage
+        if not entered:
+            return
+        todo = [st for st in STAGES[STAGES.index(stage) :] if trainer.schedule.epochs(st) > 0]
+        if not todo:
+            return
+        r = self.ratio(trainer)
+        corrected = StepCosts({k: v * r for k, v in self.costs.step.items()}, self.costs.forward * r)
+        finish = FINISH_FORWARDS * trainer.T * corrected.forward
+        available = self.budget - (time.perf_counter() - self.started) - finish
+        trainer.schedule, _ = _best_fit(trainer.schedule, corrected, trainer.T, available, todo)
