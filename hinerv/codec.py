@@ -41,7 +41,7 @@ from hinerv.io import VideoReader, open_video, open_writer
 from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
-from hinerv.train import Schedule, Trainer, TrainEvent, load_schedule
+from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
 
 __all__ = [
@@ -84,6 +84,8 @@ class EncodeOptions:
         compile: ``torch.compile`` the model for training.
         time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
             it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
+        max_memory: bytes of activations one training forward/backward may take (large frames train in
+            micro-batches above it); ``None``: :data:`hinerv.train.DEFAULT_MAX_MEMORY`.
     """
 
     size: str | None = "s"
@@ -97,6 +99,7 @@ class EncodeOptions:
     amp: bool = True
     compile: bool = False
     time_budget: float | None = None
+    max_memory: int | None = None
 
     def resolved_schedule(self) -> Schedule:
         s = load_schedule(self.schedule)
@@ -449,6 +452,7 @@ def encode_video(
         seed=opts.seed,
         amp=opts.amp,
         compile=opts.compile,
+        max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     job = workdir / "job.json"

@@ -53,6 +53,9 @@ __all__ = [
 
 STAGES = ("main", "prune", "qat")
 
+#: default activation budget of one training forward/backward (see ``Trainer(max_memory=...)``)
+DEFAULT_MAX_MEMORY = 3 << 30
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -190,6 +193,10 @@ class Trainer:
         seed: seeds the batch order and the Quant-Noise masks.
         amp: fp16 autocast + loss scaling on CUDA (ignored on CPU).
         compile: wrap the model with ``torch.compile``.
+        max_memory: bytes the activations of one forward/backward may take. A step's patch batch
+            (one frame's worth of tiles, with halos) that the model estimates above this is run as
+            micro-batches with gradient accumulation (the same step, within float rounding).
+            ``None``: never split.
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class Trainer:
         seed: int = 0,
         amp: bool = True,
         compile: bool = False,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
     ) -> None:
         self.model = model
         self.device = torch.device(device)
@@ -231,6 +239,16 @@ class Trainer:
         self.epoch = 0  # completed epochs within the current stage
         self.elapsed = 0.0  # training seconds so far, summed over resumed sessions
         self.optimizer = self._new_optimizer()
+        self.micro_batch = self._micro_batch(max_memory)
+
+    def _micro_batch(self, max_memory: int | None) -> int:
+        """Patches per forward pass: the whole step's batch unless its activations exceed ``max_memory``."""
+        B = self.grid[0] * self.grid[1]
+        estimate = getattr(self.model, "activation_bytes", None)
+        if max_memory is None or estimate is None or B == 1:
+            return B
+        per = max(1, int(estimate(self.grid)))
+        return max(1, min(B, int(max_memory // per)))
 
     # ------------------------------------------------------------------ state
     def _new_optimizer(self) -> torch.optim.Optimizer:
@@ -375,20 +393,56 @@ class Trainer:
             idx: int64 ``[N, 3]`` patch indices (t, ih, iw) in the trainer's patch grid.
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            if self.masks or self.stage == "qat":
-                out = functional_call(self._fwd, self.effective_params(True), (idx, self.grid))
-            else:
-                out = self._fwd(idx, self.grid)
-        loss, mse = self._loss(out, tgt)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        n = idx.shape[0]
+        if self.micro_batch < n:
+            loss_v, mse_v = self._accumulate(idx, tgt)
+        else:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                if self.masks or self.stage == "qat":
+                    out = functional_call(self._fwd, self.effective_params(True), (idx, self.grid))
+                else:
+                    out = self._fwd(idx, self.grid)
+            loss, mse = self._loss(out, tgt)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            loss_v, mse_v = float(loss.detach()), float(mse)
         self.scaler.unscale_(self.optimizer)
         if self.schedule.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), float(mse)
+        return loss_v, mse_v
+
+    def _accumulate(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
+        """Gradients of the whole batch's loss, computed in micro-batches of ``self.micro_batch`` patches.
+
+        The loss is a mean over equal-sized patches, so the batch loss is the sum of the micro-batch
+        losses weighted by their share of the batch. Masked / Quant-Noise parameters are computed once
+        for the whole step (one noise draw, as without splitting): the micro-batches run on detached
+        copies, and their accumulated gradients are pushed through the parameter transform at the end.
+        """
+        n = idx.shape[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        eff = self.effective_params(True) if (self.masks or self.stage == "qat") else {}
+        leaves = {k: v.detach().requires_grad_(True) for k, v in eff.items()}
+        loss_sum, mse_sum = 0.0, 0.0
+        for i in range(0, n, self.micro_batch):
+            sl = slice(i, min(n, i + self.micro_batch))
+            w = (sl.stop - sl.start) / n
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                if leaves:
+                    out = functional_call(self._fwd, leaves, (idx[sl], self.grid))
+                else:
+                    out = self._fwd(idx[sl], self.grid)
+            loss, mse = self._loss(out, tgt[sl])
+            self.scaler.scale(loss * w).backward()
+            loss_sum += float(loss.detach()) * w
+            mse_sum += float(mse) * w
+            del out, loss
+        used = [k for k in leaves if leaves[k].grad is not None]
+        if used:
+            torch.autograd.backward([eff[k] for k in used], [leaves[k].grad for k in used])
+        return loss_sum, mse_sum
 
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""

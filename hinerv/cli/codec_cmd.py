@@ -86,6 +86,21 @@ def _frames_option(frames: str | None) -> tuple[int, int] | None:
         raise InputError(f"--frames must look like A:B (first:end), got {frames!r}") from None
 
 
+def _bytes_option(text: str | None) -> int | None:
+    """``2G``, ``500M``, ``1.5GB`` or plain bytes."""
+    if text is None:
+        return None
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise InputError(f"--max-memory must look like 2G or 500M, got {text!r}") from None
+    if value < 1:
+        raise InputError(f"--max-memory must be positive, got {text!r}")
+    return int(value)
+
+
 def _reader_options(**options: Any) -> dict[str, Any]:
     """The :func:`hinerv.io.open_video` options the user actually gave."""
     return {k: v for k, v in options.items() if v is not None}
@@ -130,6 +145,13 @@ def encode(
         str | None,
         typer.Option(help="Fit every stage of the schedule to this wall time (e.g. 90s, 10m, 2h)."),
     ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Activation memory per training step (e.g. 2G, 500M; default 3G): larger "
+            "frames train in micro-batches."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed: same seed, same machine => same bitstream.")] = 0,
     scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
@@ -163,6 +185,7 @@ def encode(
         schedule=schedule,
         epochs=epochs,
         time_budget=parse_duration(time_budget) if time_budget else None,
+        max_memory=_bytes_option(max_memory),
         device=device,
         seed=seed,
         scale_mode=scale_mode,  # type: ignore[arg-type]
