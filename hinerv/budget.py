@@ -48,6 +48,7 @@ __all__ = [
     "plan_training",
     "BudgetKeeper",
     "LONG_RUN_SECONDS",
+    "finish_seconds",
 ]
 
 #: an expected encode longer than this gets a one-line hint (time budget, shorter schedule, GPU)
@@ -167,9 +168,10 @@ def measure_step_seconds(
     complete state (model, optimizer, masks, generators, stage, clock) is restored afterwards from a deep
     copy of its ``state_dict``: training after a measurement is bit-identical to training without one.
 
-    When the first (warm-up) step already takes more than ``slow`` seconds, its time is the measurement
-    and the other stages are taken to cost the same: at that scale the one-off start-up costs are small
-    against a step, and the stage differences (masks, Quant-Noise) are a few per cent.
+    When the first (warm-up) step already takes more than ``slow`` seconds, one more step is timed and the
+    other stages are taken to cost the same (two steps instead of five): at that scale the stage
+    differences (masks, Quant-Noise) are a few per cent, while a first step carries large one-off costs
+    (a 1080p step measured 110 s first, 68 s after).
     """
     if stages is None:
         start = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
@@ -193,7 +195,10 @@ def measure_step_seconds(
                 _sync(trainer)
                 first = (time.perf_counter() - t0) / warmup
                 if first > slow:
-                    return dict.fromkeys(stages, first)
+                    t0 = time.perf_counter()
+                    trainer.train_step(*trainer._batch(order, k % trainer.T))
+                    _sync(trainer)
+                    return dict.fromkeys(stages, time.perf_counter() - t0)
             n = steps if i == 0 else max(1, steps // 2)
             _sync(trainer)
             t0 = time.perf_counter()
@@ -208,21 +213,38 @@ def measure_step_seconds(
     return out
 
 
-def measure_forward_seconds(trainer: Trainer) -> float:
-    """Seconds to reconstruct one whole frame without gradient (what decoding costs per frame)."""
+def measure_forward_seconds(trainer: Trainer, slow: float = 2.0) -> float:
+    """Seconds to reconstruct one whole frame without gradient (what decoding costs per frame).
+
+    A first call slower than ``slow`` seconds is the measurement (no second call).
+    """
     t = torch.zeros(1, dtype=torch.long)
-    trainer.reconstruct(t)
-    _sync(trainer)
-    t0 = time.perf_counter()
-    trainer.reconstruct(t)
-    _sync(trainer)
-    return time.perf_counter() - t0
+    was_training = trainer.model.training
+    try:
+        t0 = time.perf_counter()
+        trainer.reconstruct(t)
+        _sync(trainer)
+        first = time.perf_counter() - t0
+        if first > slow:
+            return first
+        t0 = time.perf_counter()
+        trainer.reconstruct(t)
+        _sync(trainer)
+        return time.perf_counter() - t0
+    finally:
+        trainer.model.train(was_training)
 
 
 #: what the codec does after training, per frame, in units of one frame's forward pass: the decoder
 #: run on the packed stream, writing the reconstruction, reading it back and measuring PSNR / MS-SSIM
-#: (measured on 384x288 and 256x144 clips on CPU: 2.5-4 forward passes; 4 keeps the budget)
-FINISH_FORWARDS = 4.0
+#: (on CPU: about 2 at 384x288, 1.2 at 1080p), plus FINISH_SECONDS of fixed costs (export, packing)
+FINISH_FORWARDS = 2.0
+FINISH_SECONDS = 2.0
+
+
+def finish_seconds(frames: int, forward_seconds: float) -> float:
+    """Expected seconds of an encode after training (export, decode, measurement)."""
+    return FINISH_SECONDS + FINISH_FORWARDS * frames * forward_seconds
 
 
 @dataclass(frozen=True)
@@ -338,7 +360,7 @@ def plan_training(
         costs = StepCosts(measure_step_seconds(trainer), measure_forward_seconds(trainer))
     elapsed = elapsed_seconds + (time.perf_counter() - t0)
     T = trainer.T
-    finish = FINISH_FORWARDS * T * costs.forward
+    finish = finish_seconds(T, costs.forward)
     fits = True
     notes: list[str] = []
     fresh = trainer.stage == STAGES[0] and trainer.epoch == 0
@@ -419,6 +441,6 @@ class BudgetKeeper:
             return
         r = self.ratio(trainer)
         corrected = StepCosts({k: v * r for k, v in self.costs.step.items()}, self.costs.forward * r)
-        finish = FINISH_FORWARDS * trainer.T * corrected.forward
+        finish = finish_seconds(trainer.T, corrected.forward)
         available = self.budget - (time.perf_counter() - self.started) - finish
         trainer.schedule, _ = _best_fit(trainer.schedule, corrected, trainer.T, available, todo)
