@@ -174,8 +174,13 @@ def measure_step_seconds(
     (a 1080p step measured 110 s first, 68 s after).
     """
     if stages is None:
-        start = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
-        stages = [st for st in STAGES[start:] if trainer.schedule.epochs(st) > 0]
+        if trainer.stage in STAGES:
+            start = STAGES.index(trainer.stage)
+            stages = [st for st in STAGES[start:] if trainer.schedule.epochs(st) > 0]
+        else:  # a subclass's own stage (or "done"): measure where the trainer is
+            stages = [] if trainer.done else [trainer.stage]
+    if not stages:
+        return {}
     state = copy.deepcopy(trainer.state_dict())
     was_training = trainer.model.training
     out: dict[str, float] = {}
@@ -363,8 +368,10 @@ def plan_training(
     finish = finish_seconds(T, costs.forward)
     fits = True
     notes: list[str] = []
+    if not costs.step:
+        raise ConfigError("nothing left to train: no step time to plan with")
     fresh = trainer.stage == STAGES[0] and trainer.epoch == 0
-    if budget_seconds is not None and fresh and costs.step:
+    if budget_seconds is not None and fresh:
         available = budget_seconds - elapsed - finish
         trainer.schedule, fits = _best_fit(trainer.schedule, costs, T, available, STAGES)
     elif budget_seconds is not None and not fresh:

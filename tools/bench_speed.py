@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=160)
     sizes = args.sizes.split(",")
     checkouts = {"this": HERE}
     if args.against is not None:
