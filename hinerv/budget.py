@@ -25,7 +25,7 @@ import copy
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from hinerv.errors import ConfigError
 from hinerv.train import STAGES, Schedule
 
 if TYPE_CHECKING:
-    from hinerv.train import Trainer
+    from hinerv.train import Trainer, TrainEvent
 
 __all__ = [
     "parse_duration",
@@ -47,6 +47,7 @@ __all__ = [
     "Plan",
     "plan_training",
     "BudgetKeeper",
+    "EtaEstimator",
     "LONG_RUN_SECONDS",
     "finish_seconds",
 ]
@@ -451,3 +452,46 @@ class BudgetKeeper:
         finish = finish_seconds(trainer.T, corrected.forward)
         available = self.budget - (time.perf_counter() - self.started) - finish
         trainer.schedule, _ = _best_fit(trainer.schedule, corrected, trainer.T, available, todo)
+
+
+class EtaEstimator:
+    """Seconds of training left after each step, from the calibrated per-stage step costs.
+
+    The work left is counted in calibrated seconds (each remaining step of a stage costs that stage's
+    measured seconds per step, for the schedule as it stands now, so a re-fitted budget is followed), and
+    scaled by the ratio of wall time to calibrated work observed since the first step. A plain
+    "progress per second" estimate is biased by the stages' different step costs (Quant-Noise steps are
+    slower) and jumps when the budget re-fits the schedule.
+
+    Args:
+        trainer: the trainer whose events are estimated (its ``schedule`` and ``T`` are read).
+        costs: the calibration.
+        clock: a monotonic clock (tests pass a fake one).
+    """
+
+    def __init__(
+        self, trainer: Trainer, costs: StepCosts, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.trainer = trainer
+        self.costs = costs
+        self.clock = clock
+        self._t0: float | None = None
+        self._work = 0.0
+
+    def _step_cost(self, stage: str) -> float:
+        return self.costs.epoch_seconds(stage, 1)
+
+    def __call__(self, ev: TrainEvent) -> float:
+        now = self.clock()
+        c = self._step_cost(ev.stage)
+        if self._t0 is None:  # the first step's start is unknown: observe from its end on
+            self._t0 = now
+        else:
+            self._work += c
+        ratio = (now - self._t0) / self._work if self._work > 0 else 1.0
+        sched = self.trainer.schedule
+        left = ((ev.stage_epochs - ev.epoch) * ev.steps + ev.steps - ev.step) * c
+        if ev.stage in STAGES:
+            for st in STAGES[STAGES.index(ev.stage) + 1 :]:
+                left += sched.epochs(st) * ev.steps * self._step_cost(st)
+        return left * ratio

@@ -34,7 +34,7 @@ import torch
 
 from hinerv import __version__
 from hinerv.bitstream import QuantTensor, Stream, pack, peek, unpack
-from hinerv.budget import BudgetKeeper, Plan, plan_training
+from hinerv.budget import BudgetKeeper, EtaEstimator, Plan, plan_training
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
@@ -477,7 +477,7 @@ def encode_video(
             if trainer.stage in ("qat", "done") and trainer.qat_key != (opts.bits, opts.scale_mode):
                 trainer.load(pruned)  # the rolling state is another QAT's; pruned.ckpt precedes it
         trained_before = trainer.elapsed
-        epoch_hook = _plan(trainer, opts, t_start, progress, epoch_hook)
+        epoch_hook, progress = _plan(trainer, opts, t_start, progress, epoch_hook)
         if trainer.stage in ("main", "prune"):
             trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
             trainer.save(pruned)
@@ -514,29 +514,38 @@ def _plan(
     t_start: float,
     progress: ProgressCallback | None,
     epoch_hook: Callable[[Trainer], None] | None,
-) -> Callable[[Trainer], None] | None:
+) -> tuple[Callable[[Trainer], None] | None, ProgressCallback | None]:
     """Measure the step time, fit the schedule to ``opts.time_budget`` and report the plan.
 
     Returns the epoch hook to train with (the caller's, plus a :class:`~hinerv.budget.BudgetKeeper`
-    that re-fits the later stages to the time left at each stage boundary).
+    that re-fits the later stages to the time left at each stage boundary) and the progress callback
+    (the caller's, with each :class:`~hinerv.train.TrainEvent`'s ``eta`` filled in from the plan).
     """
     if trainer.done:
-        return epoch_hook
+        return epoch_hook, progress
     plan = plan_training(trainer, opts.time_budget, elapsed_seconds=time.perf_counter() - t_start)
     if progress:
         progress(plan)
+        progress = _with_eta(progress, EtaEstimator(trainer, plan.costs))
     if opts.time_budget is None or plan.notes:
-        return epoch_hook
+        return epoch_hook, progress
     keeper = BudgetKeeper(trainer, opts.time_budget, t_start, plan.costs, plan.finish_seconds)
     if epoch_hook is None:
-        return keeper
+        return keeper, progress
     user_hook = epoch_hook
 
     def both(tr: Trainer) -> None:
         keeper(tr)
         user_hook(tr)
 
-    return both
+    return both, progress
+
+
+def _with_eta(progress: ProgressCallback, eta: EtaEstimator) -> ProgressCallback:
+    def cb(ev: TrainEvent | Plan | str) -> None:
+        progress(replace(ev, eta=eta(ev)) if isinstance(ev, TrainEvent) else ev)
+
+    return cb
 
 
 def encode_file(

@@ -156,6 +156,8 @@ class TrainEvent:
     """What the trainer reports to its callback after every optimizer step.
 
     ``psnr`` is the PSNR of the running mean training MSE of the current epoch (on float output).
+    ``eta`` is the expected training seconds left when the caller has an estimate (the codec adds it
+    with :class:`hinerv.budget.EtaEstimator`); the trainer itself leaves it None.
     """
 
     stage: str
@@ -169,6 +171,7 @@ class TrainEvent:
     psnr: float
     lr: float
     epoch_done: bool
+    eta: float | None = None
 
 
 def _lr_at(step: int, total: int, warmup: int, lr: float, warmup_lr: float, min_lr: float) -> float:

@@ -130,3 +130,25 @@ def test_keeper_refits_later_stages_to_the_time_left() -> None:
     tr.fit(epoch_hook=keeper)
     assert (tr.schedule.main_epochs, tr.schedule.prune_epochs, tr.schedule.qat_epochs) == (2, 1, 1)
     assert tr.done and tr.masks
+
+
+def test_eta_weights_stages_by_their_step_cost() -> None:
+    from hinerv.budget import EtaEstimator
+    from hinerv.train import TrainEvent
+
+    tr = _trainer(Schedule(name="e", main_epochs=2, warmup_epochs=0, prune_epochs=1, qat_epochs=1))
+    costs = StepCosts({"main": 1.0, "prune": 1.0, "qat": 3.0}, forward=0.0)
+    now = [0.0]
+    eta = EtaEstimator(tr, costs, clock=lambda: now[0])
+
+    def ev(stage: str, epoch: int, step: int, stage_epochs: int) -> TrainEvent:
+        return TrainEvent(stage, epoch, stage_epochs, step, 3, 0, 4, 0.0, 0.0, 0.0, False)
+
+    # the machine runs at half the calibrated speed: 2 s per calibrated second
+    now[0] = 2.0
+    first = eta(ev("main", 1, 1, 2))
+    assert first == pytest.approx(5 * 1 + 3 * 1 + 3 * 3)  # ratio 1 until a second step is seen
+    now[0] = 4.0
+    left = eta(ev("main", 1, 2, 2))
+    # 4 main steps + 3 prune steps at 1 s, 3 QAT steps at 3 s, at the observed 2x
+    assert left == pytest.approx(2 * (4 + 3 + 9))

@@ -22,7 +22,8 @@ from hinerv.errors import InputError
 __all__ = ["encode", "decode", "info", "demo"]
 
 
-def _progress(quiet: bool) -> Progress:
+def _progress(quiet: bool, eta_field: bool = False) -> Progress:
+    """A progress bar; with ``eta_field`` the ETA is the task's ``eta`` field (the codec's estimate)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -30,7 +31,7 @@ def _progress(quiet: bool) -> Progress:
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
-        TimeRemainingColumn(),
+        TextColumn("[cyan]{task.fields[eta]}") if eta_field else TimeRemainingColumn(),
         console=err_console,
         disable=quiet or not err_console.is_terminal,
         transient=False,
@@ -43,8 +44,8 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
     from hinerv.budget import Plan
     from hinerv.train import TrainEvent
 
-    with _progress(quiet) as prog:
-        task = prog.add_task("encode", total=None, status="")
+    with _progress(quiet, eta_field=True) as prog:
+        task = prog.add_task("encode", total=None, status="", eta="-:--:--")
         show_lines = quiet is False and not err_console.is_terminal
 
         def cb(ev: TrainEvent | Plan | str) -> None:
@@ -66,6 +67,7 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
                 completed=done,
                 description=f"{ev.stage} {ev.epoch}/{ev.stage_epochs}",
                 status=f"loss {ev.loss:.4f}  PSNR {ev.psnr:.2f} dB",
+                eta="-:--:--" if ev.eta is None else _clock(ev.eta),
             )
             if show_lines and ev.epoch_done and (ev.epoch == ev.stage_epochs or ev.epoch % 10 == 0):
                 err_console.print(
@@ -74,6 +76,11 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
                 )
 
         yield cb
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _frames_option(frames: str | None) -> tuple[int, int] | None:
