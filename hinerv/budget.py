@@ -398,30 +398,41 @@ def plan_training(
 class BudgetKeeper:
     """Epoch hook that keeps a running encode on its budget.
 
-    At every stage boundary (the trainer has just entered a stage, epoch 0), the stages not yet run are
-    fitted again, in proportion, to the time left (``budget - elapsed - finish``), with the seconds per
-    step corrected by the ratio of the training time observed so far to the calibrated one (the machine's
-    load may have changed since the calibration). Only epoch counts of stages that have not started
-    change, so each stage's learning-rate curve stays a whole curve.
+    After every epoch, the time the rest of the schedule will take is predicted from the calibrated
+    per-stage step costs times the ratio of training time observed so far to the calibrated one (the
+    machine's load may change during an encode). When that prediction misses the time left
+    (``budget - elapsed - finish``) by more than ``tolerance`` of the budget (and more than an epoch),
+    the current stage and the stages after it are fitted again, in the proportions of the plan, to the
+    time left; epochs already done are kept. A changed length of the running stage stretches or shrinks
+    the rest of its cosine; corrections are small and gradual because they happen every epoch.
 
     Args:
         trainer: the trainer, at the point where training is about to start.
         budget_seconds: the whole encode's budget.
         started: ``time.perf_counter()`` when the encode started.
         costs: the calibration.
-        finish_seconds: reserved for the work after training.
+        finish_seconds: reserved for the work after training (re-scaled by the observed ratio).
+        tolerance: share of the budget a prediction may miss by before the schedule is re-fitted.
     """
 
     def __init__(
-        self, trainer: Trainer, budget_seconds: float, started: float, costs: StepCosts, finish_seconds: float
+        self,
+        trainer: Trainer,
+        budget_seconds: float,
+        started: float,
+        costs: StepCosts,
+        finish_seconds: float,
+        tolerance: float = 0.03,
     ) -> None:
         self.budget = budget_seconds
         self.started = started
         self.costs = costs
         self.finish = finish_seconds
+        self.tolerance = tolerance
+        self.shape = trainer.schedule  # the planned proportions
         self._elapsed0 = trainer.elapsed
         self._calibrated0 = self._calibrated_done(trainer)
-        self._last_stage = trainer.stage
+        self.refits = 0
 
     def _calibrated_done(self, trainer: Trainer) -> float:
         """Calibrated seconds of the epochs the trainer has completed."""
@@ -440,18 +451,49 @@ class BudgetKeeper:
 
     def __call__(self, trainer: Trainer) -> None:
         stage = trainer.stage
-        entered = stage != self._last_stage and stage in STAGES and trainer.epoch == 0
-        self._last_stage = stage
-        if not entered:
+        if stage not in STAGES:
             return
-        todo = [st for st in STAGES[STAGES.index(stage) :] if trainer.schedule.epochs(st) > 0]
+        todo = [st for st in STAGES[STAGES.index(stage) :] if self.shape.epochs(st) > 0]
+        todo = [st for st in todo if trainer.schedule.epochs(st) > 0 or st != stage]
         if not todo:
             return
         r = self.ratio(trainer)
         corrected = StepCosts({k: v * r for k, v in self.costs.step.items()}, self.costs.forward * r)
-        finish = finish_seconds(trainer.T, corrected.forward)
-        available = self.budget - (time.perf_counter() - self.started) - finish
-        trainer.schedule, _ = _best_fit(trainer.schedule, corrected, trainer.T, available, todo)
+        T = trainer.T
+        done = trainer.epoch if stage in todo else 0
+        available = self.budget - (time.perf_counter() - self.started) - finish_seconds(T, corrected.forward)
+
+        def left(sched: Schedule) -> float:
+            return sum(
+                (sched.epochs(st) - (done if st == stage else 0)) * corrected.epoch_seconds(st, T)
+                for st in todo
+            )
+
+        epoch_cost = corrected.epoch_seconds(stage, T)
+        if abs(left(trainer.schedule) - available) <= max(self.tolerance * self.budget, epoch_cost):
+            return
+        cheapest = max(1e-9, min(corrected.epoch_seconds(st, T) for st in todo))
+        n = max(len(todo), done + len(todo) + int(max(0.0, available) / cheapest) + 1)
+        while True:
+            cand = self._refit(trainer.schedule, n, todo, stage, done)
+            if left(cand) <= available or n <= len(todo):
+                break
+            n -= 1
+        if cand != trainer.schedule:
+            trainer.schedule = cand
+            self.refits += 1
+
+    def _refit(self, current: Schedule, n: int, todo: list[str], stage: str, done: int) -> Schedule:
+        """``todo`` stages of ``current`` fitted to ``n`` epochs in the planned proportions, >= ``done``
+        epochs for the running stage (the stage ends now when it equals ``done``)."""
+        fitted = fit_schedule(self.shape, max(n, len(todo)), todo)
+        changes: dict[str, int] = {_FIELDS[st]: fitted.epochs(st) for st in todo}
+        if stage in todo:
+            changes[_FIELDS[stage]] = max(changes[_FIELDS[stage]], done, 1)
+        if "main_epochs" in changes:
+            changes["warmup_epochs"] = min(current.warmup_epochs, changes["main_epochs"])
+        out = replace(current, **changes)  # type: ignore[arg-type]
+        return replace(out, name=f"{self.shape.name.split('~')[0]}~{out.total_epochs}e")
 
 
 class EtaEstimator:

@@ -118,18 +118,26 @@ def test_plan_fits_the_budget() -> None:
     assert not p3.fits and p3.schedule.total_epochs == 3
 
 
-def test_keeper_refits_later_stages_to_the_time_left() -> None:
-    tr = _trainer(Schedule(name="k", main_epochs=2, warmup_epochs=1, prune_epochs=4, qat_epochs=2))
-    costs = StepCosts({"main": 1.0, "prune": 1.0, "qat": 1.0}, forward=0.0)
+def test_keeper_refits_the_schedule_to_the_time_left() -> None:
     import time
 
-    # a budget that has already run out: the later stages drop to their minimum of one epoch each
+    tr = _trainer(Schedule(name="k", main_epochs=2, warmup_epochs=1, prune_epochs=4, qat_epochs=2))
+    costs = StepCosts({"main": 1.0, "prune": 1.0, "qat": 1.0}, forward=0.0)
+    # a budget that has already run out: the running main stage ends, later stages drop to one epoch
     keeper = BudgetKeeper(
         tr, budget_seconds=1.0, started=time.perf_counter() - 10, costs=costs, finish_seconds=0
     )
     tr.fit(epoch_hook=keeper)
-    assert (tr.schedule.main_epochs, tr.schedule.prune_epochs, tr.schedule.qat_epochs) == (2, 1, 1)
-    assert tr.done and tr.masks
+    assert (tr.schedule.main_epochs, tr.schedule.prune_epochs, tr.schedule.qat_epochs) == (1, 1, 1)
+    assert tr.done and tr.masks and keeper.refits >= 1
+    # time to spare (the real steps take milliseconds against a calibrated second): the schedule grows,
+    # in the planned proportions
+    tr = _trainer(Schedule(name="g", main_epochs=2, warmup_epochs=1, prune_epochs=1, qat_epochs=1))
+    keeper = BudgetKeeper(tr, budget_seconds=10.0, started=time.perf_counter(), costs=costs, finish_seconds=0)
+    tr.fit(epoch_hook=keeper)
+    s = tr.schedule
+    assert s.total_epochs > 4 and s.main_epochs >= s.prune_epochs >= 1 and s.qat_epochs >= 1
+    assert tr.done
 
 
 def test_eta_weights_stages_by_their_step_cost() -> None:
