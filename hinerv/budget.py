@@ -10,8 +10,10 @@ and the seconds per step depend on the machine. This module
   trainer and then restoring the trainer's exact state (:func:`measure_step_seconds`), so the measurement
   does not change the result;
 * plans the schedule for a budget and says what to expect (:func:`plan_training` -> :class:`Plan`);
-* keeps a running encode on its budget: at each stage boundary, the stages still to run are fitted again
-  to the time left, with the step time actually observed (:class:`BudgetKeeper`, an epoch hook).
+* keeps a running encode on its budget: after each epoch, when the predicted finish drifts, the running
+  stage and the stages after it are fitted again to the time left, with the step time actually observed
+  (:class:`BudgetKeeper`, an epoch hook);
+* estimates the training time left after each step from the per-stage costs (:class:`EtaEstimator`).
 
 Nothing here knows the pipeline beyond the :class:`~hinerv.train.Trainer` interface (``train_step``,
 ``_batch``, ``_start_stage``, ``state_dict`` / ``load_state_dict``, ``schedule``, ``stage``, ``epoch``,

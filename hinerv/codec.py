@@ -518,8 +518,9 @@ def _plan(
     """Measure the step time, fit the schedule to ``opts.time_budget`` and report the plan.
 
     Returns the epoch hook to train with (the caller's, plus a :class:`~hinerv.budget.BudgetKeeper`
-    that re-fits the later stages to the time left at each stage boundary) and the progress callback
-    (the caller's, with each :class:`~hinerv.train.TrainEvent`'s ``eta`` filled in from the plan).
+    that re-fits the remaining schedule to the time left when the predicted finish drifts) and the
+    progress callback (the caller's, with each :class:`~hinerv.train.TrainEvent`'s ``eta`` filled in
+    from the plan).
     """
     if trainer.done:
         return epoch_hook, progress
