@@ -33,6 +33,7 @@ import torch
 
 from hinerv import __version__
 from hinerv.bitstream import CodedTensor, QuantTensor, Stream, pack, peek, unpack
+from hinerv.budget import BudgetKeeper, EtaEstimator, Plan, plan_training
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
@@ -42,7 +43,7 @@ from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padde
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
 from hinerv.ratecontrol import fit_step_factor
 from hinerv.rdtrain import RDSettings, RDTrainer
-from hinerv.train import Schedule, Trainer, TrainEvent, load_schedule
+from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
 from hinerv.validate import check_decode_request, check_encode_request
 
@@ -60,8 +61,9 @@ __all__ = [
     "ProgressCallback",
 ]
 
-#: receives a TrainEvent after every training step, or a short phase message ("export", "decode", ...)
-ProgressCallback = Callable[[TrainEvent | str], None]
+#: receives a TrainEvent after every training step, a short phase message ("export", "decode", ...), or
+#: once before training the :class:`~hinerv.budget.Plan` (planned steps, measured s/step, expected time)
+ProgressCallback = Callable[[TrainEvent | Plan | str], None]
 
 MAX_FRAMES = 1 << 20
 MAX_SIDE = 1 << 14
@@ -94,6 +96,10 @@ class EncodeOptions:
         proxy: rd pipeline: rounding proxy of the first stage, ``"noise"`` or ``"ste"``.
         rate_term: rd pipeline: False trains without the rate term (ablation).
         grid_context: rd pipeline: allow the context model for feature grids (ablation switch).
+        time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
+            it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
+        max_memory: bytes of activations one training forward/backward may take (large frames train in
+            micro-batches above it); ``None``: :data:`hinerv.train.DEFAULT_MAX_MEMORY`.
     """
 
     size: str | None = "s"
@@ -106,10 +112,12 @@ class EncodeOptions:
     scale_mode: ScaleMode = "reference"
     amp: bool = True
     compile: bool = False
+    time_budget: float | None = None
+    max_memory: int | None = None
     pipeline: str = "paper"
-    lam: float = 0.05
+    lam: float = 1.0
     target_bpp: float | None = None
-    distortion: str = "mse"
+    distortion: str = "reference"
     granularity: str = "tensor"
     proxy: str = "noise"
     rate_term: bool = True
@@ -485,6 +493,7 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
         "schedule": asdict(sched),
         "seed": opts.seed,
         "version": __version__,
+        **({"time_budget": opts.time_budget} if opts.time_budget else {}),
     }
     if opts.pipeline != "paper":
         key["rd"] = {
@@ -526,6 +535,7 @@ def encode_video(
     ``qat-b{bits}[-{scale_mode}].ckpt`` (the finished run). Training up to the pruned model does not
     depend on the bit depth or the scale rule, so those reuse ``pruned.ckpt``.
     """
+    t_start = time.perf_counter()
     info = reader.info
     dev = resolve_device(opts.device)
     sched = opts.resolved_schedule()
@@ -540,7 +550,7 @@ def encode_video(
         cache = cache.to(dev)
     if opts.pipeline == "rd":
         return _encode_rd(model, cache, info, cfg, label, opts, sched, dev, workdir, resume, fingerprint,
-                          progress, epoch_hook)  # fmt: skip
+                          t_start, progress, epoch_hook)  # fmt: skip
     if opts.pipeline != "paper":
         raise ConfigError(f"unknown pipeline {opts.pipeline!r} (paper or rd)")
     trainer = Trainer(
@@ -554,6 +564,7 @@ def encode_video(
         seed=opts.seed,
         amp=opts.amp,
         compile=opts.compile,
+        max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     job = workdir / "job.json"
@@ -578,6 +589,7 @@ def encode_video(
             if trainer.stage in ("qat", "done") and trainer.qat_key != (opts.bits, opts.scale_mode):
                 trainer.load(pruned)  # the rolling state is another QAT's; pruned.ckpt precedes it
         trained_before = trainer.elapsed
+        epoch_hook, progress = _plan(trainer, opts, t_start, progress, epoch_hook)
         if trainer.stage in ("main", "prune"):
             trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
             trainer.save(pruned)
@@ -592,7 +604,7 @@ def encode_video(
         "model": label,
         "pipeline": "paper",
         "bits": opts.bits,
-        "schedule": sched.name,
+        "schedule": trainer.schedule.name,
         "seed": opts.seed,
     }
     stream = export_stream(model, trainer.masks, info, cfg, opts.bits, opts.scale_mode, meta)
@@ -636,6 +648,7 @@ def _encode_rd(
     workdir: Path,
     resume: bool,
     fingerprint: str,
+    t_start: float,
     progress: ProgressCallback | None,
     epoch_hook: Callable[[Trainer], None] | None,
 ) -> tuple[bytes, dict[str, Any]]:
@@ -671,6 +684,7 @@ def _encode_rd(
         seed=opts.seed,
         amp=opts.amp,
         compile=opts.compile,
+        max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
     )
     state, final = workdir / "state.ckpt", workdir / "rd.ckpt"
     _prepare_workdir(workdir, resume, fingerprint, label, [state, final])
@@ -681,6 +695,7 @@ def _encode_rd(
         if resume and state.exists():
             trainer.load(state)
         trained_before = trainer.elapsed
+        epoch_hook, progress = _plan(trainer, opts, t_start, progress, epoch_hook)
         trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
         trainer.save(final)
     if progress:
@@ -700,6 +715,45 @@ def _encode_rd(
         "step_factor": factor,
     }
     return data, facts
+def _plan(
+    trainer: Trainer,
+    opts: EncodeOptions,
+    t_start: float,
+    progress: ProgressCallback | None,
+    epoch_hook: Callable[[Trainer], None] | None,
+) -> tuple[Callable[[Trainer], None] | None, ProgressCallback | None]:
+    """Measure the step time, fit the schedule to ``opts.time_budget`` and report the plan.
+
+    Returns the epoch hook to train with (the caller's, plus a :class:`~hinerv.budget.BudgetKeeper`
+    that re-fits the remaining schedule to the time left when the predicted finish drifts) and the
+    progress callback (the caller's, with each :class:`~hinerv.train.TrainEvent`'s ``eta`` filled in
+    from the plan).
+    """
+    if trainer.done:
+        return epoch_hook, progress
+    plan = plan_training(trainer, opts.time_budget, elapsed_seconds=time.perf_counter() - t_start)
+    if progress:
+        progress(plan)
+        progress = _with_eta(progress, EtaEstimator(trainer, plan.costs))
+    if opts.time_budget is None or plan.notes:
+        return epoch_hook, progress
+    keeper = BudgetKeeper(trainer, opts.time_budget, t_start, plan.costs, plan.finish_seconds)
+    if epoch_hook is None:
+        return keeper, progress
+    user_hook = epoch_hook
+
+    def both(tr: Trainer) -> None:
+        keeper(tr)
+        user_hook(tr)
+
+    return both, progress
+
+
+def _with_eta(progress: ProgressCallback, eta: EtaEstimator) -> ProgressCallback:
+    def cb(ev: TrainEvent | Plan | str) -> None:
+        progress(replace(ev, eta=eta(ev)) if isinstance(ev, TrainEvent) else ev)
+
+    return cb
 
 
 def encode_file(

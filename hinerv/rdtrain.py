@@ -226,16 +226,18 @@ class RDTrainer(Trainer):
         if self.rd.distortion == "mse":
             out = out.float()
             d = F.mse_loss(out, tgt)
-            mse = d.detach()
-        else:
-            d, mse = super()._loss(out, tgt)
+            return d, d.detach()
+        return super()._loss(out, tgt)
+
+    def step_penalty(self) -> torch.Tensor | None:
+        """``λ · bits / pixels`` of the parameters of this step's forward pass (None while pre-training)."""
         if self._bits is None:  # float pre-training: distortion only
-            return d, mse
+            return None
         self.last_bits = float(self._bits.detach())
         lam = self.lam_now()
         if lam <= 0:
-            return d + 0.0 * self._bits, mse  # keeps the rate model's scales in the graph
-        return d + lam * self._bits / self.pixels, mse
+            return 0.0 * self._bits  # keeps the rate model's scales in the graph
+        return lam * self._bits / self.pixels
 
     def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
         mse = super().run_epoch(callback)

@@ -53,6 +53,9 @@ __all__ = [
 
 STAGES = ("main", "prune", "qat")
 
+#: default activation budget of one training forward/backward (see ``Trainer(max_memory=...)``)
+DEFAULT_MAX_MEMORY = 3 << 30
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -153,6 +156,8 @@ class TrainEvent:
     """What the trainer reports to its callback after every optimizer step.
 
     ``psnr`` is the PSNR of the running mean training MSE of the current epoch (on float output).
+    ``eta`` is the expected training seconds left when the caller has an estimate (the codec adds it
+    with :class:`hinerv.budget.EtaEstimator`); the trainer itself leaves it None.
     """
 
     stage: str
@@ -166,6 +171,7 @@ class TrainEvent:
     psnr: float
     lr: float
     epoch_done: bool
+    eta: float | None = None
 
 
 def _lr_at(step: int, total: int, warmup: int, lr: float, warmup_lr: float, min_lr: float) -> float:
@@ -190,6 +196,10 @@ class Trainer:
         seed: seeds the batch order and the Quant-Noise masks.
         amp: fp16 autocast + loss scaling on CUDA (ignored on CPU).
         compile: wrap the model with ``torch.compile``.
+        max_memory: bytes the activations of one forward/backward may take. A step's patch batch
+            (one frame's worth of tiles, with halos) that the model estimates above this is run as
+            micro-batches with gradient accumulation (the same step, within float rounding).
+            ``None``: never split.
     """
 
     #: the stages this trainer runs, in order (subclasses define their own)
@@ -208,6 +218,7 @@ class Trainer:
         seed: int = 0,
         amp: bool = True,
         compile: bool = False,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
     ) -> None:
         self.model = model
         self.device = torch.device(device)
@@ -223,8 +234,6 @@ class Trainer:
         self.grid = choose_patch_grid(H, W, up)
         self.ph, self.pw = H // self.grid[0], W // self.grid[1]
         self.amp = amp and self.device.type == "cuda"
-        if self.device.type == "cpu":
-            torch.set_flush_denormal(True)  # tiny grid values otherwise hit slow denormal arithmetic
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self._fwd: Callable[..., torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
         self.prunable = list(model.prunable_names())  # type: ignore[operator]
@@ -236,6 +245,16 @@ class Trainer:
         self.epoch = 0  # completed epochs within the current stage
         self.elapsed = 0.0  # training seconds so far, summed over resumed sessions
         self.optimizer = self._new_optimizer()
+        self.micro_batch = self._micro_batch(max_memory)
+
+    def _micro_batch(self, max_memory: int | None) -> int:
+        """Patches per forward pass: the whole step's batch unless its activations exceed ``max_memory``."""
+        B = self.grid[0] * self.grid[1]
+        estimate = getattr(self.model, "activation_bytes", None)
+        if max_memory is None or estimate is None or B == 1:
+            return B
+        per = max(1, int(estimate(self.grid)))
+        return max(1, min(B, int(max_memory // per)))
 
     # ------------------------------------------------------------------ state
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
@@ -269,7 +288,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output, the schedule included (a time budget may have fitted it)."""
         self.model.load_state_dict(state["model"])
+        if "schedule" in state:
+            self.schedule = type(self.schedule)(**state["schedule"])
         self.stage = state["stage"]
         self.epoch = int(state["epoch"])
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -368,7 +390,7 @@ class Trainer:
 
     def _start_stage(self, stage: str) -> None:
         self.stage, self.epoch = stage, 0
-        if stage == "prune":
+        if stage == "prune" and self.schedule.prune_epochs > 0:  # zero epochs: no pruning (reference)
             params = dict(self.model.named_parameters())
             total = sum(p.numel() for p in self.model.parameters())
             self.masks = magnitude_masks(
@@ -392,20 +414,70 @@ class Trainer:
             idx: int64 ``[N, 3]`` patch indices (t, ih, iw) in the trainer's patch grid.
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            params = self.effective_params(True)
-            out = (
-                functional_call(self._fwd, params, (idx, self.grid)) if params else self._fwd(idx, self.grid)
-            )
-        loss, mse = self._loss(out, tgt)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        n = idx.shape[0]
+        if self.micro_batch < n:
+            loss_v, mse_v = self._accumulate(idx, tgt)
+        else:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                params = self.effective_params(True)
+                fwd_args = (idx, self.grid)
+                out = functional_call(self._fwd, params, fwd_args) if params else self._fwd(*fwd_args)
+            loss, mse = self._loss(out, tgt)
+            penalty = self.step_penalty()
+            if penalty is not None:
+                loss = loss + penalty
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            loss_v, mse_v = float(loss.detach()), float(mse)
         self.scaler.unscale_(self.optimizer)
         if self.schedule.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), self.schedule.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), float(mse)
+        return loss_v, mse_v
+
+    def _accumulate(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
+        """Gradients of the whole batch's loss, computed in micro-batches of ``self.micro_batch`` patches.
+
+        The loss is a mean over equal-sized patches, so the batch loss is the sum of the micro-batch
+        losses weighted by their share of the batch. Masked / Quant-Noise parameters are computed once
+        for the whole step (one noise draw, as without splitting): the micro-batches run on detached
+        copies, and their accumulated gradients are pushed through the parameter transform at the end.
+        """
+        n = idx.shape[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        eff = self.effective_params(True)
+        penalty = self.step_penalty()
+        leaves = {k: v.detach().requires_grad_(True) for k, v in eff.items()}
+        loss_sum, mse_sum = 0.0, 0.0
+        for i in range(0, n, self.micro_batch):
+            sl = slice(i, min(n, i + self.micro_batch))
+            w = (sl.stop - sl.start) / n
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                if leaves:
+                    out = functional_call(self._fwd, leaves, (idx[sl], self.grid))
+                else:
+                    out = self._fwd(idx[sl], self.grid)
+            loss, mse = self._loss(out, tgt[sl])
+            self.scaler.scale(loss * w).backward()
+            loss_sum += float(loss.detach()) * w
+            mse_sum += float(mse) * w
+            del out, loss
+        used = [k for k in leaves if leaves[k].grad is not None]
+        roots = [eff[k] for k in used]
+        grads = [leaves[k].grad for k in used]
+        if penalty is not None:  # once per step, through the same parameter transform
+            roots.append(self.scaler.scale(penalty))
+            grads.append(torch.ones_like(penalty))
+            loss_sum += float(penalty.detach())
+        if roots:
+            torch.autograd.backward(roots, grads)
+        return loss_sum, mse_sum
+
+    def step_penalty(self) -> torch.Tensor | None:
+        """A loss term of the whole step added once to the batch loss (after :meth:`effective_params`);
+        None here. The rd pipeline's rate term lives in its override."""
+        return None
 
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""

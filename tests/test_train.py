@@ -113,3 +113,41 @@ def test_reconstruct_shape_and_range() -> None:
     tr = _trainer(Schedule(name="t", main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=0))
     out = tr.reconstruct(torch.tensor([0, 3]))
     assert out.shape == (2, 3, 64, 64) and float(out.min()) > 0 and float(out.max()) < 1
+
+
+def test_zero_prune_epochs_means_no_pruning() -> None:
+    tr = _trainer(Schedule(main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=1))
+    tr.fit()
+    assert tr.done and not tr.masks
+
+
+def test_trainer_changes_no_process_settings() -> None:
+    torch.set_flush_denormal(False)
+    _trainer(Schedule(main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=0)).fit()
+    assert float(torch.tensor([1e-39]) * 1.0) != 0.0  # denormals not flushed: the caller's setting stands
+
+
+def test_micro_batches_give_the_same_step() -> None:
+    """A patch batch split into micro-batches (memory bound) makes the same optimizer steps."""
+    sched = Schedule(main_epochs=1, warmup_epochs=0, prune_epochs=1, qat_epochs=1, msssim_weight=0.0)
+    trs = []
+    for micro in (4, 3, 1):
+        tr = _trainer(sched)
+        tr.grid, tr.ph, tr.pw = (2, 2), 32, 32
+        tr.micro_batch = micro
+        trs.append(tr)
+    for tr in trs:
+        tr.fit()
+    ref = trs[0].model.state_dict()
+    for tr in trs[1:]:
+        for k, v in tr.model.state_dict().items():
+            torch.testing.assert_close(v, ref[k], rtol=1e-4, atol=1e-6)
+
+
+def test_max_memory_sets_the_micro_batch() -> None:
+    torch.manual_seed(0)
+    model = HiNeRV(TINY, 4, 64, 64)
+    per = model.activation_bytes((2, 2))
+    assert 0 < per < model.activation_bytes((1, 1))
+    tr = Trainer(model, _frames(), 255, Schedule(), max_memory=None)
+    assert tr.micro_batch == 1  # frame mode: one frame per step, nothing to split

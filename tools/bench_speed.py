@@ -1,63 +1,83 @@
 #!/usr/bin/env python3
-"""Speed of the core: training ms/frame and decoding frames/s for fixed configurations.
+"""Speed of the core: training ms/frame, decoding frames/s and peak RSS, for one checkout or two side by side.
 
-Default configuration (the issue's fixed small model): 256x144 output, C = 96, depths 3-3-3-1,
-scales 2-2-2-2 (base 9x16), base grid Cg = 2 with Tg = T/4, local grids C_e = 4, 32 frames.
-The reference implementation runs this at about 110 ms/frame (training) and 30 frames/s (decoding) on
-this 2-core CPU; the targets are 2x better.
+Default configuration (the issue's fixed small model): C = 96, depths 3-3-3-1, scales 2-2-2-2, base grid
+Cg = 2 with Tg = T/4, local grids C_e = 4, 32 frames, at 256x144 and 384x288.
 
 A training "frame" is one optimizer step over one frame's worth of pixels (the trainer's patch batch),
 loss (L1 + MS-SSIM 5x5), backward, gradient clipping and Adam included. Decoding is frame-mode inference,
-batch 1, no gradient.
+batch 1, no gradient. Denormals are flushed (as the ``hinerv`` command does) in every measurement.
 
-    python tools/bench_speed.py                       # the fixed 256x144 config on the default device
-    python tools/bench_speed.py --preset uvg-hinerv-s --width 1280 --height 720 --device cuda
+    python tools/bench_speed.py                                   # this checkout, default sizes
+    python tools/bench_speed.py --preset uvg-hinerv-s --sizes 1280x720 --device cuda
+    # two checkouts, interleaved (A B A B ...), each measurement in a fresh process:
+    git worktree add /tmp/hinerv-main main
+    python tools/bench_speed.py --against /tmp/hinerv-main --threads 1 --rounds 3
+
+With ``--against``, each round runs one fresh process per checkout and size, alternating, so both see
+the same machine load; the table gives the median and the range over rounds and the ratio
+(this checkout / the other) of the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
-import torch
-from rich.console import Console
-from rich.table import Table
-
-from hinerv.codec import resolve_device
-from hinerv.config import ModelConfig
-from hinerv.model import HiNeRV, count_params, load_preset, macs_per_pixel, padded_size
-from hinerv.train import Schedule, Trainer
-
-console = Console()
+HERE = Path(__file__).resolve().parent.parent
 
 
-def fixed_config(frames: int) -> ModelConfig:
-    return ModelConfig(
-        channels=96,
-        depths=(3, 3, 3, 1),
-        scales=(2, 2, 2, 2),
-        base_grid_channels=2,
-        base_grid_frames=max(1, frames // 4),
-        enc_channels=4,
-    )
+def _sync(dev: Any) -> None:
+    import torch
 
-
-def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def measure(
-    cfg: ModelConfig,
+    preset: str | None,
     frames: int,
     height: int,
     width: int,
-    dev: torch.device,
+    device: str,
     steps: int,
     amp: bool,
     compile: bool,
 ) -> dict[str, float]:
+    """Train and decode timings of whichever ``hinerv`` package is importable (this process's)."""
+    import torch
+
+    from hinerv.codec import resolve_device
+    from hinerv.config import ModelConfig
+    from hinerv.model import HiNeRV, count_params, load_preset, macs_per_pixel, padded_size
+    from hinerv.train import Schedule, Trainer
+
+    torch.set_flush_denormal(True)
+    dev = resolve_device(device)
+    if preset:
+        cfg = load_preset(preset)[0]
+    else:
+        cfg = ModelConfig(
+            channels=96,
+            depths=(3, 3, 3, 1),
+            scales=(2, 2, 2, 2),
+            base_grid_channels=2,
+            base_grid_frames=max(1, frames // 4),
+            enc_channels=4,
+        )
     hp, wp = padded_size(height, width, cfg)
     torch.manual_seed(0)
     model = HiNeRV(cfg, frames, hp, wp).to(dev)
@@ -66,8 +86,7 @@ def measure(
     tr = Trainer(model, cache, 255, sched, device=dev, amp=amp, compile=compile)
     B = tr.grid[0] * tr.grid[1]
     order = torch.randperm(frames * B)
-    # warm-up (allocator, kernels, compile)
-    for s in range(3):
+    for s in range(3):  # warm-up (allocator, kernels, compile)
         tr.train_step(*tr._batch(order, s % frames))
     _sync(dev)
     t0 = time.perf_counter()
@@ -88,42 +107,145 @@ def measure(
     dec_fps = n_dec / (time.perf_counter() - t0)
     return {
         "params": float(count_params(cfg, frames, hp, wp)["total"]),
-        "macs_per_pixel": macs_per_pixel(cfg, frames, hp, wp),
+        "macs_per_pixel": float(macs_per_pixel(cfg, frames, hp, wp)),
         "patch_grid": float(B),
         "train_ms_per_frame": train_ms,
         "decode_fps": dec_fps,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": float(torch.get_num_threads()),
     }
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Child process: measure one size with the checkout given by --checkout, print JSON."""
+    sys.path.insert(0, str(Path(args.checkout).resolve()))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import hinerv
+
+    where = Path(hinerv.__file__).resolve()
+    if not where.is_relative_to(Path(args.checkout).resolve()):
+        print(json.dumps({"error": f"imported hinerv from {where}, not from {args.checkout}"}))
+        return 1
+    w, h = (int(v) for v in args.sizes.split(",")[0].split("x"))
+    r = measure(args.preset, args.frames, h, w, args.device, args.steps, not args.no_amp, args.compile)
+    r["module"] = str(where.parent)  # type: ignore[assignment]
+    print(json.dumps(r))
+    return 0
+
+
+def _run_child(checkout: Path, size: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--checkout",
+        str(checkout),
+        "--sizes",
+        size,
+        "--frames",
+        str(args.frames),
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
+    ]
+    if args.preset:
+        cmd += ["--preset", args.preset]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.no_amp:
+        cmd.append("--no-amp")
+    if args.compile:
+        cmd.append("--compile")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(checkout) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"worker for {checkout} failed:\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def _spread(values: list[float]) -> str:
+    med = statistics.median(values)
+    return f"{med:.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default=None, help="reference preset instead of the fixed config")
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--height", type=int, default=144)
+    ap.add_argument("--sizes", default="256x144,384x288", help="WxH list")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--no-amp", action="store_true")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--against", type=Path, default=None, help="another checkout to compare with")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --against")
+    ap.add_argument("--json", type=Path, default=None, help="write every measurement here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--checkout", type=Path, default=HERE, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    dev = resolve_device(args.device)
-    cfg = load_preset(args.preset)[0] if args.preset else fixed_config(args.frames)
-    r = measure(cfg, args.frames, args.height, args.width, dev, args.steps, not args.no_amp, args.compile)
-    name = args.preset or "fixed C=96 s=2222"
+    if args.worker:
+        return _worker(args)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    sizes = args.sizes.split(",")
+    checkouts = {"this": HERE}
+    if args.against is not None:
+        checkouts["other"] = args.against.resolve()
+    rounds = args.rounds if args.against is not None else 1
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in range(rounds):
+        order = list(checkouts.items())
+        if r % 2:
+            order.reverse()  # A B, B A, A B ...: neither side always runs first
+        for size in sizes:
+            for name, path in order:
+                res = _run_child(path, size, args)
+                results.setdefault((name, size), []).append(res)
+                console.print(
+                    f"[dim]round {r + 1} {name:5s} {size}: train {res['train_ms_per_frame']:.1f} ms/frame, "
+                    f"decode {res['decode_fps']:.1f} fps, peak RSS {res['peak_rss_mb']:.0f} MB[/]"
+                )
+    threads = next(iter(results.values()))[0]["threads"]
     t = Table(
-        title=f"hinerv core speed on {dev} ({torch.get_num_threads()} threads, torch {torch.__version__})"
+        title=f"hinerv core speed ({args.preset or 'fixed C=96 s=2222'}, {args.frames} frames, "
+        f"{int(threads)} threads, device {args.device}; median (min-max) over {rounds} round(s))"
     )
-    for c in ("config", "size", "params", "MACs/px", "train ms/frame", "decode fps"):
+    for c in ("checkout", "size", "params", "train ms/frame", "decode fps", "peak RSS MB"):
         t.add_column(c, justify="right")
-    t.add_row(
-        name,
-        f"{args.width}x{args.height}x{args.frames}",
-        f"{r['params']:.0f}",
-        f"{r['macs_per_pixel']:.0f}",
-        f"{r['train_ms_per_frame']:.1f}",
-        f"{r['decode_fps']:.1f}",
-    )
+    for size in sizes:
+        for name, path in checkouts.items():
+            rs = results[(name, size)]
+            t.add_row(
+                f"{name} ({path})",
+                size,
+                f"{rs[0]['params']:.0f}",
+                _spread([x["train_ms_per_frame"] for x in rs]),
+                _spread([x["decode_fps"] for x in rs]),
+                f"{max(x['peak_rss_mb'] for x in rs):.0f}",
+            )
+        if args.against is not None:
+            a, b = results[("this", size)], results[("other", size)]
+            tr = statistics.median(x["train_ms_per_frame"] for x in b) / statistics.median(
+                x["train_ms_per_frame"] for x in a
+            )
+            de = statistics.median(x["decode_fps"] for x in a) / statistics.median(x["decode_fps"] for x in b)
+            t.add_row("speed-up this/other", size, "", f"{tr:.2f}x", f"{de:.2f}x", "")
     console.print(t)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({f"{n} {s}": v for (n, s), v in results.items()}, indent=2, default=str)
+        )
     return 0
 
 

@@ -264,6 +264,7 @@ class HiNeRVCodec(Codec):
         lambdas: rd pipeline: λ values (one point each).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``mse`` or ``reference``.
+        time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
     """
 
     sizes: tuple[str, ...] = ("s", "m", "l")
@@ -278,6 +279,7 @@ class HiNeRVCodec(Codec):
     seed: int = 0
     run_name: str | None = None
     uses_gpu: bool = True
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if not self.sizes or not self.bits:
@@ -293,6 +295,8 @@ class HiNeRVCodec(Codec):
             check_bits(b)
         check_schedule(self.schedule, self.epochs)
         ep = f"-e{self.epochs}" if self.epochs else ""
+        if self.time_budget:
+            ep += f"-t{self.time_budget:g}s"
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
         pl = "-rd" if self.pipeline == "rd" else ""
         self.name = self.run_name or f"hinerv{pl}-{sched}{ep}"
@@ -302,7 +306,9 @@ class HiNeRVCodec(Codec):
 
         return (
             f"hinerv {__version__} (HiNeRV, NeurIPS 2023), schedule {self.schedule}"
-            f"{f' ({self.epochs} main epochs)' if self.epochs else ''}, sizes {list(self.sizes)}, "
+            f"{f' ({self.epochs} main epochs)' if self.epochs else ''}"
+            f"{f' fitted to {self.time_budget:g} s per encode' if self.time_budget else ''}, "
+            f"sizes {list(self.sizes)}, "
             + (
                 f"pipeline rd ({self.distortion}), "
                 + (
@@ -351,6 +357,7 @@ class HiNeRVCodec(Codec):
         progress: PointProgress | None = None,
     ) -> dict[str, Any]:
         from hinerv.codec import EncodeOptions, decode_file, encode_file
+        from hinerv.train import TrainEvent
 
         dev = device or self.device
         rd = self.pipeline == "rd"
@@ -365,6 +372,7 @@ class HiNeRVCodec(Codec):
             lam=float(point.params.get("lam", 1.0)),
             target_bpp=point.params.get("target_bpp"),
             distortion=self.distortion,
+            time_budget=self.time_budget,
         )
         workdir.mkdir(parents=True, exist_ok=True)
         keep = workdir / "keep"
@@ -374,7 +382,7 @@ class HiNeRVCodec(Codec):
         train_dir = workdir.parent / (f"train-{point.label}" if rd else f"train-{point.params['size']}")
 
         def on_event(ev: Any) -> None:
-            if progress is None or isinstance(ev, str):
+            if progress is None or not isinstance(ev, TrainEvent):
                 return
             # global_epoch counts the epochs finished before the current one, over all stages
             total = ev.total_epochs * ev.steps

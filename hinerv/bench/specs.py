@@ -33,7 +33,7 @@ _FIELDS: dict[str, tuple[type[Codec], tuple[str, ...]]] = {
     "hm": (HMCodec, ("encoder", "cfg", "decoder", "qps", "intra_period", "label", "extra_args",
                      "run_name")),
     "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name",
-                                 "pipeline", "lambdas", "target_bpps", "distortion")),
+                                 "pipeline", "lambdas", "target_bpps", "distortion", "time_budget")),
 }
 
 

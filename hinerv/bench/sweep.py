@@ -154,6 +154,9 @@ PARENT_POLL_S = 0.5
 
 def _init_worker(counter: Any, parent_pid: int | None = None) -> None:
     global _WORKER_SLOT
+    from hinerv.runtime import configure_process
+
+    configure_process()  # a spawned worker does not run the CLI entry point
     with counter.get_lock():
         _WORKER_SLOT = counter.value
         counter.value += 1

@@ -23,6 +23,9 @@ for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.ends
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hinerv`` console script."""
+    from hinerv.runtime import configure_process
+
+    configure_process()  # process-wide settings belong to the program, not to the library
     try:
         app(args=argv, prog_name="hinerv", standalone_mode=True)
     except HinervError as e:

@@ -143,6 +143,7 @@ def _build_codecs(
     distortion: str = "reference",
     epochs: int | None,
     device: str,
+    time_budget: float | None = None,
     seed: int,
     hm_bin: Path | None,
     hm_cfg: Path | None,
@@ -167,7 +168,8 @@ def _build_codecs(
                     kw["x265_params"] = x265_params
                 out.append(X265Codec(**kw))
         elif key in ("hinerv", "ours"):
-            kw = {"schedule": schedule, "epochs": epochs, "device": device, "seed": seed}
+            kw = {"schedule": schedule, "epochs": epochs, "device": device, "seed": seed,
+                  "time_budget": time_budget}
             if sizes:
                 kw["sizes"] = sizes
             if bits:
@@ -223,6 +225,8 @@ def bench_run(
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
     distortion: Annotated[str, typer.Option(help="rd pipeline distortion: reference or mse.")
                           ] = "reference",
+    time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
+                                                         "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="HiNeRV seed.")] = 0,
     hm_bin: Annotated[Path | None, typer.Option(help="HM/VTM encoder binary.")] = None,
@@ -247,6 +251,7 @@ def bench_run(
     """Encode, decode and measure every rate point of every codec on every sequence."""
     from hinerv.bench.datasets import load_dataset, locate
     from hinerv.bench.sweep import SourceSpec, run_sweep
+    from hinerv.budget import parse_duration
 
     # every option that can be wrong is refused here, before a source is prepared
     hinerv_bits = _ints(bits, "--bits")
@@ -278,6 +283,7 @@ def bench_run(
         bits=hinerv_bits, schedule=schedule, epochs=epochs, device=device, seed=seed,
         pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
         target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion,
+        time_budget=parse_duration(time_budget) if time_budget else None,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"),
         hm_name=hm_name,
     )

@@ -17,13 +17,14 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.errors import ConfigError
+from hinerv.errors import ConfigError, InputError
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
 
 __all__ = ["encode", "decode", "info", "demo"]
 
 
-def _progress(quiet: bool) -> Progress:
+def _progress(quiet: bool, eta_field: bool = False) -> Progress:
+    """A progress bar; with ``eta_field`` the ETA is the task's ``eta`` field (the codec's estimate)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -31,7 +32,7 @@ def _progress(quiet: bool) -> Progress:
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
-        TimeRemainingColumn(),
+        TextColumn("[cyan]{task.fields[eta]}") if eta_field else TimeRemainingColumn(),
         console=err_console,
         disable=quiet or not err_console.is_terminal,
         transient=False,
@@ -41,13 +42,20 @@ def _progress(quiet: bool) -> Progress:
 @contextmanager
 def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
     """A progress callback for :func:`hinerv.codec.encode_file` drawing one rich bar over all epochs."""
+    from hinerv.budget import Plan
     from hinerv.train import TrainEvent
 
-    with _progress(quiet) as prog:
-        task = prog.add_task("encode", total=None, status="")
+    with _progress(quiet, eta_field=True) as prog:
+        task = prog.add_task("encode", total=None, status="", eta="-:--:--")
         show_lines = quiet is False and not err_console.is_terminal
 
-        def cb(ev: TrainEvent | str) -> None:
+        def cb(ev: TrainEvent | Plan | str) -> None:
+            if isinstance(ev, Plan):
+                if not quiet:
+                    err_console.print(ev.message(), highlight=False)
+                    for line in (*ev.notes, *([ev.hint] if ev.hint else [])):
+                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False)
+                return
             if isinstance(ev, str):
                 prog.update(task, description=ev)
                 if show_lines:
@@ -60,6 +68,7 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
                 completed=done,
                 description=f"{ev.stage} {ev.epoch}/{ev.stage_epochs}",
                 status=f"loss {ev.loss:.4f}  PSNR {ev.psnr:.2f} dB",
+                eta="-:--:--" if ev.eta is None else _clock(ev.eta),
             )
             if show_lines and ev.epoch_done and (ev.epoch == ev.stage_epochs or ev.epoch % 10 == 0):
                 err_console.print(
@@ -70,8 +79,28 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
         yield cb
 
 
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def _frames_option(frames: str | None) -> tuple[int, int | None] | None:
     return parse_frame_range(frames)
+
+
+def _bytes_option(text: str | None) -> int | None:
+    """``2G``, ``500M``, ``1.5GB`` or plain bytes."""
+    if text is None:
+        return None
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise InputError(f"--max-memory must look like 2G or 500M, got {text!r}") from None
+    if value < 1:
+        raise InputError(f"--max-memory must be positive, got {text!r}")
+    return int(value)
 
 
 def _reader_options(**options: Any) -> dict[str, Any]:
@@ -116,6 +145,17 @@ def encode(
         str, typer.Option(help="Training schedule: full, short, tiny or a TOML file.")
     ] = "full",
     epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(help="Fit every stage of the schedule to this wall time (e.g. 90s, 10m, 2h)."),
+    ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Activation memory per training step (e.g. 2G, 500M; default 3G): larger "
+            "frames train in micro-batches."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed: same seed, same machine => same bitstream.")] = 0,
     scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
@@ -156,6 +196,7 @@ def encode(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd)."""
+    from hinerv.budget import parse_duration
     from hinerv.codec import EncodeOptions, encode_file
 
     # the CLI's own rules; encode_file checks everything else before it reads a frame
@@ -169,6 +210,8 @@ def encode(
         bits=bits,
         schedule=schedule,
         epochs=epochs,
+        time_budget=parse_duration(time_budget) if time_budget else None,
+        max_memory=_bytes_option(max_memory),
         device=device,
         seed=seed,
         scale_mode=scale_mode,  # type: ignore[arg-type]

@@ -180,6 +180,31 @@ class HiNeRV(nn.Module):
                 x = x[:, crop:-crop, crop:-crop]
         return torch.sigmoid(nn.functional.linear(x, self.head.weight, self.head.bias))
 
+    # ------------------------------------------------------------------------------ memory
+    def activation_bytes(self, grid: tuple[int, int] = (1, 1), dtype_bytes: int = 4) -> int:
+        """Estimated bytes of activations one sample (a frame, or a tile with its halos) keeps for backward.
+
+        Per ConvNeXt block: its input, the depth-wise output, the LayerNorm output (``c_in`` each), the
+        fc1 output and the GELU output (``hidden`` each) and the block output (``c_out``), over the
+        stage's tile with halos; plus the up-sampled and encoded maps of each stage. Measured peaks of
+        a training step on CPU are within about 1.5x of this (the loss, gradients and the allocator's
+        slack come on top), so callers budget with a margin.
+        """
+        a = self.arch
+        gh, gw = int(grid[0]), int(grid[1])
+        ph, pw = a.base_height // gh, a.base_width // gw
+        patch = (gh, gw) != (1, 1)
+        total = 0
+        for st in a.stages:
+            ph, pw = ph * st.scale, pw * st.scale
+            halo = st.halo if patch else 0
+            px = (ph + 2 * halo) * (pw + 2 * halo)
+            total += px * 3 * st.c_in  # norm out, up-sampled, + encoding
+            for b in range(st.depth):
+                cin = st.c_in if b == 0 else st.c_out
+                total += px * (3 * cin + 2 * st.hidden + st.c_out)
+        return total * dtype_bytes
+
     # ------------------------------------------------------------------------------ names / counts
     def prunable_names(self) -> list[str]:
         """Names of the prunable weights: stem, depth-wise convs, fc1, fc2 and head weights."""

@@ -198,6 +198,14 @@ def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
     assert all(v > 10 for v in res["psnr-rgb"])
 
 
+def test_hinerv_codec_time_budget_names_the_run() -> None:
+    from hinerv.bench.specs import codec_from_fields
+
+    c = HiNeRVCodec(sizes=("xxs",), schedule="short", time_budget=600.0)
+    assert c.name == "hinerv-short-t600s" and "600 s per encode" in c.description()
+    assert codec_from_fields({"codec": "hinerv", "time_budget": 90}).time_budget == 90
+
+
 def test_x265_ten_bit_source(tmp_path: Path) -> None:
     from fractions import Fraction
 

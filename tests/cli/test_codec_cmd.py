@@ -102,3 +102,37 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(d["x265"]) == 1 and d["x265"][0]["bytes"] > 0
     for f in ("sample.y4m", "decoded.y4m", "decoded.mp4"):
         assert (tmp_path / "d" / f).exists()
+
+
+def test_encode_time_budget_prints_the_plan(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    code, _, err = run(
+        [
+            "encode",
+            str(clip),
+            "-o",
+            str(tmp_path / "b.bin"),
+            "--size",
+            "xxs",
+            "--device",
+            "cpu",
+            "--time-budget",
+            "4s",
+            "--max-memory",
+            "64M",
+        ],
+        capsys,
+    )
+    wall = time.perf_counter() - t0
+    assert code == 0
+    flat = " ".join(err.split())
+    assert "plan:" in flat and "s/step" in flat and "budget 4 s" in flat
+    assert wall < 4 * 3  # generous: the budget is the target, a loaded test machine is not
+    code, _, err = run(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--time-budget", "soon"], capsys)
+    assert code == 2 and "duration" in err
+    code, _, err = run(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--max-memory", "lots"], capsys)
+    assert code == 2 and "--max-memory" in err

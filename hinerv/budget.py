@@ -1,0 +1,541 @@
+"""Encode-time planning: a wall-clock budget instead of an epoch count, and an estimate before the work.
+
+For an over-fitted codec, encoding *is* training, so its cost is (optimizer steps) x (seconds per step),
+and the seconds per step depend on the machine. This module
+
+* parses durations (:func:`parse_duration`: ``90s``, ``10m``, ``2h``, ``1h30m``);
+* scales every stage of a :class:`~hinerv.train.Schedule` in proportion to a total number of epochs
+  (:func:`fit_schedule`);
+* measures seconds per step on the machine by running a few real optimizer steps of each stage on a
+  trainer and then restoring the trainer's exact state (:func:`measure_step_seconds`), so the measurement
+  does not change the result;
+* plans the schedule for a budget and says what to expect (:func:`plan_training` -> :class:`Plan`);
+* keeps a running encode on its budget: after each epoch, when the predicted finish drifts, the running
+  stage and the stages after it are fitted again to the time left, with the step time actually observed
+  (:class:`BudgetKeeper`, an epoch hook);
+* estimates the training time left after each step from the per-stage costs (:class:`EtaEstimator`).
+
+Nothing here knows the pipeline beyond the :class:`~hinerv.train.Trainer` interface (``train_step``,
+``_batch``, ``_start_stage``, ``state_dict`` / ``load_state_dict``, ``schedule``, ``stage``, ``epoch``,
+``T``, ``grid``), so it works for any ``Trainer`` subclass. It does no printing: a :class:`Plan` is handed
+to the caller's progress callback, and the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from hinerv.errors import ConfigError
+from hinerv.train import STAGES, Schedule
+
+if TYPE_CHECKING:
+    from hinerv.train import Trainer, TrainEvent
+
+__all__ = [
+    "parse_duration",
+    "format_duration",
+    "fit_schedule",
+    "measure_step_seconds",
+    "measure_forward_seconds",
+    "StepCosts",
+    "Plan",
+    "plan_training",
+    "BudgetKeeper",
+    "EtaEstimator",
+    "LONG_RUN_SECONDS",
+    "finish_seconds",
+]
+
+#: an expected encode longer than this gets a one-line hint (time budget, shorter schedule, GPU)
+LONG_RUN_SECONDS = 3600.0
+
+_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)")
+
+_FIELDS = {"main": "main_epochs", "prune": "prune_epochs", "qat": "qat_epochs"}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in a duration such as ``90s``, ``10m``, ``2h``, ``1h30m``, ``1.5h`` or ``600`` (seconds).
+
+    Raises:
+        ConfigError: not a duration, or not positive.
+    """
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        s = text.strip().lower().replace(" ", "")
+        pos, seconds = 0, 0.0
+        if not s:
+            raise ConfigError("empty duration")
+        while pos < len(s):
+            m = _PART.match(s, pos)
+            if m is None or (m.group(2) and m.group(2) not in _UNITS):
+                raise ConfigError(f"cannot read duration {text!r} (use e.g. 90s, 10m, 2h, 1h30m)")
+            seconds += float(m.group(1)) * _UNITS[m.group(2) or "s"]
+            pos = m.end()
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min``, ``3.2 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fit_schedule(schedule: Schedule, total_epochs: int, stages: Sequence[str] = STAGES) -> Schedule:
+    """Scale the given stages of ``schedule`` to ``total_epochs`` epochs in all, keeping their proportions.
+
+    Every stage that has epochs keeps at least one (so pruning and QAT still happen); the warm-up scales
+    with the main stage. Stages not in ``stages`` are left as they are (used to re-fit the rest of a run).
+
+    Raises:
+        ConfigError: no stage to fit, or ``total_epochs`` below one per stage.
+    """
+    active = [st for st in stages if schedule.epochs(st) > 0]
+    if not active:
+        raise ConfigError("the schedule has no epochs to fit")
+    if total_epochs < len(active):
+        raise ConfigError(f"{total_epochs} epochs cannot hold the {len(active)} stages {', '.join(active)}")
+    weights = {st: schedule.epochs(st) for st in active}
+    wsum = sum(weights.values())
+    share = {st: total_epochs * w / wsum for st, w in weights.items()}
+    alloc = {st: math.floor(share[st]) for st in active}
+    left = total_epochs - sum(alloc.values())
+    by_remainder = sorted(active, key=lambda k: (share[k] - math.floor(share[k]), weights[k]), reverse=True)
+    for st in by_remainder[:left]:
+        alloc[st] += 1
+    for st in active:  # every stage keeps at least one epoch, taken from the longest one
+        if alloc[st] == 0:
+            alloc[st] = 1
+            alloc[max(active, key=lambda k: alloc[k])] -= 1
+    changes: dict[str, object] = {_FIELDS[st]: n for st, n in alloc.items()}
+    if "main" in alloc:
+        f = alloc["main"] / schedule.main_epochs
+        changes["warmup_epochs"] = min(alloc["main"], round(schedule.warmup_epochs * f))
+    base = schedule.name.split("~")[0]
+    fitted = replace(schedule, **changes)  # type: ignore[arg-type]
+    return replace(fitted, name=f"{base}~{fitted.total_epochs}e")
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Measured seconds per optimizer step for each stage, and per decoded frame (no gradient)."""
+
+    step: dict[str, float]
+    forward: float
+
+    def epoch_seconds(self, stage: str, steps_per_epoch: int) -> float:
+        """Seconds for one epoch of ``stage`` (a stage not measured costs like the main stage)."""
+        return steps_per_epoch * self.step.get(stage, self.step.get("main", max(self.step.values())))
+
+    def schedule_seconds(
+        self, schedule: Schedule, steps_per_epoch: int, stages: Sequence[str] = STAGES
+    ) -> float:
+        """Training seconds of the given stages of ``schedule``."""
+        return sum(schedule.epochs(st) * self.epoch_seconds(st, steps_per_epoch) for st in stages)
+
+
+def _sync(trainer: Trainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+
+
+def measure_step_seconds(
+    trainer: Trainer,
+    stages: Sequence[str] | None = None,
+    *,
+    steps: int = 2,
+    warmup: int = 1,
+    slow: float = 2.0,
+) -> dict[str, float]:
+    """Seconds per optimizer step of each stage, measured with real steps on ``trainer``.
+
+    For each stage (default: every stage the schedule still has epochs for), the stage is entered as the
+    trainer would enter it (``_start_stage``: fresh optimizer, pruning masks, QAT), ``warmup`` steps run
+    untimed on the first stage only (allocator and kernel caches), then ``steps`` steps are timed (the
+    later stages time ``max(1, steps // 2)``). The batches come from a private generator, and the trainer's
+    complete state (model, optimizer, masks, generators, stage, clock) is restored afterwards from a deep
+    copy of its ``state_dict``: training after a measurement is bit-identical to training without one.
+
+    When the first (warm-up) step already takes more than ``slow`` seconds, one more step is timed and the
+    other stages are taken to cost the same (two steps instead of five): at that scale the stage
+    differences (masks, Quant-Noise) are a few per cent, while a first step carries large one-off costs
+    (a 1080p step measured 110 s first, 68 s after).
+    """
+    if stages is None:
+        if trainer.stage in STAGES:
+            start = STAGES.index(trainer.stage)
+            stages = [st for st in STAGES[start:] if trainer.schedule.epochs(st) > 0]
+        else:  # a subclass's own stage (or "done"): measure where the trainer is
+            stages = [] if trainer.done else [trainer.stage]
+    if not stages:
+        return {}
+    state = copy.deepcopy(trainer.state_dict())
+    was_training = trainer.model.training
+    out: dict[str, float] = {}
+    B = trainer.grid[0] * trainer.grid[1]
+    order = torch.randperm(trainer.T * B, generator=torch.Generator().manual_seed(0x5EED))
+    k = 0
+    try:
+        trainer.model.train()
+        for i, st in enumerate(stages):
+            trainer._start_stage(st)
+            if i == 0 and warmup > 0:
+                _sync(trainer)
+                t0 = time.perf_counter()
+                for _ in range(warmup):
+                    trainer.train_step(*trainer._batch(order, k % trainer.T))
+                    k += 1
+                _sync(trainer)
+                first = (time.perf_counter() - t0) / warmup
+                if first > slow:
+                    t0 = time.perf_counter()
+                    trainer.train_step(*trainer._batch(order, k % trainer.T))
+                    _sync(trainer)
+                    return dict.fromkeys(stages, time.perf_counter() - t0)
+            n = steps if i == 0 else max(1, steps // 2)
+            _sync(trainer)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                trainer.train_step(*trainer._batch(order, k % trainer.T))
+                k += 1
+            _sync(trainer)
+            out[st] = (time.perf_counter() - t0) / n
+    finally:
+        trainer.load_state_dict(state)
+        trainer.model.train(was_training)
+    return out
+
+
+def measure_forward_seconds(trainer: Trainer, slow: float = 2.0) -> float:
+    """Seconds to reconstruct one whole frame without gradient (what decoding costs per frame).
+
+    A first call slower than ``slow`` seconds is the measurement (no second call).
+    """
+    t = torch.zeros(1, dtype=torch.long)
+    was_training = trainer.model.training
+    try:
+        t0 = time.perf_counter()
+        trainer.reconstruct(t)
+        _sync(trainer)
+        first = time.perf_counter() - t0
+        if first > slow:
+            return first
+        t0 = time.perf_counter()
+        trainer.reconstruct(t)
+        _sync(trainer)
+        return time.perf_counter() - t0
+    finally:
+        trainer.model.train(was_training)
+
+
+#: what the codec does after training, per frame, in units of one frame's forward pass: the decoder
+#: run on the packed stream, writing the reconstruction, reading it back and measuring PSNR / MS-SSIM
+#: (on CPU: about 2 at 384x288, 1.2 at 1080p), plus FINISH_SECONDS of fixed costs (export, packing)
+FINISH_FORWARDS = 2.0
+FINISH_SECONDS = 2.0
+
+
+def finish_seconds(frames: int, forward_seconds: float) -> float:
+    """Expected seconds of an encode after training (export, decode, measurement)."""
+    return FINISH_SECONDS + FINISH_FORWARDS * frames * forward_seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an encode is going to do, said before the work starts.
+
+    Attributes:
+        schedule: the schedule that will run (fitted to the budget when there is one).
+        steps: optimizer steps still to run.
+        stage_steps: the same, per stage.
+        seconds_per_step: measured seconds per step of each stage.
+        forward_seconds: measured seconds of one frame's forward pass without gradient.
+        train_seconds: expected training wall time.
+        finish_seconds: expected time after training (export, decode, measurement).
+        elapsed_seconds: time already spent before the plan (loading, measuring).
+        budget_seconds: the budget the schedule was fitted to, if any.
+        fits: False when even one epoch per stage does not fit the budget.
+    """
+
+    schedule: Schedule
+    steps: int
+    stage_steps: dict[str, int]
+    seconds_per_step: dict[str, float]
+    forward_seconds: float
+    train_seconds: float
+    finish_seconds: float
+    elapsed_seconds: float = 0.0
+    budget_seconds: float | None = None
+    fits: bool = True
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def costs(self) -> StepCosts:
+        """The calibration the plan was made from."""
+        return StepCosts(dict(self.seconds_per_step), self.forward_seconds)
+
+    @property
+    def expected_seconds(self) -> float:
+        """Expected wall time of the whole encode (time already spent included)."""
+        return self.elapsed_seconds + self.train_seconds + self.finish_seconds
+
+    @property
+    def hint(self) -> str | None:
+        """A one-line suggestion when the encode is expected to take more than an hour."""
+        if self.expected_seconds <= LONG_RUN_SECONDS:
+            return None
+        return (
+            f"this encode is expected to take {format_duration(self.expected_seconds)}: "
+            "--time-budget 30m fits the schedule to a wall time, --schedule short runs a fifth of it, "
+            "--device cuda trains on a GPU"
+        )
+
+    def message(self) -> str:
+        """One line: planned steps, measured seconds per step, expected wall time (and the budget)."""
+        per = ", ".join(f"{st} {n}" for st, n in self.stage_steps.items() if n)
+        sps = "/".join(
+            f"{self.seconds_per_step[st]:.3g}" for st in self.stage_steps if st in self.seconds_per_step
+        )
+        line = (
+            f"plan: {self.steps} steps ({per}; schedule {self.schedule.name}), measured {sps} s/step, "
+            f"expected {format_duration(self.expected_seconds)} "
+            f"(training {format_duration(self.train_seconds)})"
+        )
+        if self.budget_seconds is not None:
+            line += f", budget {format_duration(self.budget_seconds)}"
+            if not self.fits:
+                line += " (does not fit: one epoch per stage is the minimum)"
+        return line
+
+
+def _remaining(trainer: Trainer, schedule: Schedule) -> dict[str, int]:
+    """Epochs still to run per stage, for ``schedule`` at the trainer's position."""
+    if trainer.stage not in STAGES:
+        return dict.fromkeys(STAGES, 0)
+    i = STAGES.index(trainer.stage)
+    out = {}
+    for j, st in enumerate(STAGES):
+        n = schedule.epochs(st)
+        out[st] = 0 if j < i else (n - trainer.epoch if j == i else n)
+    return {st: max(0, n) for st, n in out.items()}
+
+
+def _best_fit(
+    schedule: Schedule, costs: StepCosts, T: int, available: float, stages: Sequence[str]
+) -> tuple[Schedule, bool]:
+    """The largest proportional refit of ``stages`` whose training time is within ``available``."""
+    active = [st for st in stages if schedule.epochs(st) > 0]
+    lo = len(active)
+    per_epoch = max(1e-9, min(costs.epoch_seconds(st, T) for st in active))
+    n = max(lo, int(available / per_epoch) + 1)
+    while n > lo and costs.schedule_seconds(fit_schedule(schedule, n, active), T, active) > available:
+        n -= 1
+    fitted = fit_schedule(schedule, n, active)
+    return fitted, costs.schedule_seconds(fitted, T, active) <= available
+
+
+def plan_training(
+    trainer: Trainer,
+    budget_seconds: float | None = None,
+    *,
+    elapsed_seconds: float = 0.0,
+    costs: StepCosts | None = None,
+) -> Plan:
+    """Measure the machine and plan the rest of the trainer's schedule.
+
+    With ``budget_seconds``, a trainer that has not started is given ``fit_schedule(schedule, N)`` for the
+    largest N whose expected wall time (``elapsed_seconds`` already spent + training + finishing) fits
+    the budget; ``trainer.schedule`` is replaced. A trainer that has already trained (a resumed encode)
+    keeps its schedule: only the estimate is made. Without a budget only the estimate is made.
+    """
+    t0 = time.perf_counter()
+    if costs is None:
+        costs = StepCosts(measure_step_seconds(trainer), measure_forward_seconds(trainer))
+    elapsed = elapsed_seconds + (time.perf_counter() - t0)
+    T = trainer.T
+    finish = finish_seconds(T, costs.forward)
+    fits = True
+    notes: list[str] = []
+    if not costs.step:
+        raise ConfigError("nothing left to train: no step time to plan with")
+    fresh = trainer.stage == STAGES[0] and trainer.epoch == 0
+    if budget_seconds is not None and fresh:
+        available = budget_seconds - elapsed - finish
+        trainer.schedule, fits = _best_fit(trainer.schedule, costs, T, available, STAGES)
+    elif budget_seconds is not None and not fresh:
+        notes.append("resumed: the schedule fitted when this encode started is kept")
+    rem = _remaining(trainer, trainer.schedule)
+    stage_steps = {st: n * T for st, n in rem.items()}
+    train = sum(rem[st] * costs.epoch_seconds(st, T) for st in rem if rem[st])
+    return Plan(
+        schedule=trainer.schedule,
+        steps=sum(stage_steps.values()),
+        stage_steps=stage_steps,
+        seconds_per_step=dict(costs.step),
+        forward_seconds=costs.forward,
+        train_seconds=train,
+        finish_seconds=finish,
+        elapsed_seconds=elapsed,
+        budget_seconds=budget_seconds,
+        fits=fits,
+        notes=tuple(notes),
+    )
+
+
+class BudgetKeeper:
+    """Epoch hook that keeps a running encode on its budget.
+
+    After every epoch, the time the rest of the schedule will take is predicted from the calibrated
+    per-stage step costs times the ratio of training time observed so far to the calibrated one (the
+    machine's load may change during an encode). When that prediction misses the time left
+    (``budget - elapsed - finish``) by more than ``tolerance`` of the budget (and more than an epoch),
+    the current stage and the stages after it are fitted again, in the proportions of the plan, to the
+    time left; epochs already done are kept. A changed length of the running stage stretches or shrinks
+    the rest of its cosine; corrections are small and gradual because they happen every epoch.
+
+    Args:
+        trainer: the trainer, at the point where training is about to start.
+        budget_seconds: the whole encode's budget.
+        started: ``time.perf_counter()`` when the encode started.
+        costs: the calibration.
+        finish_seconds: reserved for the work after training (re-scaled by the observed ratio).
+        tolerance: share of the budget a prediction may miss by before the schedule is re-fitted.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        budget_seconds: float,
+        started: float,
+        costs: StepCosts,
+        finish_seconds: float,
+        tolerance: float = 0.03,
+    ) -> None:
+        self.budget = budget_seconds
+        self.started = started
+        self.costs = costs
+        self.finish = finish_seconds
+        self.tolerance = tolerance
+        self.shape = trainer.schedule  # the planned proportions
+        self._elapsed0 = trainer.elapsed
+        self._calibrated0 = self._calibrated_done(trainer)
+        self.refits = 0
+
+    def _calibrated_done(self, trainer: Trainer) -> float:
+        """Calibrated seconds of the epochs the trainer has completed."""
+        i = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
+        done = sum(trainer.schedule.epochs(st) * self.costs.epoch_seconds(st, trainer.T) for st in STAGES[:i])
+        if i < len(STAGES):
+            done += trainer.epoch * self.costs.epoch_seconds(trainer.stage, trainer.T)
+        return done
+
+    def ratio(self, trainer: Trainer) -> float:
+        """Observed / calibrated training time so far (1 before any epoch), clamped to [0.25, 4]."""
+        expected = self._calibrated_done(trainer) - self._calibrated0
+        if expected <= 0:
+            return 1.0
+        return min(max((trainer.elapsed - self._elapsed0) / expected, 0.25), 4.0)
+
+    def __call__(self, trainer: Trainer) -> None:
+        stage = trainer.stage
+        if stage not in STAGES:
+            return
+        todo = [st for st in STAGES[STAGES.index(stage) :] if self.shape.epochs(st) > 0]
+        todo = [st for st in todo if trainer.schedule.epochs(st) > 0 or st != stage]
+        if not todo:
+            return
+        r = self.ratio(trainer)
+        corrected = StepCosts({k: v * r for k, v in self.costs.step.items()}, self.costs.forward * r)
+        T = trainer.T
+        done = trainer.epoch if stage in todo else 0
+        available = self.budget - (time.perf_counter() - self.started) - finish_seconds(T, corrected.forward)
+
+        def left(sched: Schedule) -> float:
+            return sum(
+                (sched.epochs(st) - (done if st == stage else 0)) * corrected.epoch_seconds(st, T)
+                for st in todo
+            )
+
+        epoch_cost = corrected.epoch_seconds(stage, T)
+        if abs(left(trainer.schedule) - available) <= max(self.tolerance * self.budget, epoch_cost):
+            return
+        cheapest = max(1e-9, min(corrected.epoch_seconds(st, T) for st in todo))
+        n = max(len(todo), done + len(todo) + int(max(0.0, available) / cheapest) + 1)
+        while True:
+            cand = self._refit(trainer.schedule, n, todo, stage, done)
+            if left(cand) <= available or n <= len(todo):
+                break
+            n -= 1
+        if cand != trainer.schedule:
+            trainer.schedule = cand
+            self.refits += 1
+
+    def _refit(self, current: Schedule, n: int, todo: list[str], stage: str, done: int) -> Schedule:
+        """``todo`` stages of ``current`` fitted to ``n`` epochs in the planned proportions, >= ``done``
+        epochs for the running stage (the stage ends now when it equals ``done``)."""
+        fitted = fit_schedule(self.shape, max(n, len(todo)), todo)
+        changes: dict[str, int] = {_FIELDS[st]: fitted.epochs(st) for st in todo}
+        if stage in todo:
+            changes[_FIELDS[stage]] = max(changes[_FIELDS[stage]], done, 1)
+        if "main_epochs" in changes:
+            changes["warmup_epochs"] = min(current.warmup_epochs, changes["main_epochs"])
+        out = replace(current, **changes)  # type: ignore[arg-type]
+        return replace(out, name=f"{self.shape.name.split('~')[0]}~{out.total_epochs}e")
+
+
+class EtaEstimator:
+    """Seconds of training left after each step, from the calibrated per-stage step costs.
+
+    The work left is counted in calibrated seconds (each remaining step of a stage costs that stage's
+    measured seconds per step, for the schedule as it stands now, so a re-fitted budget is followed), and
+    scaled by the ratio of wall time to calibrated work observed since the first step. A plain
+    "progress per second" estimate is biased by the stages' different step costs (Quant-Noise steps are
+    slower) and jumps when the budget re-fits the schedule.
+
+    Args:
+        trainer: the trainer whose events are estimated (its ``schedule`` and ``T`` are read).
+        costs: the calibration.
+        clock: a monotonic clock (tests pass a fake one).
+    """
+
+    def __init__(
+        self, trainer: Trainer, costs: StepCosts, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.trainer = trainer
+        self.costs = costs
+        self.clock = clock
+        self._t0: float | None = None
+        self._work = 0.0
+
+    def _step_cost(self, stage: str) -> float:
+        return self.costs.epoch_seconds(stage, 1)
+
+    def __call__(self, ev: TrainEvent) -> float:
+        now = self.clock()
+        c = self._step_cost(ev.stage)
+        if self._t0 is None:  # the first step's start is unknown: observe from its end on
+            self._t0 = now
+        else:
+            self._work += c
+        ratio = (now - self._t0) / self._work if self._work > 0 else 1.0
+        sched = self.trainer.schedule
+        left = ((ev.stage_epochs - ev.epoch) * ev.steps + ev.steps - ev.step) * c
+        if ev.stage in STAGES:
+            for st in STAGES[STAGES.index(ev.stage) + 1 :]:
+                left += sched.epochs(st) * ev.steps * self._step_cost(st)
+        return left * ratio

@@ -1,0 +1,162 @@
+"""Time budgets: durations, proportional schedule fitting, calibration that leaves no trace, planning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hinerv.budget import (
+    BudgetKeeper,
+    StepCosts,
+    fit_schedule,
+    measure_step_seconds,
+    parse_duration,
+    plan_training,
+)
+from hinerv.config import ModelConfig
+from hinerv.errors import ConfigError
+from hinerv.model import HiNeRV
+from hinerv.train import Schedule, Trainer, load_schedule
+
+TINY = ModelConfig(
+    channels=8,
+    depths=(1, 1, 1, 1),
+    scales=(2, 2, 2, 2),
+    base_grid_channels=2,
+    enc_channels=2,
+    base_grid_frames=2,
+)
+SCHED = Schedule(name="t", main_epochs=3, warmup_epochs=1, prune_epochs=1, qat_epochs=1)
+
+
+def _trainer(sched: Schedule = SCHED) -> Trainer:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (3, 3, 32, 32), generator=g, dtype=torch.uint8)
+    return Trainer(HiNeRV(TINY, 3, 32, 32), frames, 255, sched, seed=0)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s") == 90
+    assert parse_duration("10m") == 600
+    assert parse_duration("2h") == 7200
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("1.5h") == 5400
+    assert parse_duration("45") == 45
+    assert parse_duration(" 2 min ") == 120
+    for bad in ("", "abc", "10x", "0s", "-5m", "m"):
+        with pytest.raises(ConfigError):
+            parse_duration(bad)
+
+
+def test_fit_schedule_keeps_proportions() -> None:
+    full = load_schedule("full")  # 300 + 60 + 30
+    s = fit_schedule(full, 78)
+    assert (s.main_epochs, s.prune_epochs, s.qat_epochs) == (60, 12, 6)
+    assert s.warmup_epochs == 6 and s.total_epochs == 78 and s.lr == full.lr
+    for n in (3, 4, 7, 13, 100, 391):
+        f = fit_schedule(full, n)
+        assert f.total_epochs == n
+        assert min(f.main_epochs, f.prune_epochs, f.qat_epochs) >= 1  # every stage still happens
+        assert f.main_epochs >= f.prune_epochs >= f.qat_epochs
+    with pytest.raises(ConfigError):
+        fit_schedule(full, 2)
+    # zero-epoch stages stay at zero; a partial refit leaves the other stages alone
+    no_prune = Schedule(main_epochs=10, warmup_epochs=1, prune_epochs=0, qat_epochs=5)
+    assert fit_schedule(no_prune, 6).prune_epochs == 0
+    part = fit_schedule(full, 9, ("prune", "qat"))
+    assert (part.main_epochs, part.prune_epochs, part.qat_epochs) == (300, 6, 3)
+
+
+def test_calibration_does_not_change_training() -> None:
+    a, b = _trainer(), _trainer()
+    sps = measure_step_seconds(b)
+    assert set(sps) == {"main", "prune", "qat"} and all(v > 0 for v in sps.values())
+    assert b.stage == "main" and b.epoch == 0 and not b.masks and b.elapsed == 0
+    a.fit()
+    b.fit()
+    for (n, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), n
+    assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
+
+
+def test_calibration_mid_run_restores_the_stage() -> None:
+    tr = _trainer()
+    tr.run_epoch()
+    tr.run_epoch()
+    tr.run_epoch()  # now in the prune stage, masks made
+    assert tr.stage == "prune"
+    masks = {k: v.clone() for k, v in tr.masks.items()}
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    measure_step_seconds(tr, steps=1)
+    assert tr.stage == "prune" and tr.epoch == 0
+    assert all(torch.equal(masks[k], tr.masks[k]) for k in masks)
+    assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
+
+
+def test_plan_fits_the_budget() -> None:
+    tr = _trainer(load_schedule("full"))
+    costs = StepCosts({"main": 0.1, "prune": 0.12, "qat": 0.2}, forward=0.05)
+    # T = 3 steps per epoch: a main epoch costs 0.3 s; finishing reserves 4 * 3 * 0.05 = 0.6 s
+    plan = plan_training(tr, 30.0, elapsed_seconds=2.0, costs=costs)
+    assert plan.fits and plan.expected_seconds <= 30.0
+    assert plan.expected_seconds > 30.0 - 0.7  # within one epoch of the budget
+    s = plan.schedule
+    assert tr.schedule is s and s.main_epochs > s.prune_epochs > s.qat_epochs >= 1
+    assert plan.steps == s.total_epochs * 3
+    assert "budget" in plan.message() and plan.hint is None
+    # no budget: the schedule is kept and an hour-plus run gets the hint
+    tr2 = _trainer(load_schedule("full"))
+    slow = StepCosts({"main": 5.0, "prune": 5.0, "qat": 5.0}, forward=1.0)
+    p2 = plan_training(tr2, None, costs=slow)
+    assert tr2.schedule == load_schedule("full") and p2.steps == 390 * 3
+    assert p2.hint is not None and "--time-budget" in p2.hint and "--schedule short" in p2.hint
+    assert "cuda" in p2.hint
+    # a budget below one epoch per stage: the minimum runs and the plan says it does not fit
+    tr3 = _trainer(load_schedule("full"))
+    p3 = plan_training(tr3, 1.0, costs=slow)
+    assert not p3.fits and p3.schedule.total_epochs == 3
+
+
+def test_keeper_refits_the_schedule_to_the_time_left() -> None:
+    import time
+
+    tr = _trainer(Schedule(name="k", main_epochs=2, warmup_epochs=1, prune_epochs=4, qat_epochs=2))
+    costs = StepCosts({"main": 1.0, "prune": 1.0, "qat": 1.0}, forward=0.0)
+    # a budget that has already run out: the running main stage ends, later stages drop to one epoch
+    keeper = BudgetKeeper(
+        tr, budget_seconds=1.0, started=time.perf_counter() - 10, costs=costs, finish_seconds=0
+    )
+    tr.fit(epoch_hook=keeper)
+    assert (tr.schedule.main_epochs, tr.schedule.prune_epochs, tr.schedule.qat_epochs) == (1, 1, 1)
+    assert tr.done and tr.masks and keeper.refits >= 1
+    # time to spare (the real steps take milliseconds against a calibrated second): the schedule grows,
+    # in the planned proportions
+    tr = _trainer(Schedule(name="g", main_epochs=2, warmup_epochs=1, prune_epochs=1, qat_epochs=1))
+    keeper = BudgetKeeper(tr, budget_seconds=10.0, started=time.perf_counter(), costs=costs, finish_seconds=0)
+    tr.fit(epoch_hook=keeper)
+    s = tr.schedule
+    assert s.total_epochs > 4 and s.main_epochs >= s.prune_epochs >= 1 and s.qat_epochs >= 1
+    assert tr.done
+
+
+def test_eta_weights_stages_by_their_step_cost() -> None:
+    from hinerv.budget import EtaEstimator
+    from hinerv.train import TrainEvent
+
+    tr = _trainer(Schedule(name="e", main_epochs=2, warmup_epochs=0, prune_epochs=1, qat_epochs=1))
+    costs = StepCosts({"main": 1.0, "prune": 1.0, "qat": 3.0}, forward=0.0)
+    now = [0.0]
+    eta = EtaEstimator(tr, costs, clock=lambda: now[0])
+
+    def ev(stage: str, epoch: int, step: int, stage_epochs: int) -> TrainEvent:
+        return TrainEvent(stage, epoch, stage_epochs, step, 3, 0, 4, 0.0, 0.0, 0.0, False)
+
+    # the machine runs at half the calibrated speed: 2 s per calibrated second
+    now[0] = 2.0
+    first = eta(ev("main", 1, 1, 2))
+    assert first == pytest.approx(5 * 1 + 3 * 1 + 3 * 3)  # ratio 1 until a second step is seen
+    now[0] = 4.0
+    left = eta(ev("main", 1, 2, 2))
+    # 4 main steps + 3 prune steps at 1 s, 3 QAT steps at 3 s, at the observed 2x
+    assert left == pytest.approx(2 * (4 + 3 + 9))
