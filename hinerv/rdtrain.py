@@ -16,9 +16,11 @@ is adapted after every epoch from ``rate_probe`` (the codec's estimate of the re
 With ``pretrain`` (the default) the stages are instead those of the paper pipeline, at equal epochs:
 
 1. ``main`` (``main_epochs``): float training for distortion only, exactly the paper's main stage;
-2. ``rd`` (``prune_epochs``): the steps are initialised from the trained weights, then noise proxy +
-   rate term (this is where zeros appear, in place of the paper's magnitude pruning);
-3. ``ste`` (``qat_epochs``, lr × ``qat_lr_scale``): straight-through rounding + rate term.
+2. ``prune`` (``prune_epochs``): the steps are initialised from the trained weights, then noise
+   proxy + rate term: this is where zeros appear, in place of the paper's magnitude pruning;
+3. ``qat`` (``qat_epochs``, lr × ``qat_lr_scale``): straight-through rounding + rate term.
+
+(The stage names are the paper pipeline's, so time budgets and ETAs treat both pipelines alike.)
 
 Measured on real footage, rate and quantization noise from the first step slow the network's
 convergence so much that the curve loses to the paper pipeline at short schedules; pre-training
@@ -41,7 +43,7 @@ from hinerv.train import Schedule, Trainer
 __all__ = ["RDSettings", "RDTrainer", "RD_STAGES", "grid_names", "adapt_lambda"]
 
 RD_STAGES = ("main", "ste")
-RD_STAGES_PRETRAIN = ("main", "rd", "ste")
+RD_STAGES_PRETRAIN = ("main", "prune", "qat")
 
 Distortion = Literal["mse", "reference"]
 
@@ -151,7 +153,7 @@ class RDTrainer(Trainer):
     def stage_epochs(self, stage: str) -> int:
         s = self.schedule
         if self.rd.pretrain:
-            return {"main": s.main_epochs, "rd": s.prune_epochs, "ste": s.qat_epochs}[stage]
+            return s.epochs(stage)
         return {"main": s.main_epochs, "ste": s.prune_epochs + s.qat_epochs}[stage]
 
     @property
@@ -175,7 +177,7 @@ class RDTrainer(Trainer):
 
     def _start_stage(self, stage: str) -> None:
         self.stage, self.epoch = stage, 0
-        if self.rd.pretrain and stage == "rd":
+        if self.rd.pretrain and stage == "prune":
             self.rate.reset(dict(self.model.named_parameters()))
         self.optimizer = self._new_optimizer()
 
@@ -186,7 +188,7 @@ class RDTrainer(Trainer):
         from hinerv.train import _lr_at
 
         total = self.stage_epochs(self.stage) * steps_per_epoch
-        sc = s.qat_lr_scale if self.stage == "ste" else 1.0
+        sc = s.qat_lr_scale if self.stage in ("ste", "qat") else 1.0
         return _lr_at(step, total, 0, s.lr * sc, s.lr * sc, s.min_lr * sc)
 
     def state_dict(self) -> dict[str, Any]:
@@ -210,7 +212,7 @@ class RDTrainer(Trainer):
         """The rounding proxy of the current stage (``"round"`` outside training)."""
         if not training:
             return "round"
-        return self.rd.proxy if self.stage in ("main", "rd") else "ste"
+        return self.rd.proxy if self.stage in ("main", "prune") else "ste"
 
     def effective_params(self, training: bool) -> dict[str, torch.Tensor]:
         if training and not self.rate_active:

@@ -35,7 +35,7 @@ def _trainer(
 
 def test_stages_epochs_and_grid_names() -> None:
     tr = _trainer(0.1)
-    assert tr.stages == ("main", "rd", "ste") and tr.total_epochs == 4 + 1 + 1
+    assert tr.stages == ("main", "prune", "qat") and tr.total_epochs == 4 + 1 + 1
     assert not tr.rate_active  # float pre-training first
     assert _trainer(0.1, pretrain=False).stages == ("main", "ste")
     names = grid_names(tr.model)
