@@ -72,6 +72,8 @@ def report(out: Path) -> dict:
     curves: dict[str, list[dict]] = {}
     for f in sorted(out.glob("*.json")):
         d = json.loads(f.read_text())
+        if "variant" not in d:  # the report itself
+            continue
         curves.setdefault(d["variant"], []).append(d)
     res: dict[str, dict] = {"points": {}, "bd_rate_vs_default": {}}
     base = sorted(curves.get("default", []), key=lambda d: d["bpp"])

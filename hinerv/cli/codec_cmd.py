@@ -20,7 +20,10 @@ from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, InputError
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
 
-__all__ = ["encode", "decode", "info", "demo"]
+__all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
+
+#: the pipeline ``hinerv encode`` and ``hinerv demo`` use unless told otherwise (see the README's results)
+DEFAULT_PIPELINE = "paper"
 
 
 def _progress(quiet: bool, eta_field: bool = False) -> Progress:
@@ -140,7 +143,10 @@ def encode(
     preset: Annotated[
         str | None, typer.Option(help="Reference preset (e.g. uvg-hinerv-s); wins over --size.")
     ] = None,
-    bits: Annotated[int, typer.Option(help="Quantization bits for weights and grids (6, 7 or 8).")] = 6,
+    bits: Annotated[
+        int | None,
+        typer.Option(help="paper pipeline: quantization bits for weights and grids (6, 7 or 8; default 6)."),
+    ] = None,
     schedule: Annotated[
         str, typer.Option(help="Training schedule: full, short, tiny or a TOML file.")
     ] = "full",
@@ -181,10 +187,13 @@ def encode(
             help="paper: the faithful HiNeRV path (prune, QAT at --bits, histogram coding); "
             "rd: rate-distortion training with learned steps and entropy models (--lambda / --target-bpp)."
         ),
-    ] = "paper",
+    ] = DEFAULT_PIPELINE,
     lam: Annotated[
-        float | None, typer.Option("--lambda", help="rd: rate weight λ in D + λ·bpp (default 1 for "
-                                   "the reference distortion, 0.05 for mse).")
+        float | None,
+        typer.Option(
+            "--lambda",
+            help="rd: rate weight λ in D + λ·bpp (default 1 for the reference distortion, 0.05 for mse).",
+        ),
     ] = None,
     target_bpp: Annotated[
         float | None, typer.Option("--target-bpp", help="rd: land the file within ±5 % of this rate.")
@@ -201,13 +210,15 @@ def encode(
 
     # the CLI's own rules; encode_file checks everything else before it reads a frame
     if pipeline != "rd":  # --bits does not apply to the rd pipeline
-        check_bits(bits, CLI_BITS)
+        check_bits(6 if bits is None else bits, CLI_BITS)
+    elif bits is not None:
+        raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
     check_epochs(epochs)
     check_frame_count(frames)
     opts = EncodeOptions(
         size=size,
         preset=preset,
-        bits=bits,
+        bits=6 if bits is None else bits,
         schedule=schedule,
         epochs=epochs,
         time_budget=parse_duration(time_budget) if time_budget else None,
@@ -308,7 +319,7 @@ def info(
 
 
 #: the pipeline ``hinerv demo`` shows (the default of the encoder's comparison in the README)
-DEMO_PIPELINE = "paper"
+DEMO_PIPELINE = DEFAULT_PIPELINE
 
 
 @app.command()
