@@ -729,16 +729,7 @@ def unpack(
         return _unpack_v2(p)
 
     # sizes that must match the bytes present exactly
-    n_scales = sum(s.n_scales for s in specs)
-    if len(p.bodies[_SCALES]) != 2 * n_scales:
-        raise BitstreamError(
-            f"corrupt bitstream (scales section has {len(p.bodies[_SCALES])} bytes, expected {2 * n_scales})"
-        )
-    n_vec = sum(p.vec_lens)
-    if len(p.bodies[_VECTORS]) != 2 * n_vec:
-        raise BitstreamError(
-            f"corrupt bitstream (vectors section has {len(p.bodies[_VECTORS])} bytes, expected {2 * n_vec})"
-        )
+    _check_raw_sizes(p)
 
     ranges: list[tuple[int, int]] = []
     for s in specs:
@@ -794,6 +785,20 @@ def unpack(
         voff += n
     return Stream(p.info, p.model, p.meta, tensors, vectors)
 
+
+
+def _check_raw_sizes(p: _Parsed) -> None:
+    """The fp16 SCALES and VECTORS sections must hold exactly what the header announces."""
+    n_scales = sum(s.n_scales for s in p.specs)
+    if len(p.bodies[_SCALES]) != 2 * n_scales:
+        raise BitstreamError(
+            f"corrupt bitstream (scales section has {len(p.bodies[_SCALES])} bytes, expected {2 * n_scales})"
+        )
+    n_vec = sum(p.vec_lens)
+    if len(p.bodies[_VECTORS]) != 2 * n_vec:
+        raise BitstreamError(
+            f"corrupt bitstream (vectors section has {len(p.bodies[_VECTORS])} bytes, expected {2 * n_vec})"
+        )
 
 def _check_expected_shapes(
     p: _Parsed,
@@ -1038,16 +1043,7 @@ def _read_head_v2(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict
 
 def _unpack_v2(p: _Parsed) -> Stream:
     specs = p.specs
-    n_scales = sum(s.n_scales for s in specs)
-    if len(p.bodies[_SCALES]) != 2 * n_scales:
-        raise BitstreamError(
-            f"corrupt bitstream (scales section has {len(p.bodies[_SCALES])} bytes, expected {2 * n_scales})"
-        )
-    n_vec = sum(p.vec_lens)
-    if len(p.bodies[_VECTORS]) != 2 * n_vec:
-        raise BitstreamError(
-            f"corrupt bitstream (vectors section has {len(p.bodies[_VECTORS])} bytes, expected {2 * n_vec})"
-        )
+    _check_raw_sizes(p)
     n_models = sum(s.n_models for s in specs)
     mb = p.bodies[_MODELS]
     if len(mb) != 2 * n_models:

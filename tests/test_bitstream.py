@@ -392,7 +392,7 @@ def test_fuzz_never_crashes(edits, cut, check_crc) -> None:
     assert time.perf_counter() - t0 < 2.0
 
 
-_KINDS = {**B.SECTION_NAMES, 0x90: "ancillary"}
+_KINDS = {**{k: B.SECTION_NAMES[k] for k in B._REQUIRED_BY_VERSION[1]}, 0x90: "ancillary"}
 
 
 def _mutate(body: bytes, rng: np.random.Generator) -> bytes:
