@@ -93,7 +93,7 @@ class EncodeOptions:
             lands within ±5 % of this many bits per pixel.
         distortion: rd pipeline: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
         granularity: rd pipeline: learned steps per ``"tensor"`` or per output ``"channel"``.
-        proxy: rd pipeline: rounding proxy of the first stage, ``"noise"`` or ``"ste"``.
+        proxy: rd pipeline: rounding proxy of the first rate-aware stage, ``"ste"`` or ``"noise"``.
         rate_term: rd pipeline: False trains without the rate term (ablation).
         grid_context: rd pipeline: allow the context model for feature grids (ablation switch).
         time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
@@ -119,7 +119,7 @@ class EncodeOptions:
     target_bpp: float | None = None
     distortion: str = "reference"
     granularity: str = "tensor"
-    proxy: str = "noise"
+    proxy: str = "ste"
     rate_term: bool = True
     grid_context: bool = True
     float_epochs: int | None = 0
