@@ -488,7 +488,8 @@ def _section(kind: int, body: bytes) -> bytes:
     return head + body + struct.pack("<I", zlib.crc32(body, zlib.crc32(head)))
 
 
-def _head_body(stream: Stream, specs: Sequence[TensorSpec], vec_lens: Sequence[int]) -> bytes:
+def _write_video_and_fields(stream: Stream) -> bytearray:
+    """The start of every HEAD body (both versions): video header, model fields, meta fields."""
     i = stream.info
     fps = Fraction(i.fps)
     out = bytearray()
@@ -497,6 +498,37 @@ def _head_body(stream: Stream, specs: Sequence[TensorSpec], vec_lens: Sequence[i
     out += bytes([i.bit_depth, _CHROMA.index(i.chroma), _MATRIX.index(i.matrix), int(bool(i.full_range))])
     out += _write_fields(stream.model, "model")
     out += _write_fields(stream.meta, "meta")
+    return out
+
+
+def _seal(version: int, sections: Sequence[tuple[int, bytes]]) -> bytes:
+    """Magic, version byte, the framed sections in order, END and the overall CRC32."""
+    out = bytearray(MAGIC + bytes([version]))
+    for kind, body in sections:
+        out += _section(kind, body)
+    out += bytes([_END])
+    out += struct.pack("<I", zlib.crc32(bytes(out)))
+    return bytes(out)
+
+
+def _vector_lengths(stream: Stream) -> list[int]:
+    """Validate the fp16 vectors (1-D, float16, finite) and return their lengths."""
+    lens = []
+    for i, v in enumerate(stream.vectors):
+        if not isinstance(v, np.ndarray) or v.dtype != np.float16 or v.ndim != 1:
+            raise ValueError(f"vector {i} must be a 1-D float16 array")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"vector {i} must be finite")
+        lens.append(v.size)
+    return lens
+
+
+def _vector_bytes(stream: Stream) -> bytes:
+    return b"".join(v.astype("<f2").tobytes() for v in stream.vectors)
+
+
+def _head_body(stream: Stream, specs: Sequence[TensorSpec], vec_lens: Sequence[int]) -> bytes:
+    out = _write_video_and_fields(stream)
     out += _varint(len(specs))
     for s in specs:
         out += bytes([(s.bits - 1) | s.has_mask << 4 | len(s.shape) << 5])
@@ -520,16 +552,10 @@ def pack(stream: Stream) -> bytes:
         ValueError: invalid content (a programming error of the caller, not a user error).
     """
     _check_info(stream.info)
+    vec_lens = _vector_lengths(stream)
     if any(isinstance(t, CodedTensor) for t in stream.tensors):
-        return _pack_v2(stream)
+        return _pack_v2(stream, vec_lens)
     specs = [_spec_of(t, i) for i, t in enumerate(stream.tensors)]
-    vec_lens = []
-    for i, v in enumerate(stream.vectors):
-        if not isinstance(v, np.ndarray) or v.dtype != np.float16 or v.ndim != 1:
-            raise ValueError(f"vector {i} must be a 1-D float16 array")
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"vector {i} must be finite")
-        vec_lens.append(v.size)
 
     tables: list[entropy.Table] = []
     masks_enc, vals_enc = entropy.StreamEncoder(), entropy.StreamEncoder()
@@ -547,16 +573,17 @@ def pack(stream: Stream) -> bytes:
         vals_enc.add(kept, vt)
         scales += t.scales.astype("<f2").tobytes()
 
-    out = bytearray(MAGIC + bytes([1]))
-    out += _section(_HEAD, _head_body(stream, specs, vec_lens))
-    out += _section(_TABLES, entropy.encode_tables(tables))
-    out += _section(_SCALES, bytes(scales))
-    out += _section(_MASKS, masks_enc.finish())
-    out += _section(_PAYLOAD, vals_enc.finish())
-    out += _section(_VECTORS, b"".join(v.astype("<f2").tobytes() for v in stream.vectors))
-    out += bytes([_END])
-    out += struct.pack("<I", zlib.crc32(bytes(out)))
-    return bytes(out)
+    return _seal(
+        1,
+        [
+            (_HEAD, _head_body(stream, specs, vec_lens)),
+            (_TABLES, entropy.encode_tables(tables)),
+            (_SCALES, bytes(scales)),
+            (_MASKS, masks_enc.finish()),
+            (_PAYLOAD, vals_enc.finish()),
+            (_VECTORS, _vector_bytes(stream)),
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -762,29 +789,35 @@ def unpack(
     _check_bound(val_bound, p.bodies[_PAYLOAD], "payload")
 
     vdec = entropy.StreamDecoder(p.bodies[_PAYLOAD])
-    sbuf = np.frombuffer(p.bodies[_SCALES], dtype="<f2").astype(np.float16)
-    vbuf = np.frombuffer(p.bodies[_VECTORS], dtype="<f2").astype(np.float16)
-    if not (np.all(np.isfinite(sbuf)) and np.all(np.isfinite(vbuf))):
-        raise BitstreamError("corrupt bitstream (non-finite scale or vector value)")
+    scales, vectors = _raw_values(p)
     tensors: list[QuantTensor] = []
-    soff = 0
-    for s, vt, m, n in zip(specs, vtabs, masks, counts, strict=True):
+    for s, sc, vt, m, n in zip(specs, scales, vtabs, masks, counts, strict=True):
         vals = _take(vdec, vt, n)
         if m is None:
             q = vals.reshape(s.shape)
         else:
             q = np.zeros(s.shape, dtype=np.int32)
             q[m] = vals
-        sshape = tuple(n_ if a in s.scale_axes else 1 for a, n_ in enumerate(s.shape))
-        sc = sbuf[soff : soff + s.n_scales].reshape(sshape)
-        soff += s.n_scales
-        tensors.append(QuantTensor(s.shape, s.bits, s.scale_axes, sc.copy(), q, m))
-    vectors, voff = [], 0
-    for n in p.vec_lens:
-        vectors.append(vbuf[voff : voff + n].copy())
-        voff += n
+        tensors.append(QuantTensor(s.shape, s.bits, s.scale_axes, sc, q, m))
     return Stream(p.info, p.model, p.meta, tensors, vectors)
 
+
+def _raw_values(p: _Parsed) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The fp16 scales (one array per tensor, shaped to broadcast) and vectors; all finite."""
+    sbuf = np.frombuffer(p.bodies[_SCALES], dtype="<f2").astype(np.float16)
+    vbuf = np.frombuffer(p.bodies[_VECTORS], dtype="<f2").astype(np.float16)
+    if not (np.all(np.isfinite(sbuf)) and np.all(np.isfinite(vbuf))):
+        raise BitstreamError("corrupt bitstream (non-finite scale or vector value)")
+    scales, off = [], 0
+    for s in p.specs:
+        sshape = tuple(n if a in s.scale_axes else 1 for a, n in enumerate(s.shape))
+        scales.append(sbuf[off : off + s.n_scales].reshape(sshape).copy())
+        off += s.n_scales
+    vectors, off = [], 0
+    for n in p.vec_lens:
+        vectors.append(vbuf[off : off + n].copy())
+        off += n
+    return scales, vectors
 
 
 def _check_raw_sizes(p: _Parsed) -> None:
@@ -799,6 +832,7 @@ def _check_raw_sizes(p: _Parsed) -> None:
         raise BitstreamError(
             f"corrupt bitstream (vectors section has {len(p.bodies[_VECTORS])} bytes, expected {2 * n_vec})"
         )
+
 
 def _check_expected_shapes(
     p: _Parsed,
@@ -923,20 +957,10 @@ def _spec_v2(t: CodedTensor, i: int) -> TensorSpec:
     return TensorSpec(shape, 0, axes, False, "tensor", max_abs, t.context)
 
 
-def _pack_v2(stream: Stream) -> bytes:
+def _pack_v2(stream: Stream, vec_lens: Sequence[int]) -> bytes:
     tensors = stream.tensors
     if not all(isinstance(t, CodedTensor) for t in tensors):
         raise ValueError("a stream cannot mix format-v1 and format-v2 tensors")
-    vec_lens = []
-    for i, v in enumerate(stream.vectors):
-        if (
-            not isinstance(v, np.ndarray)
-            or v.dtype != np.float16
-            or v.ndim != 1
-            or not np.all(np.isfinite(v))
-        ):
-            raise ValueError(f"vector {i} must be a finite 1-D float16 array")
-        vec_lens.append(v.size)
     specs: list[TensorSpec] = []
     models: list[list[entropy.GeomModel]] = []
     for i, t in enumerate(tensors):
@@ -950,16 +974,7 @@ def _pack_v2(stream: Stream) -> bytes:
         specs.append(TensorSpec(base.shape, 0, base.scale_axes, False, coding, base.max_abs, t.context))  # type: ignore[union-attr]
         models.append(opts[coding][1])
 
-    head = bytearray()
-    i_ = stream.info
-    fps = Fraction(i_.fps)
-    for v in (i_.width, i_.height, i_.frames, fps.numerator, fps.denominator):
-        head += _varint(int(v))
-    head += bytes(
-        [i_.bit_depth, _CHROMA.index(i_.chroma), _MATRIX.index(i_.matrix), int(bool(i_.full_range))]
-    )
-    head += _write_fields(stream.model, "model")
-    head += _write_fields(stream.meta, "meta")
+    head = _write_video_and_fields(stream)
     head += _varint(len(specs))
     for sp in specs:
         head += bytes([len(sp.shape) | _CODINGS.index(sp.coding) << 3])
@@ -988,15 +1003,16 @@ def _pack_v2(stream: Stream) -> bytes:
                 entropy.encode_context(enc, t.q.reshape(sp.context[0], sp.context[1], -1), ms)
         scales += t.scales.astype("<f2").tobytes()
 
-    out = bytearray(MAGIC + bytes([2]))
-    out += _section(_HEAD, bytes(head))
-    out += _section(_MODELS, bytes(model_bytes))
-    out += _section(_SCALES, bytes(scales))
-    out += _section(_PAYLOAD, enc.finish())
-    out += _section(_VECTORS, b"".join(v.astype("<f2").tobytes() for v in stream.vectors))
-    out += bytes([_END])
-    out += struct.pack("<I", zlib.crc32(bytes(out)))
-    return bytes(out)
+    return _seal(
+        2,
+        [
+            (_HEAD, bytes(head)),
+            (_MODELS, bytes(model_bytes)),
+            (_SCALES, bytes(scales)),
+            (_PAYLOAD, enc.finish()),
+            (_VECTORS, _vector_bytes(stream)),
+        ],
+    )
 
 
 def _read_head_v2(body: bytes, max_elements: int) -> tuple[VideoInfo, dict, dict, list, list]:
@@ -1066,15 +1082,11 @@ def _unpack_v2(p: _Parsed) -> Stream:
         if ms:
             bound += min(entropy.min_coded_bits(m, s.size) for m in ms)
     _check_bound(bound, p.bodies[_PAYLOAD], "payload")
-    sbuf = np.frombuffer(p.bodies[_SCALES], dtype="<f2").astype(np.float16)
-    vbuf = np.frombuffer(p.bodies[_VECTORS], dtype="<f2").astype(np.float16)
-    if not (np.all(np.isfinite(sbuf)) and np.all(np.isfinite(vbuf))):
-        raise BitstreamError("corrupt bitstream (non-finite scale or vector value)")
+    scales, vectors = _raw_values(p)
     dec = entropy.StreamDecoder(p.bodies[_PAYLOAD])
     tensors: list[Any] = []
-    soff = 0
     try:
-        for s, ms in zip(specs, models, strict=True):
+        for s, sc, ms in zip(specs, scales, models, strict=True):
             if not ms:
                 q = np.zeros(s.shape, dtype=np.int32)
             elif s.coding == "tensor":
@@ -1090,18 +1102,9 @@ def _unpack_v2(p: _Parsed) -> Stream:
                 assert s.context is not None
                 T, R = s.context
                 q = entropy.decode_context(dec, (T, R, s.size // (T * R)), ms).reshape(s.shape)
-            sshape = tuple(n_ if a in s.scale_axes else 1 for a, n_ in enumerate(s.shape))
-            sc = sbuf[soff : soff + s.n_scales].reshape(sshape)
-            soff += s.n_scales
-            tensors.append(
-                CodedTensor(s.shape, s.scale_axes, sc.copy(), q.astype(np.int32), s.coding, s.context)
-            )
+            tensors.append(CodedTensor(s.shape, s.scale_axes, sc, q.astype(np.int32), s.coding, s.context))
     except BitstreamError:
         raise
     except Exception as e:  # constriction reports exhausted/invalid data as plain errors
         raise BitstreamError(f"corrupt bitstream (entropy decoding failed: {e})") from None
-    vectors, voff = [], 0
-    for n in p.vec_lens:
-        vectors.append(vbuf[voff : voff + n].copy())
-        voff += n
     return Stream(p.info, p.model, p.meta, tensors, vectors)
