@@ -566,20 +566,9 @@ def encode_video(
         compile=opts.compile,
         max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
     )
-    workdir.mkdir(parents=True, exist_ok=True)
-    job = workdir / "job.json"
     qat_key = f"b{opts.bits}" + ("" if opts.scale_mode == "reference" else f"-{opts.scale_mode}")
     state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-{qat_key}.ckpt"
-    if resume and job.exists():
-        if json.loads(job.read_text()).get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"work folder {workdir} belongs to a different encode (source or options changed); "
-                "remove it or run without --resume"
-            )
-    elif not resume:
-        for p in (state, pruned, *workdir.glob("qat-b*.ckpt")):
-            p.unlink(missing_ok=True)
-    job.write_text(json.dumps({"fingerprint": fingerprint, "model": label}))
+    _prepare_workdir(workdir, resume, fingerprint, label, [state, pruned, *workdir.glob("qat-b*.ckpt")])
     if resume and final.exists():
         trainer.load(final)
         trained_before = trainer.elapsed
@@ -609,19 +598,24 @@ def encode_video(
     }
     stream = export_stream(model, trainer.masks, info, cfg, opts.bits, opts.scale_mode, meta)
     data = pack(stream)
-    # The trainer's clock covers every session that trained this model, reused stages included, so the
-    # report gives the real cost of the bitstream even when most of it was computed earlier.
-    facts = {
+    return data, _facts(trainer, trained_before, label, cfg)
+
+
+def _facts(trainer: Trainer, trained_before: float, label: str, cfg: ModelConfig) -> dict[str, Any]:
+    """Training facts of an encode. The trainer's clock covers every session that trained this model,
+    reused stages included, so the report gives the real cost of the bitstream even when most of it
+    was computed earlier."""
+    return {
         "train_seconds": trainer.elapsed,
         "trained_before": trained_before,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": sum(p.numel() for p in trainer.model.parameters()),
         "model": label,
         "cfg": cfg,
     }
-    return data, facts
 
 
 def _prepare_workdir(workdir: Path, resume: bool, fingerprint: str, label: str, stale: list[Path]) -> None:
+    """Create the work folder; with ``resume`` check it belongs to this encode, else delete ``stale``."""
     workdir.mkdir(parents=True, exist_ok=True)
     job = workdir / "job.json"
     if resume and job.exists():
@@ -658,13 +652,13 @@ def _encode_rd(
         "encoder": f"hinerv {__version__}",
         "model": label,
         "pipeline": "rd",
-        "schedule": sched.name,
+        "schedule": sched.name,  # replaced by the (possibly budget-fitted) trainer's schedule
         "seed": opts.seed,
         "distortion": opts.distortion,
     }
 
     def stream_at(tr: RDTrainer, factor: float = 1.0) -> Stream:
-        m = {**meta, "lambda": float(tr.lam)}
+        m = {**meta, "schedule": tr.schedule.name, "lambda": float(tr.lam)}
         return export_rd_stream(
             model, tr.rate, info, cfg, m, grid_context=opts.grid_context, step_factor=factor
         )
@@ -705,16 +699,8 @@ def _encode_rd(
         target_bytes = opts.target_bpp * pixels / 8
         factor, _ = fit_step_factor(lambda f: len(pack(stream_at(trainer, f))), target_bytes, tolerance=0.02)
     data = pack(stream_at(trainer, factor))
-    facts = {
-        "train_seconds": trainer.elapsed,
-        "trained_before": trained_before,
-        "params": sum(p.numel() for p in model.parameters()),
-        "model": label,
-        "cfg": cfg,
-        "lambda": float(trainer.lam),
-        "step_factor": factor,
-    }
-    return data, facts
+    facts = _facts(trainer, trained_before, label, cfg)
+    return data, {**facts, "lambda": float(trainer.lam), "step_factor": factor}
 def _plan(
     trainer: Trainer,
     opts: EncodeOptions,
