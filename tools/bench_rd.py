@@ -18,18 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from hinerv.cli import main as hinerv_main
-
-DEFAULT_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared" / "clips" / "vtest.avi"
-
-
-def _hinerv(args: list[str]) -> int:
-    print("$ hinerv " + " ".join(args), file=sys.stderr, flush=True)
-    try:
-        hinerv_main(args)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+from bench_vtest import DEFAULT_VIDEO, _hinerv  # tools/ is on sys.path when a tool runs as a script
 
 
 def _bd(test: Path, anchor: Path, metric: str) -> float | None:
