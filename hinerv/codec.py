@@ -42,7 +42,7 @@ from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
 from hinerv.ratecontrol import fit_step_factor
-from hinerv.rdtrain import RDSettings, RDTrainer
+from hinerv.rdtrain import RDSettings, RDTrainer, default_lambda
 from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
 from hinerv.validate import check_decode_request, check_encode_request
@@ -88,7 +88,8 @@ class EncodeOptions:
         pipeline: ``"paper"`` (the faithful HiNeRV path: prune -> QAT -> histogram coding, format v1)
             or ``"rd"`` (rate–distortion training with learned steps and parametric / context
             entropy models, format v2; ``bits`` and ``scale_mode`` do not apply).
-        lam: λ of the rd pipeline (rate weight in ``D + λ·bpp``).
+        lam: λ of the rd pipeline (rate weight in ``D + λ·bpp``); None: the size ladder's value
+            (:func:`hinerv.rdtrain.default_lambda`: 1 for ``s``, halved with each size up).
         target_bpp: rd pipeline: adapt λ during training and fit the steps after it so the file
             lands within ±5 % of this many bits per pixel.
         distortion: rd pipeline: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
@@ -115,7 +116,7 @@ class EncodeOptions:
     time_budget: float | None = None
     max_memory: int | None = None
     pipeline: str = "paper"
-    lam: float = 1.0
+    lam: float | None = None
     target_bpp: float | None = None
     distortion: str = "reference"
     granularity: str = "tensor"
@@ -129,8 +130,9 @@ class EncodeOptions:
 
     def rd_settings(self) -> RDSettings:
         """The rd pipeline's training settings (validated)."""
+        lam = self.lam if self.lam is not None else default_lambda(self.size or self.preset, self.distortion)
         return RDSettings(
-            lam=self.lam,
+            lam=lam,
             distortion=self.distortion,  # type: ignore[arg-type]
             granularity=self.granularity,  # type: ignore[arg-type]
             proxy=self.proxy,  # type: ignore[arg-type]

@@ -36,12 +36,47 @@ from hinerv.errors import ConfigError
 from hinerv.rate import Granularity, Proxy, RateModel
 from hinerv.train import Schedule, Trainer
 
-__all__ = ["RDSettings", "RDTrainer", "RD_STAGES", "grid_names", "adapt_lambda"]
+__all__ = [
+    "RDSettings",
+    "RDTrainer",
+    "RD_STAGES",
+    "LADDER_LAMBDA",
+    "default_lambda",
+    "grid_names",
+    "adapt_lambda",
+]
 
 RD_STAGES = ("main", "ste")
 RD_STAGES_PRETRAIN = ("main", "prune", "qat")
 
 Distortion = Literal["mse", "reference"]
+
+#: λ of each model size when none is given (reference distortion): the rd pipeline's size ladder.
+#: At one λ every size settles near the same rate–distortion trade-off (the demo clip's xs–l at
+#: λ = 1 all land at 21.4–22.2 dB), so a larger model only buys quality with a smaller λ: each
+#: size up halves it. Measured on vtest and the demo clip, see the README.
+LADDER_LAMBDA: dict[str, float] = {
+    "xxs": 4.0,
+    "xs": 2.0,
+    "s": 1.0,
+    "m": 0.5,
+    "l": 0.25,
+    "xl": 0.125,
+    "xxl": 0.0625,
+}
+
+#: λ scale of the ``mse`` distortion against the reference one (MSE of [0, 1] pixels is ~20x smaller).
+MSE_LAMBDA_SCALE = 0.05
+
+
+def default_lambda(model: str | None, distortion: str = "reference") -> float:
+    """The ladder's λ for a model size or preset name (``"m"``, ``"uvg-hinerv-m"``; 1 when unknown).
+
+    A preset is matched by its size suffix; anything else (a custom preset) gets the ``s`` value.
+    """
+    name = (model or "s").rsplit("-", 1)[-1]
+    lam = LADDER_LAMBDA.get(name, LADDER_LAMBDA["s"])
+    return lam * (MSE_LAMBDA_SCALE if distortion == "mse" else 1.0)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV, ladder_config, padded_size
-from hinerv.rdtrain import RDSettings, RDTrainer, grid_names
+from hinerv.rdtrain import LADDER_LAMBDA, RDSettings, RDTrainer, default_lambda, grid_names
 from hinerv.sample import write_sample
 from hinerv.train import Schedule, load_schedule
 
@@ -78,6 +78,21 @@ def test_settings_are_validated() -> None:
     for bad in ({"lam": -1.0}, {"distortion": "l2"}, {"proxy": "soft"}, {"target_bpp": 0.0}):
         with pytest.raises(ConfigError):
             RDSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_default_lambda_follows_the_size_ladder() -> None:
+    assert default_lambda("s") == 1.0 and default_lambda("m") == 0.5 and default_lambda("l") == 0.25
+    assert default_lambda("xs") == 2.0 and default_lambda("uvg-hinerv-xl") == 0.125
+    assert default_lambda("bunny-hinerv-b-xs") == 2.0
+    assert default_lambda(None) == default_lambda("custom") == 1.0
+    assert default_lambda("m", "mse") == pytest.approx(0.025)
+    sizes = list(LADDER_LAMBDA)
+    assert all(LADDER_LAMBDA[a] > LADDER_LAMBDA[b] for a, b in zip(sizes, sizes[1:]))  # larger: smaller λ
+    # EncodeOptions without λ takes the ladder's; an explicit λ wins
+    opts = EncodeOptions(size="l", pipeline="rd")
+    assert opts.rd_settings().lam == 0.25
+    assert EncodeOptions(size="l", pipeline="rd", lam=2.0).rd_settings().lam == 2.0
+    assert EncodeOptions(size="l", pipeline="rd", distortion="mse").rd_settings().lam == pytest.approx(0.0125)
 
 
 @pytest.fixture(scope="module")

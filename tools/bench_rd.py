@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=384, help="target width (height keeps the aspect)")
     p.add_argument("--paper-sizes", default="xs,s,m,l")
     p.add_argument("--rd-sizes", default="xs,s,m,l", help="rd curve over sizes at --lam")
-    p.add_argument("--lam", default="1", help="λ of the rd size curve")
+    p.add_argument("--lam", default="", help="λ of the rd size curve ('' = each size's ladder λ)")
     p.add_argument(
         "--lambda-curve", default="m:0.25,1,4,16", help="SIZE:λ,λ,... one size, several λ ('' = none)"
     )
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
     files["paper"] = a.out / "paper" / f"hinerv-{tag}.json"
-    rd_runs: dict[str, list[str]] = {"rd-sizes": ["--sizes", a.rd_sizes, "--lambdas", a.lam]}
+    lam = ["--lambdas", a.lam] if a.lam else []
+    rd_runs: dict[str, list[str]] = {"rd-sizes": ["--sizes", a.rd_sizes, *lam]}
     if a.lambda_curve:
         size, lams = a.lambda_curve.split(":")
         rd_runs[f"rd-{size}-lambdas"] = ["--sizes", size, "--lambdas", lams]

@@ -261,7 +261,8 @@ class HiNeRVCodec(Codec):
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the sweep may assign ``cuda:i``).
         seed: training seed.
         pipeline: ``paper`` (points: size x bits) or ``rd`` (points: size x λ, or size x target bpp).
-        lambdas: rd pipeline: λ values (one point each).
+        lambdas: rd pipeline: λ values (one point each per size); empty: each size's ladder λ
+            (:func:`hinerv.rdtrain.default_lambda`).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``mse`` or ``reference``.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
@@ -270,7 +271,7 @@ class HiNeRVCodec(Codec):
     sizes: tuple[str, ...] = ("s", "m", "l")
     bits: tuple[int, ...] = (6,)
     pipeline: str = "paper"
-    lambdas: tuple[float, ...] = (1.0,)
+    lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
     distortion: str = "reference"
     schedule: str = "full"
@@ -315,6 +316,8 @@ class HiNeRVCodec(Codec):
                     f"target bpp {list(self.target_bpps)}"
                     if self.target_bpps
                     else f"lambda {list(self.lambdas)}"
+                    if self.lambdas
+                    else "lambda per size (ladder)"
                 )
                 if self.pipeline == "rd"
                 else f"pipeline paper, quantization bits {list(self.bits)}"
@@ -331,10 +334,12 @@ class HiNeRVCodec(Codec):
                     for s in self.sizes
                     for b in self.target_bpps
                 ]
+            from hinerv.rdtrain import default_lambda
+
             return [
                 RatePoint(f"{s}-l{lam:g}", {"size": s, "lam": float(lam)}, group=f"{s}-l{lam:g}")
                 for s in self.sizes
-                for lam in self.lambdas
+                for lam in (self.lambdas or (default_lambda(s, self.distortion),))
             ]
         return [
             RatePoint(f"{s}-q{b}", {"size": s, "bits": b}, group=s) for s in self.sizes for b in self.bits
@@ -369,7 +374,7 @@ class HiNeRVCodec(Codec):
             device=dev,
             seed=self.seed,
             pipeline=self.pipeline,
-            lam=float(point.params.get("lam", 1.0)),
+            lam=float(point.params["lam"]) if "lam" in point.params else None,
             target_bpp=point.params.get("target_bpp"),
             distortion=self.distortion,
             time_budget=self.time_budget,

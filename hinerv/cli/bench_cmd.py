@@ -219,8 +219,8 @@ def bench_run(
                                                ".toml.")] = "full",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
     pipeline: Annotated[str, typer.Option(help="HiNeRV pipeline: paper or rd.")] = "paper",
-    lambdas: Annotated[str | None, typer.Option("--lambdas", help="rd pipeline: λ values, e.g. "
-                                                "0.5,1,2 (one rate point each).")] = None,
+    lambdas: Annotated[str | None, typer.Option("--lambdas", help="rd pipeline: λ values, e.g. 0.5,1,2 "
+                                                "(one point each; default: each size's ladder λ).")] = None,
     target_bpp: Annotated[str | None, typer.Option("--target-bpp", help="rd pipeline: target "
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
     distortion: Annotated[str, typer.Option(help="rd pipeline distortion: reference or mse.")

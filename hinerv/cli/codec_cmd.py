@@ -192,7 +192,8 @@ def encode(
         float | None,
         typer.Option(
             "--lambda",
-            help="rd: rate weight λ in D + λ·bpp (default 1 for the reference distortion, 0.05 for mse).",
+            help="rd: rate weight λ in D + λ·bpp (default: the size ladder, 1 for size s and halved "
+            "with each size up; 1/20 of that for mse).",
         ),
     ] = None,
     target_bpp: Annotated[
@@ -228,7 +229,7 @@ def encode(
         scale_mode=scale_mode,  # type: ignore[arg-type]
         compile=compile,
         pipeline=pipeline,
-        lam=lam if lam is not None else (0.05 if distortion == "mse" else 1.0),
+        lam=lam,
         target_bpp=target_bpp,
         distortion=distortion,
     )
@@ -330,7 +331,9 @@ def demo(
     size: Annotated[str, typer.Option(help="Model size on the ladder.")] = "s",
     bits: Annotated[int, typer.Option(help="Quantization bits (paper pipeline).")] = 6,
     pipeline: Annotated[str, typer.Option(help="paper or rd (see hinerv encode --help).")] = DEMO_PIPELINE,
-    lam: Annotated[float, typer.Option("--lambda", help="rd pipeline: rate weight λ.")] = 1.0,
+    lam: Annotated[
+        float | None, typer.Option("--lambda", help="rd pipeline: rate weight λ (default: the ladder's).")
+    ] = None,
     schedule: Annotated[str, typer.Option(help="Training schedule (full, short, tiny).")] = "short",
     frames: Annotated[int, typer.Option(help="Frames of the built-in clip.")] = 32,
     width: Annotated[int, typer.Option(help="Width of the built-in clip.")] = 256,

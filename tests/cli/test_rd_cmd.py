@@ -73,3 +73,5 @@ def test_bench_rd_plans_lambda_and_target_points(
     assert "xxs-t0.5" in plan and "xxs-t1" in plan
     code, _, plan = run([*common, "--lambdas", "0.5,2"], capsys)
     assert code == 0 and "xxs-l0.5" in plan and "xxs-l2" in plan
+    code, _, plan = run([*common[:-5], "xxs,m", *common[-4:]], capsys)  # no --lambdas: the ladder's
+    assert code == 0 and "xxs-l4" in plan and "m-l0.5" in plan and "xxs-l1" not in plan
