@@ -166,7 +166,7 @@ def test_cpu_adam_is_fused_and_matches_the_plain_update() -> None:
     tr.run_epoch()
     plain.run_epoch()
     for a, b in zip(tr.model.parameters(), plain.model.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # << one step (lr 2e-3)
     # a checkpoint written by the plain optimizer resumes into the fused one
     resumed = _trainer(sched)
     resumed.load_state_dict(copy.deepcopy(plain.state_dict()))  # no state shared with `plain`
@@ -174,4 +174,4 @@ def test_cpu_adam_is_fused_and_matches_the_plain_update() -> None:
     resumed.run_epoch()
     plain.run_epoch()
     for a, b in zip(resumed.model.parameters(), plain.model.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # << one step (lr 2e-3)
