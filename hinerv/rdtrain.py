@@ -197,7 +197,8 @@ class RDTrainer(Trainer):
         groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "lr_scale": 1.0}]
         if rate is not None:
             groups.append({"params": list(rate.parameters()), "lr_scale": self.rd.step_lr_scale})
-        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8)
+        adam = self._adam_impl()
+        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8, **adam)
 
     def lam_now(self, progress: float = 0.0) -> float:
         """λ in effect now (with the main-stage ramp); ``progress`` is the fraction of the epoch."""

@@ -375,3 +375,22 @@ def test_rate() -> None:
         rate(10, frames=0, width=1, height=1, fps=1)
     with pytest.raises(ValueError):
         rate(10, frames=1, width=1, height=1, fps=0)
+
+
+@pytest.mark.parametrize("win", [3, 5, 7, 11])
+def test_blur_is_the_valid_gaussian_filter(win: int) -> None:
+    """Both the one-pass 2-D kernel (small windows) and the separable passes (large ones) filter every
+    channel with the valid ``g g^T`` window (float64: equal to a direct sum of shifted slices)."""
+    from hinerv.metrics import _blur, _gauss_1d
+
+    g = _gauss_1d(win, 1.5)
+    x = torch.rand(2, 4, 23, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ho, wo = 23 - win + 1, 30 - win + 1
+    ref = sum(g[i] * g[j] * x[..., i : i + ho, j : j + wo] for i in range(win) for j in range(win))
+    torch.testing.assert_close(_blur(x, g), ref, rtol=1e-12, atol=1e-12)
+    x32 = x.float().requires_grad_(True)
+    out = _blur(x32, g)
+    assert out.dtype == torch.float32 and out.shape == (2, 4, ho, wo)
+    torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-6)
+    out.sum().backward()  # gradient flows to the maps
+    assert x32.grad is not None and x32.grad.shape == x32.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -151,3 +152,26 @@ def test_max_memory_sets_the_micro_batch() -> None:
     assert 0 < per < model.activation_bytes((1, 1))
     tr = Trainer(model, _frames(), 255, Schedule(), max_memory=None)
     assert tr.micro_batch == 1  # frame mode: one frame per step, nothing to split
+
+
+def test_cpu_adam_is_fused_and_matches_the_plain_update() -> None:
+    """The fused CPU Adam makes the for-loop Adam's update (float rounding), also after a resume."""
+    sched = Schedule(name="t", main_epochs=2, warmup_epochs=1, prune_epochs=0, qat_epochs=0)
+    tr = _trainer(sched)
+    assert all(g["fused"] for g in tr.optimizer.param_groups)
+    plain = _trainer(sched)
+    params = plain.trainable_parameters()
+    plain.optimizer = torch.optim.Adam(params, lr=sched.lr, betas=(0.9, 0.999), eps=1e-8)
+    assert not plain.optimizer.param_groups[0]["fused"]
+    tr.run_epoch()
+    plain.run_epoch()
+    for a, b in zip(tr.model.parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # << one step (lr 2e-3)
+    # a checkpoint written by the plain optimizer resumes into the fused one
+    resumed = _trainer(sched)
+    resumed.load_state_dict(copy.deepcopy(plain.state_dict()))  # no state shared with `plain`
+    assert all(g["fused"] for g in resumed.optimizer.param_groups)
+    resumed.run_epoch()
+    plain.run_epoch()
+    for a, b in zip(resumed.model.parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # << one step (lr 2e-3)

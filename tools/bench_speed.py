@@ -6,7 +6,9 @@ Cg = 2 with Tg = T/4, local grids C_e = 4, 32 frames, at 256x144 and 384x288.
 
 A training "frame" is one optimizer step over one frame's worth of pixels (the trainer's patch batch),
 loss (L1 + MS-SSIM 5x5), backward, gradient clipping and Adam included. Decoding is frame-mode inference,
-batch 1, no gradient. Denormals are flushed (as the ``hinerv`` command does) in every measurement.
+batch 1, no gradient. Every measurement runs with the measured checkout's process settings
+(``hinerv.runtime.configure_process``, as its ``hinerv`` command: denormals flushed, and whatever else
+it sets).
 
     python tools/bench_speed.py                                   # this checkout, default sizes
     python tools/bench_speed.py --preset uvg-hinerv-s --sizes 1280x720 --device cuda
@@ -65,7 +67,12 @@ def measure(
     from hinerv.model import HiNeRV, count_params, load_preset, macs_per_pixel, padded_size
     from hinerv.train import Schedule, Trainer
 
-    torch.set_flush_denormal(True)
+    try:  # the measured checkout's own process settings, as its ``hinerv`` command applies them
+        from hinerv.runtime import configure_process
+    except ImportError:
+        torch.set_flush_denormal(True)
+    else:
+        configure_process()
     dev = resolve_device(device)
     if preset:
         cfg = load_preset(preset)[0]

@@ -14,6 +14,8 @@ __all__ = [
     "ConvNeXtBlock",
     "conv_nhwc",
     "layer_norm",
+    "linear",
+    "linear_gelu",
     "lerp_frames",
     "upsample_frame",
     "upsample_patch",
@@ -34,6 +36,87 @@ def layer_norm(x: Tensor) -> Tensor:
         Same shape and dtype.
     """
     return F.layer_norm(x, (x.shape[-1],), eps=LN_EPS)
+
+
+#: oneDNN's dense linear (``torch.ops.mkldnn._linear_pointwise``), when this torch build has it
+_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+def _use_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether :func:`linear` takes the oneDNN path: float32 CPU tensors, no CPU autocast."""
+    return (
+        _ONEDNN_LINEAR is not None
+        and torch.backends.mkldnn.is_available()
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def _onednn_linear(x: Tensor, weight: Tensor, act: str = "none") -> Tensor:
+    """``act(x @ weight.T)`` by oneDNN; x ``[M, K]``, weight ``[N, K]`` (any strides); act "none" or
+    "gelu" (the exact erf GELU)."""
+    assert _ONEDNN_LINEAR is not None
+    return _ONEDNN_LINEAR(x, weight, None, act, [], "none" if act == "gelu" else "")
+
+
+class _LinearFn(torch.autograd.Function):
+    """``x @ weight.T`` without bias; forward and input gradient by oneDNN, weight gradient by ``mm``.
+
+    On CPU, oneDNN's matmul is faster than the BLAS ``mm`` behind ``F.linear`` for this network's
+    skinny shapes (tens to hundreds of channels, 10^4..10^5 rows), except for the weight gradient
+    (a long reduction), which stays on ``mm``. The sums are the same products in (possibly) another
+    order: results agree with ``F.linear`` within float rounding.
+    """
+
+    @staticmethod
+    def forward(x2: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        return _onednn_linear(x2, weight)
+
+    @staticmethod
+    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x2, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        gy = gy.contiguous()
+        gx = _onednn_linear(gy, weight.t()) if ctx.needs_input_grad[0] else None
+        gw = gy.t().mm(x2) if ctx.needs_input_grad[1] else None
+        return gx, gw
+
+
+def linear(x: Tensor, weight: Tensor) -> Tensor:
+    """``F.linear(x, weight)`` (no bias) over the last axis, on oneDNN for float32 CPU tensors.
+
+    Args:
+        x: ``[..., K]`` float.
+        weight: ``[N, K]``.
+
+    Returns:
+        ``[..., N]``, equal to ``F.linear(x, weight)`` within float rounding (exactly that elsewhere).
+    """
+    if not _use_onednn(x, weight):
+        return F.linear(x, weight)
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    return _LinearFn.apply(x2, weight).view(*x.shape[:-1], weight.shape[0])
+
+
+def linear_gelu(x: Tensor, weight: Tensor) -> Tensor:
+    """``F.gelu(F.linear(x, weight))`` (exact erf GELU), fused into the matmul when no gradient is needed.
+
+    Args:
+        x: ``[..., K]`` float.
+        weight: ``[N, K]``.
+
+    Returns:
+        ``[..., N]``; equal to the unfused composition within float rounding.
+    """
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if needs_grad or not _use_onednn(x, weight):
+        return F.gelu(linear(x, weight))
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    return _onednn_linear(x2, weight, "gelu").view(*x.shape[:-1], weight.shape[0])
 
 
 def conv_nhwc(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int = 1) -> Tensor:
@@ -182,8 +265,7 @@ class ConvNeXtBlock(nn.Module):
             ``[N, H, W, c_out]``.
         """
         y = conv_nhwc(x, self.dw.weight, None, groups=x.shape[-1])
-        y = F.linear(layer_norm(y), self.fc1.weight)
-        y = F.linear(F.gelu(y), self.fc2.weight)
+        y = linear(linear_gelu(layer_norm(y), self.fc1.weight), self.fc2.weight)
         if mask is not None:
             y = y.mul_(mask.to(y.dtype))  # in place: fc2's backward does not need its output
         if not self.residual:

@@ -1,0 +1,96 @@
+"""Layers: the oneDNN linear (and its fused GELU) against the plain PyTorch composition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hinerv.model import layers
+from hinerv.model.layers import _LinearFn, _use_onednn, linear, linear_gelu
+
+needs_onednn = pytest.mark.skipif(
+    layers._ONEDNN_LINEAR is None or not torch.backends.mkldnn.is_available(), reason="no oneDNN linear"
+)
+
+
+def _graph_names(y: torch.Tensor, depth: int = 3) -> str:
+    """Names of the autograd nodes up to ``depth`` steps behind ``y``."""
+    names, todo = [], [(y.grad_fn, 0)]
+    while todo:
+        node, d = todo.pop()
+        if node is None or d > depth:
+            continue
+        names.append(type(node).__name__)
+        todo += [(nxt, d + 1) for nxt, _ in node.next_functions]
+    return " ".join(names)
+
+
+def _inputs(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 9, 7, 24, generator=g, dtype=dtype)  # [N, H, W, K]
+    w = torch.randn(40, 24, generator=g, dtype=dtype) / 5  # [N_out, K]
+    return x, w
+
+
+@needs_onednn
+def test_linear_takes_onednn_for_float32_cpu_only() -> None:
+    x, w = _inputs()
+    assert _use_onednn(x, w)
+    assert not _use_onednn(x.double(), w.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _use_onednn(x, w)
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(2, 9, 7, 24), (300, 24), (1, 1, 1, 24)])
+def test_linear_forward_and_gradients_match_f_linear(shape: tuple[int, ...]) -> None:
+    """Values and both gradients of the custom Function equal the float64 F.linear ones (float32 rounding)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, generator=g).requires_grad_(True)
+    w = (torch.randn(40, 24, generator=g) / 5).requires_grad_(True)
+    gy = torch.randn(*shape[:-1], 40, generator=g)
+    y = linear(x, w)
+    assert y.shape == (*shape[:-1], 40)
+    assert "LinearFn" in _graph_names(y)  # the custom Function ran
+    y.backward(gy)
+    x64, w64 = x.detach().double().requires_grad_(True), w.detach().double().requires_grad_(True)
+    y64 = F.linear(x64, w64)
+    y64.backward(gy.double())
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w.grad.double(), w64.grad, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
+def test_linear_function_gradients_only_where_needed() -> None:
+    x, w = _inputs()
+    x2 = x.reshape(-1, 24).requires_grad_(True)
+    y = _LinearFn.apply(x2, w)  # weight frozen
+    y.sum().backward()
+    assert x2.grad is not None and w.grad is None
+    torch.testing.assert_close(x2.grad, torch.ones(x2.shape[0], 40) @ w)
+
+
+@needs_onednn
+def test_linear_gelu_fused_in_inference_matches_the_composition() -> None:
+    x, w = _inputs()
+    ref = F.gelu(F.linear(x.double(), w.double()))  # exact (erf) GELU
+    with torch.no_grad():
+        fused = linear_gelu(x, w)
+    torch.testing.assert_close(fused.double(), ref, rtol=1e-5, atol=1e-6)
+    # with a gradient it is the unfused composition, differentiable
+    wg = w.clone().requires_grad_(True)
+    y = linear_gelu(x, wg)
+    torch.testing.assert_close(y.detach().double(), ref, rtol=1e-5, atol=1e-6)
+    y.sum().backward()
+    assert wg.grad is not None
+
+
+def test_linear_falls_back_to_f_linear_exactly() -> None:
+    x, w = _inputs(torch.float64)  # float64: the plain path, so gradcheck holds
+    torch.testing.assert_close(linear(x, w), F.linear(x, w), rtol=0, atol=0)
+    torch.testing.assert_close(linear_gelu(x, w), F.gelu(F.linear(x, w)), rtol=0, atol=0)
+    xs = x[:1, :2, :2].clone().requires_grad_(True)
+    ws = w[:5].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(linear, (xs, ws))
