@@ -87,7 +87,7 @@ def test_default_lambda_follows_the_size_ladder() -> None:
     assert default_lambda(None) == default_lambda("custom") == 1.0
     assert default_lambda("m", "mse") == pytest.approx(0.025)
     sizes = list(LADDER_LAMBDA)
-    assert all(LADDER_LAMBDA[a] > LADDER_LAMBDA[b] for a, b in zip(sizes, sizes[1:]))  # larger: smaller λ
+    assert all(LADDER_LAMBDA[a] > LADDER_LAMBDA[b] for a, b in zip(sizes, sizes[1:], strict=False))
     # EncodeOptions without λ takes the ladder's; an explicit λ wins
     opts = EncodeOptions(size="l", pipeline="rd")
     assert opts.rd_settings().lam == 0.25

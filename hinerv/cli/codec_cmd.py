@@ -22,8 +22,18 @@ from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_coun
 
 __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 
-#: the pipeline ``hinerv encode`` and ``hinerv demo`` use unless told otherwise (see the README's results)
-DEFAULT_PIPELINE = "paper"
+#: the pipeline ``hinerv encode`` and ``hinerv demo`` use unless told otherwise (see the README's results);
+#: ``--bits`` alone still selects ``paper``, the only pipeline it applies to
+DEFAULT_PIPELINE = "rd"
+
+
+def _pipeline(pipeline: str | None, bits: int | None) -> str:
+    """The pipeline asked for: explicit, else ``paper`` when ``--bits`` is given, else the default."""
+    if pipeline is None:
+        return "paper" if bits is not None else DEFAULT_PIPELINE
+    if pipeline not in ("paper", "rd"):
+        raise ConfigError(f"--pipeline must be paper or rd, got {pipeline!r}")
+    return pipeline
 
 
 def _progress(quiet: bool, eta_field: bool = False) -> Progress:
@@ -182,12 +192,13 @@ def encode(
     ] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model for training.")] = False,
     pipeline: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="paper: the faithful HiNeRV path (prune, QAT at --bits, histogram coding); "
-            "rd: rate-distortion training with learned steps and entropy models (--lambda / --target-bpp)."
+            help="rd (default): rate-distortion training with learned steps and entropy models "
+            "(--lambda / --target-bpp); paper: the faithful HiNeRV path (prune, QAT at --bits, histogram "
+            "coding; the default when --bits is given)."
         ),
-    ] = DEFAULT_PIPELINE,
+    ] = None,
     lam: Annotated[
         float | None,
         typer.Option(
@@ -210,6 +221,7 @@ def encode(
     from hinerv.codec import EncodeOptions, encode_file
 
     # the CLI's own rules; encode_file checks everything else before it reads a frame
+    pipeline = _pipeline(pipeline, bits)
     if pipeline != "rd":  # --bits does not apply to the rd pipeline
         check_bits(6 if bits is None else bits, CLI_BITS)
     elif bits is not None:
@@ -233,8 +245,6 @@ def encode(
         target_bpp=target_bpp,
         distortion=distortion,
     )
-    if pipeline not in ("paper", "rd"):
-        raise ConfigError(f"--pipeline must be paper or rd, got {pipeline!r}")
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
     opts.rd_settings()  # validates λ, distortion and target before any work
@@ -319,9 +329,6 @@ def info(
     print_table(f"hinerv info {input}", flat)
 
 
-#: the pipeline ``hinerv demo`` shows (the default of the encoder's comparison in the README)
-DEMO_PIPELINE = DEFAULT_PIPELINE
-
 
 @app.command()
 def demo(
@@ -329,8 +336,12 @@ def demo(
         "hinerv-demo"
     ),
     size: Annotated[str, typer.Option(help="Model size on the ladder.")] = "s",
-    bits: Annotated[int, typer.Option(help="Quantization bits (paper pipeline).")] = 6,
-    pipeline: Annotated[str, typer.Option(help="paper or rd (see hinerv encode --help).")] = DEMO_PIPELINE,
+    bits: Annotated[
+        int | None, typer.Option(help="Quantization bits (paper pipeline; selects it; default 6).")
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option(help="rd (default) or paper (see hinerv encode --help).")
+    ] = None,
     lam: Annotated[
         float | None, typer.Option("--lambda", help="rd pipeline: rate weight λ (default: the ladder's).")
     ] = None,
@@ -349,6 +360,10 @@ def demo(
     from hinerv.codec import EncodeOptions, decode_file, encode_file
     from hinerv.sample import write_sample
 
+    pipeline = _pipeline(pipeline, bits)
+    if pipeline == "rd" and bits is not None:
+        raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
+    bits = 6 if bits is None else bits
     check_bits(bits, CLI_BITS)
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"

@@ -44,6 +44,18 @@ def test_encode_rd_then_info_says_rd(clip: Path, tmp_path: Path, capsys: pytest.
     assert dec.stat().st_size > 0
 
 
+def test_default_pipeline_is_rd_and_bits_selects_paper(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra, pipeline, version in (([], "rd", 2), (["--bits", "6"], "paper", 1)):
+        out = tmp_path / f"{pipeline}.bin"
+        code, stdout, _ = run(["encode", str(clip), "-o", str(out), *BASE, *extra, "--json"], capsys)
+        assert code == 0 and json.loads(stdout)["pipeline"] == pipeline
+        info = json.loads(run(["info", str(out), "--json"], capsys)[1])
+        assert info["pipeline"] == pipeline and info["version"] == version
+    assert json.loads(run(["info", str(tmp_path / "rd.bin"), "--json"], capsys)[1])["meta"]["lambda"] == 4.0
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -51,7 +63,9 @@ def test_encode_rd_then_info_says_rd(clip: Path, tmp_path: Path, capsys: pytest.
         ["--pipeline", "rd", "--target-bpp", "0"],
         ["--pipeline", "rd", "--distortion", "l2"],
         ["--pipeline", "fast"],
-        ["--lambda", "1"],  # needs --pipeline rd
+        ["--bits", "6", "--lambda", "1"],  # --bits selects paper; --lambda needs rd
+        ["--pipeline", "paper", "--target-bpp", "0.1"],
+        ["--pipeline", "rd", "--bits", "6"],
     ],
 )
 def test_rd_mistakes_are_refused_before_any_work(
