@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ def test_patch_grid_matches_reference_at_1080p() -> None:
 
 
 def test_schedules() -> None:
-    assert {"full", "short", "tiny"} <= set(list_schedules())
+    assert {"full", "short", "fast", "tiny"} <= set(list_schedules())
+    short, fast = load_schedule("short"), load_schedule("fast")
+    assert fast.lr == 2 * short.lr and replace(fast, name="short", lr=short.lr) == short  # short at 2x lr
     full = load_schedule("full")
     assert (full.main_epochs, full.warmup_epochs, full.prune_epochs, full.qat_epochs) == (300, 30, 60, 30)
     assert full.lr == 2e-3 and full.prune_ratio == 0.15 and full.quant_noise == 0.9

@@ -215,8 +215,8 @@ def bench_run(
     x265_params: Annotated[str | None, typer.Option(help="Extra x265-params (k=v:k=v).")] = None,
     sizes: Annotated[str | None, typer.Option(help="HiNeRV sizes, e.g. s,m,l.")] = None,
     bits: Annotated[str | None, typer.Option(help="HiNeRV quantization bits, e.g. 6,8.")] = None,
-    schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, short, tiny or a "
-                                               ".toml.")] = "full",
+    schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, short, fast, "
+                                               "tiny or a .toml.")] = "full",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
     pipeline: Annotated[str, typer.Option(help="HiNeRV pipeline: paper or rd.")] = "paper",
     lambdas: Annotated[str | None, typer.Option("--lambdas", help="rd pipeline: λ values, e.g. 0.5,1,2 "

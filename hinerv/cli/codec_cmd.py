@@ -158,7 +158,10 @@ def encode(
         typer.Option(help="paper pipeline: quantization bits for weights and grids (6, 7 or 8; default 6)."),
     ] = None,
     schedule: Annotated[
-        str, typer.Option(help="Training schedule: full, short, tiny or a TOML file.")
+        str,
+        typer.Option(
+            help="Training schedule: full, short, fast (short at 2x lr, for budgets), tiny or a TOML file."
+        ),
     ] = "full",
     epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
     time_budget: Annotated[
@@ -345,7 +348,7 @@ def demo(
     lam: Annotated[
         float | None, typer.Option("--lambda", help="rd pipeline: rate weight λ (default: the ladder's).")
     ] = None,
-    schedule: Annotated[str, typer.Option(help="Training schedule (full, short, tiny).")] = "short",
+    schedule: Annotated[str, typer.Option(help="Training schedule (full, short, fast, tiny).")] = "short",
     frames: Annotated[int, typer.Option(help="Frames of the built-in clip.")] = 32,
     width: Annotated[int, typer.Option(help="Width of the built-in clip.")] = 256,
     height: Annotated[int, typer.Option(help="Height of the built-in clip.")] = 144,
