@@ -55,3 +55,17 @@ def test_allocator_setting_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [1]
     rt.configure_process(flush_denormal=False, keep_memory=False)
     assert calls == [1]
+
+
+def test_allocator_setting_follows_the_frame_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hinerv.runtime as rt
+
+    calls: list[int] = []
+    monkeypatch.setattr(rt, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.delenv(rt.KEEP_MEMORY_ENV, raising=False)
+    assert rt.keep_freed_memory_for(384, 288) and calls == [1]  # small frames: on
+    assert not rt.keep_freed_memory_for(1920, 1080) and calls == [1]  # large frames: glibc's defaults
+    monkeypatch.setenv(rt.KEEP_MEMORY_ENV, "0")
+    assert not rt.keep_freed_memory_for(384, 288) and calls == [1]
+    monkeypatch.setenv(rt.KEEP_MEMORY_ENV, "1")
+    assert rt.keep_freed_memory_for(1920, 1080) and calls == [1, 1]

@@ -73,6 +73,12 @@ def measure(
         torch.set_flush_denormal(True)
     else:
         configure_process()
+        try:  # and the memory setting its encode command picks for this frame size
+            from hinerv.runtime import keep_freed_memory_for
+        except ImportError:
+            pass
+        else:
+            keep_freed_memory_for(width, height)
     dev = resolve_device(device)
     if preset:
         cfg = load_preset(preset)[0]

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.errors import ConfigError, InputError
+from hinerv.errors import ConfigError, HinervError, InputError
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
 
 __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
@@ -25,6 +25,20 @@ __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 #: the pipeline ``hinerv encode`` and ``hinerv demo`` use unless told otherwise (see the README's results);
 #: ``--bits`` alone still selects ``paper``, the only pipeline it applies to
 DEFAULT_PIPELINE = "rd"
+
+
+def _allocator_for(path: Path, reader_options: dict[str, Any]) -> None:
+    """Process memory setting for this input's frame size (:func:`hinerv.runtime.keep_freed_memory_for`);
+    an unreadable input is left to ``encode_file``, which reports it."""
+    from hinerv.io import open_video
+    from hinerv.runtime import keep_freed_memory_for
+
+    try:
+        with open_video(path, **reader_options) as r:
+            w, h = r.info.width, r.info.height
+    except (HinervError, OSError, ValueError):
+        return
+    keep_freed_memory_for(w, h)
 
 
 def _pipeline(pipeline: str | None, bits: int | None) -> str:
@@ -251,6 +265,10 @@ def encode(
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
     opts.rd_settings()  # validates λ, distortion and target before any work
+    ropts = _reader_options(
+        width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
+    )
+    _allocator_for(input, ropts)
     with _encode_progress(quiet) as cb:  # progress is on stderr, so --json keeps it
         report = encode_file(
             input,
@@ -260,9 +278,7 @@ def encode(
             resume=resume,
             recon=recon,
             progress=cb,
-            reader_options=_reader_options(
-                width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
-            ),
+            reader_options=ropts,
         )
     d = report.as_dict()
     if json:
@@ -371,6 +387,9 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
+    from hinerv.runtime import keep_freed_memory_for
+
+    keep_freed_memory_for(width, height)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
     opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device, pipeline=pipeline, lam=lam)
