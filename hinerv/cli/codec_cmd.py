@@ -348,7 +348,6 @@ def info(
     print_table(f"hinerv info {input}", flat)
 
 
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the sample, bitstream and decoded video.")] = Path(
@@ -377,6 +376,7 @@ def demo(
 ) -> None:
     """Make a built-in sample clip, encode it, decode it and print the rate-distortion figures."""
     from hinerv.codec import EncodeOptions, decode_file, encode_file
+    from hinerv.runtime import keep_freed_memory_for
     from hinerv.sample import write_sample
 
     pipeline = _pipeline(pipeline, bits)
@@ -387,8 +387,6 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
-    from hinerv.runtime import keep_freed_memory_for
-
     keep_freed_memory_for(width, height)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
