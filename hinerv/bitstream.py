@@ -444,14 +444,16 @@ def _check_info(info: VideoInfo) -> None:
         raise ValueError(f"unsupported chroma {info.chroma!r} or matrix {info.matrix!r}")
 
 
-def _spec_of(t: QuantTensor, i: int) -> TensorSpec:
-    """Validate one tensor for packing and return its descriptor."""
-    where = f"tensor {i}"
-    shape = tuple(int(n) for n in t.shape)
-    if len(shape) > MAX_NDIM or any(n < 0 for n in shape):
-        raise ValueError(f"{where}: shape {shape} needs <= {MAX_NDIM} non-negative sizes")
-    if not 2 <= t.bits <= MAX_BITS:
-        raise ValueError(f"{where}: bits {t.bits} outside 2..{MAX_BITS}")
+def _checked_shape(shape: Sequence[int], where: str) -> tuple[int, ...]:
+    """A tensor's shape as ints, at most MAX_NDIM non-negative sizes (both format versions)."""
+    out = tuple(int(n) for n in shape)
+    if len(out) > MAX_NDIM or any(n < 0 for n in out):
+        raise ValueError(f"{where}: shape {out} needs <= {MAX_NDIM} non-negative sizes")
+    return out
+
+
+def _checked_arrays(t: QuantTensor | CodedTensor, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """Check a tensor's scale axes, int32 ``q`` and finite float16 ``scales``; return the axes."""
     axes = tuple(int(a) for a in t.scale_axes)
     if any(not 0 <= a < len(shape) for a in axes) or list(axes) != sorted(set(axes)):
         raise ValueError(f"{where}: scale_axes {axes} must be increasing axes of {shape}")
@@ -463,7 +465,17 @@ def _spec_of(t: QuantTensor, i: int) -> TensorSpec:
         raise ValueError(f"{where}: scales must be a float16 array of shape {sshape}")
     if not np.all(np.isfinite(sc)):
         raise ValueError(f"{where}: scales must be finite")
-    lo, hi = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
+    return axes
+
+
+def _spec_of(t: QuantTensor, i: int) -> TensorSpec:
+    """Validate one tensor for packing and return its descriptor."""
+    where = f"tensor {i}"
+    shape = _checked_shape(t.shape, where)
+    if not 2 <= t.bits <= MAX_BITS:
+        raise ValueError(f"{where}: bits {t.bits} outside 2..{MAX_BITS}")
+    axes = _checked_arrays(t, shape, where)
+    lo, hi = _value_range(t.bits)
     if t.q.size and (int(t.q.min()) < lo or int(t.q.max()) > hi):
         raise ValueError(f"{where}: values outside [{lo}, {hi}] for {t.bits} bits")
     if t.mask is not None:
@@ -934,19 +946,8 @@ def _coding_options(t: CodedTensor, q: np.ndarray, max_abs: int) -> dict[str, tu
 
 def _spec_v2(t: CodedTensor, i: int) -> TensorSpec:
     where = f"tensor {i}"
-    shape = tuple(int(n) for n in t.shape)
-    if len(shape) > MAX_NDIM or any(n < 0 for n in shape):
-        raise ValueError(f"{where}: shape {shape} needs <= {MAX_NDIM} non-negative sizes")
-    axes = tuple(int(a) for a in t.scale_axes)
-    if any(not 0 <= a < len(shape) for a in axes) or list(axes) != sorted(set(axes)):
-        raise ValueError(f"{where}: scale_axes {axes} must be increasing axes of {shape}")
-    if not isinstance(t.q, np.ndarray) or t.q.dtype != np.int32 or t.q.shape != shape:
-        raise ValueError(f"{where}: q must be an int32 array of shape {shape}")
-    sshape = tuple(n if a in axes else 1 for a, n in enumerate(shape))
-    if not isinstance(t.scales, np.ndarray) or t.scales.dtype != np.float16 or t.scales.shape != sshape:
-        raise ValueError(f"{where}: scales must be a float16 array of shape {sshape}")
-    if not np.all(np.isfinite(t.scales)):
-        raise ValueError(f"{where}: scales must be finite")
+    shape = _checked_shape(t.shape, where)
+    axes = _checked_arrays(t, shape, where)
     if t.context is not None:
         T, R = t.context
         if T < 1 or R < 1 or math.prod(shape) % (T * R) or T * R > _MAX_CONTEXT_ROWS:
