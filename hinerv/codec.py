@@ -562,11 +562,7 @@ def encode_video(
         sched,
         bits=opts.bits,
         scale_mode=opts.scale_mode,
-        device=dev,
-        seed=opts.seed,
-        amp=opts.amp,
-        compile=opts.compile,
-        max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
+        **_trainer_kwargs(opts, dev),
     )
     qat_key = f"b{opts.bits}" + ("" if opts.scale_mode == "reference" else f"-{opts.scale_mode}")
     state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-{qat_key}.ckpt"
@@ -676,11 +672,7 @@ def _encode_rd(
         rd=opts.rd_settings(),
         pixels=pixels,
         rate_probe=probe if opts.target_bpp else None,
-        device=dev,
-        seed=opts.seed,
-        amp=opts.amp,
-        compile=opts.compile,
-        max_memory=opts.max_memory or DEFAULT_MAX_MEMORY,
+        **_trainer_kwargs(opts, dev),
     )
     state, final = workdir / "state.ckpt", workdir / "rd.ckpt"
     _prepare_workdir(workdir, resume, fingerprint, label, [state, final])
@@ -703,6 +695,17 @@ def _encode_rd(
     data = pack(stream_at(trainer, factor))
     facts = _facts(trainer, trained_before, label, cfg)
     return data, {**facts, "lambda": float(trainer.lam), "step_factor": factor}
+def _trainer_kwargs(opts: EncodeOptions, dev: torch.device) -> dict[str, Any]:
+    """The :class:`~hinerv.train.Trainer` keyword arguments both pipelines take from the options."""
+    return {
+        "device": dev,
+        "seed": opts.seed,
+        "amp": opts.amp,
+        "compile": opts.compile,
+        "max_memory": opts.max_memory or DEFAULT_MAX_MEMORY,
+    }
+
+
 def _plan(
     trainer: Trainer,
     opts: EncodeOptions,

@@ -41,13 +41,18 @@ def _allocator_for(path: Path, reader_options: dict[str, Any]) -> None:
     keep_freed_memory_for(w, h)
 
 
-def _pipeline(pipeline: str | None, bits: int | None) -> str:
-    """The pipeline asked for: explicit, else ``paper`` when ``--bits`` is given, else the default."""
+def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
+    """The pipeline asked for (explicit, else ``paper`` when ``--bits`` is given, else the default)
+    and the checked bit depth (6 unless given; refused with the rd pipeline, which learns its steps)."""
     if pipeline is None:
-        return "paper" if bits is not None else DEFAULT_PIPELINE
+        pipeline = "paper" if bits is not None else DEFAULT_PIPELINE
     if pipeline not in ("paper", "rd"):
         raise ConfigError(f"--pipeline must be paper or rd, got {pipeline!r}")
-    return pipeline
+    if pipeline == "rd" and bits is not None:
+        raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
+    bits = 6 if bits is None else bits
+    check_bits(bits, CLI_BITS)
+    return pipeline, bits
 
 
 def _progress(quiet: bool, eta_field: bool = False) -> Progress:
@@ -238,17 +243,13 @@ def encode(
     from hinerv.codec import EncodeOptions, encode_file
 
     # the CLI's own rules; encode_file checks everything else before it reads a frame
-    pipeline = _pipeline(pipeline, bits)
-    if pipeline != "rd":  # --bits does not apply to the rd pipeline
-        check_bits(6 if bits is None else bits, CLI_BITS)
-    elif bits is not None:
-        raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
+    pipeline, bits = _pipeline(pipeline, bits)
     check_epochs(epochs)
     check_frame_count(frames)
     opts = EncodeOptions(
         size=size,
         preset=preset,
-        bits=6 if bits is None else bits,
+        bits=bits,
         schedule=schedule,
         epochs=epochs,
         time_budget=parse_duration(time_budget) if time_budget else None,
@@ -379,11 +380,7 @@ def demo(
     from hinerv.runtime import keep_freed_memory_for
     from hinerv.sample import write_sample
 
-    pipeline = _pipeline(pipeline, bits)
-    if pipeline == "rd" and bits is not None:
-        raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
-    bits = 6 if bits is None else bits
-    check_bits(bits, CLI_BITS)
+    pipeline, bits = _pipeline(pipeline, bits)
     out.mkdir(parents=True, exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
