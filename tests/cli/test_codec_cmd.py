@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from hinerv.cli import main
 from hinerv.sample import write_sample
 
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(e.value.code or 0), out, err
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/cli/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +21,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-def test_encode_decode_info_json(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_decode_info_json(clip: Path, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "c.bin"
-    code, stdout, _ = run(
+    code, stdout, _ = cli(
         [
             "encode",
             str(clip),
@@ -40,22 +36,21 @@ def test_encode_decode_info_json(clip: Path, tmp_path: Path, capsys: pytest.Capt
             "--device",
             "cpu",
             "--json",
-        ],
-        capsys,
+        ]
     )
     assert code == 0
     d = json.loads(stdout)
     assert d["bytes"] == out.stat().st_size and d["frames"] == 3
     for k in ("psnr-rgb", "ms-ssim-rgb", "bpp", "bitrate", "encode_seconds"):
         assert k in d
-    code, stdout, _ = run(
-        ["decode", str(out), "-o", str(tmp_path / "d.yuv"), "--json", "--device", "cpu"], capsys
+    code, stdout, _ = cli(
+        ["decode", str(out), "-o", str(tmp_path / "d.yuv"), "--json", "--device", "cpu"]
     )
     assert code == 0 and json.loads(stdout)["frames"] == 3
     assert (tmp_path / "d.yuv").stat().st_size == 3 * 64 * 48 * 3 // 2
-    code, stdout, _ = run(["info", str(out), "--json"], capsys)
+    code, stdout, _ = cli(["info", str(out), "--json"])
     assert code == 0 and json.loads(stdout)["video"]["frames"] == 3
-    code, stdout, _ = run(["info", str(out)], capsys)
+    code, stdout, _ = cli(["info", str(out)])
     assert code == 0 and "channels" in stdout
 
 
@@ -68,34 +63,34 @@ def test_encode_decode_info_json(clip: Path, tmp_path: Path, capsys: pytest.Capt
     ],
 )
 def test_user_errors_exit_2_without_traceback(
-    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, err = run(args, capsys)
+    code, _, err = cli(args)
     assert code == 2
     assert "Traceback" not in err and "error" in err.lower()
     assert len(err.strip().splitlines()) == 1
 
 
-def test_corrupt_bitstream_exit_2_no_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_bitstream_exit_2_no_output(tmp_path: Path, cli: Cli) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"HNRV\x01garbage" * 10)
-    code, _, err = run(["decode", str(bad), "-o", str(tmp_path / "o.y4m")], capsys)
+    code, _, err = cli(["decode", str(bad), "-o", str(tmp_path / "o.y4m")])
     assert code == 2 and "Traceback" not in err
     assert not (tmp_path / "o.y4m").exists()
 
 
-def test_wrong_yuv_size_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_yuv_size_exit_2(tmp_path: Path, cli: Cli) -> None:
     src = tmp_path / "clip_64x48_30.yuv"
     src.write_bytes(b"\x00" * (64 * 48 * 3 // 2 * 2 + 7))
-    code, _, err = run(["encode", str(src), "-o", str(tmp_path / "o.bin"), "--schedule", "tiny"], capsys)
+    code, _, err = cli(["encode", str(src), "-o", str(tmp_path / "o.bin"), "--schedule", "tiny"])
     assert code == 2 and "Traceback" not in err
     assert not (tmp_path / "o.bin").exists()
 
 
-def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_end_to_end(tmp_path: Path, cli: Cli) -> None:
     args = ["demo", "--out", str(tmp_path / "d"), "--schedule", "tiny", "--size", "xxs", "--frames", "3"]
-    code, stdout, _ = run([*args, "--width", "64", "--height", "48", "--x265", "37", "--json"], capsys)
+    code, stdout, _ = cli([*args, "--width", "64", "--height", "48", "--x265", "37", "--json"])
     assert code == 0
     d = json.loads(stdout)
     assert d["hinerv"]["bytes"] == (tmp_path / "d" / "sample.bin").stat().st_size
@@ -105,12 +100,12 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_encode_time_budget_prints_the_plan(
-    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clip: Path, tmp_path: Path, cli: Cli
 ) -> None:
     import time
 
     t0 = time.perf_counter()
-    code, _, err = run(
+    code, _, err = cli(
         [
             "encode",
             str(clip),
@@ -124,15 +119,14 @@ def test_encode_time_budget_prints_the_plan(
             "4s",
             "--max-memory",
             "64M",
-        ],
-        capsys,
+        ]
     )
     wall = time.perf_counter() - t0
     assert code == 0
     flat = " ".join(err.split())
     assert "plan:" in flat and "s/step" in flat and "budget 4 s" in flat
     assert wall < 4 * 3  # generous: the budget is the target, a loaded test machine is not
-    code, _, err = run(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--time-budget", "soon"], capsys)
+    code, _, err = cli(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--time-budget", "soon"])
     assert code == 2 and "duration" in err
-    code, _, err = run(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--max-memory", "lots"], capsys)
+    code, _, err = cli(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--max-memory", "lots"])
     assert code == 2 and "--max-memory" in err

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from hinerv.cli import main
 from hinerv.sample import write_sample
 
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(e.value.code or 0), out, err
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/cli/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +24,32 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 BASE = ["--size", "xxs", "--schedule", "tiny", "--device", "cpu", "--quiet"]
 
 
-def test_encode_rd_then_info_says_rd(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_rd_then_info_says_rd(clip: Path, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "c.bin"
-    code, stdout, _ = run(["encode", str(clip), "-o", str(out), *BASE, "--pipeline", "rd", "--lambda", "2",
-                           "--json"], capsys)  # fmt: skip
+    code, stdout, _ = cli(["encode", str(clip), "-o", str(out), *BASE, "--pipeline", "rd", "--lambda", "2",
+                           "--json"])  # fmt: skip
     assert code == 0
     d = json.loads(stdout)
     assert d["pipeline"] == "rd" and d["lambda"] == 2.0 and d["bytes"] == out.stat().st_size
-    code, stdout, _ = run(["info", str(out), "--json"], capsys)
+    code, stdout, _ = cli(["info", str(out), "--json"])
     assert code == 0
     info = json.loads(stdout)
     assert info["pipeline"] == "rd" and info["version"] == 2
     dec = tmp_path / "d.y4m"
-    assert run(["decode", str(out), "-o", str(dec), "--quiet"], capsys)[0] == 0
+    assert cli(["decode", str(out), "-o", str(dec), "--quiet"])[0] == 0
     assert dec.stat().st_size > 0
 
 
 def test_default_pipeline_is_rd_and_bits_selects_paper(
-    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clip: Path, tmp_path: Path, cli: Cli
 ) -> None:
     for extra, pipeline, version in (([], "rd", 2), (["--bits", "6"], "paper", 1)):
         out = tmp_path / f"{pipeline}.bin"
-        code, stdout, _ = run(["encode", str(clip), "-o", str(out), *BASE, *extra, "--json"], capsys)
+        code, stdout, _ = cli(["encode", str(clip), "-o", str(out), *BASE, *extra, "--json"])
         assert code == 0 and json.loads(stdout)["pipeline"] == pipeline
-        info = json.loads(run(["info", str(out), "--json"], capsys)[1])
+        info = json.loads(cli(["info", str(out), "--json"])[1])
         assert info["pipeline"] == pipeline and info["version"] == version
-    assert json.loads(run(["info", str(tmp_path / "rd.bin"), "--json"], capsys)[1])["meta"]["lambda"] == 4.0
+    assert json.loads(cli(["info", str(tmp_path / "rd.bin"), "--json"])[1])["meta"]["lambda"] == 4.0
 
 
 @pytest.mark.parametrize(
@@ -69,23 +65,23 @@ def test_default_pipeline_is_rd_and_bits_selects_paper(
     ],
 )
 def test_rd_mistakes_are_refused_before_any_work(
-    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+    clip: Path, tmp_path: Path, cli: Cli, extra: list[str]
 ) -> None:
     out = tmp_path / "c.bin"
-    code, _, err = run(["encode", str(clip), "-o", str(out), *BASE, *extra], capsys)
+    code, _, err = cli(["encode", str(clip), "-o", str(out), *BASE, *extra])
     assert code == 2 and err.strip()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bench_rd_plans_lambda_and_target_points(
-    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clip: Path, tmp_path: Path, cli: Cli
 ) -> None:
     common = ["bench", "run", str(clip), "-o", str(tmp_path / "b"), "-c", "hinerv", "--pipeline", "rd",
               "--sizes", "xxs", "--schedule", "tiny", "--dry-run", "--json"]  # fmt: skip
-    code, _, plan = run([*common, "--target-bpp", "0.5,1"], capsys)
+    code, _, plan = cli([*common, "--target-bpp", "0.5,1"])
     assert code == 0
     assert "xxs-t0.5" in plan and "xxs-t1" in plan
-    code, _, plan = run([*common, "--lambdas", "0.5,2"], capsys)
+    code, _, plan = cli([*common, "--lambdas", "0.5,2"])
     assert code == 0 and "xxs-l0.5" in plan and "xxs-l2" in plan
-    code, _, plan = run([*common[:-5], "xxs,m", *common[-4:]], capsys)  # no --lambdas: the ladder's
+    code, _, plan = cli([*common[:-5], "xxs,m", *common[-4:]])  # no --lambdas: the ladder's
     assert code == 0 and "xxs-l4" in plan and "m-l0.5" in plan and "xxs-l1" not in plan

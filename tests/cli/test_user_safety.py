@@ -13,20 +13,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hinerv.cli import main
 from hinerv.sample import write_sample
 
+if TYPE_CHECKING:
+    from conftest import Cli  # tests/cli/conftest.py
+
 FAST = ["--size", "xxs", "--schedule", "tiny", "--device", "cpu"]
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(e.value.code or 0), out, err
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +42,9 @@ def stream(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _refused(args: list[str], capsys: pytest.CaptureFixture[str], match: str) -> str:
+def _refused(cli: Cli, args: list[str], match: str) -> str:
     t0 = time.perf_counter()
-    code, out, err = run(args, capsys)
+    code, out, err = cli(args)
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert match in err, err
@@ -72,7 +69,7 @@ def _victim(tmp_path: Path, clip: Path, name: str) -> Path:
 # ------------------------------------------------------------------------------ 1. data loss
 @pytest.mark.parametrize("name", ["victim.y4m", "victim_64x48_25.yuv"])
 def test_output_equal_to_the_source_is_refused(
-    name: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    name: str, clip: Path, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _victim(tmp_path, clip, name)
     before = src.read_bytes()
@@ -82,17 +79,17 @@ def test_output_equal_to_the_source_is_refused(
     outputs = [["-o", str(src)], ["-o", "link"], ["-o", "hard"], ["-o", f"./{name}"],
                ["-o", "ok.bin", "--recon", name], ["-o", "ok.bin", "--recon", "link"]]  # fmt: skip
     for o in outputs:
-        _refused(["encode", name, *o, *FAST], capsys, "refusing to write")
+        _refused(cli, ["encode", name, *o, *FAST], "refusing to write")
         assert src.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["hard", "link", name])
 
 
 def test_decode_onto_its_own_bitstream_is_refused(
-    stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stream: Path, tmp_path: Path, cli: Cli
 ) -> None:
     s = tmp_path / "stream.yuv"  # a bitstream that happens to have a video's name
     s.write_bytes(stream.read_bytes())
-    _refused(["decode", str(s), "-o", str(s)], capsys, "refusing to write")
+    _refused(cli, ["decode", str(s), "-o", str(s)], "refusing to write")
     assert s.read_bytes() == stream.read_bytes()
 
 
@@ -113,46 +110,46 @@ def test_decode_onto_its_own_bitstream_is_refused(
     ],
 )
 def test_mistakes_are_refused_before_any_work(
-    extra: list[str], match: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str], match: str, clip: Path, tmp_path: Path, cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
     args = ["encode", str(clip), "-o", "out.bin", *FAST, *extra]
     if "-o" in extra:  # the case gives its own output
         args = ["encode", str(clip), *FAST, *extra]
-    _refused(args, capsys, match)
+    _refused(cli, args, match)
     assert list(tmp_path.iterdir()) == []  # no file, no OUT.work/
 
 
 def test_bad_frame_ranges_are_refused_before_decoding(
-    stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stream: Path, tmp_path: Path, cli: Cli
 ) -> None:
     for bad in ("2:2", "x:3", "5"):
-        _refused(["decode", str(stream), "-o", str(tmp_path / "d.y4m"), "--frames", bad], capsys, "--frames")
-    _refused(["decode", str(stream), "-o", str(tmp_path / "d.y4m"), "--frames", "9:"], capsys, "outside")
+        _refused(cli, ["decode", str(stream), "-o", str(tmp_path / "d.y4m"), "--frames", bad], "--frames")
+    _refused(cli, ["decode", str(stream), "-o", str(tmp_path / "d.y4m"), "--frames", "9:"], "outside")
     assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ 8. smaller items
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+def test_version(cli: Cli) -> None:
     from hinerv import __version__
 
-    code, out, _ = run(["--version"], capsys)
+    code, out, _ = cli(["--version"])
     assert code == 0 and out.strip() == f"hinerv {__version__}"
 
 
 def test_json_keeps_progress_on_stderr_and_modes_match(
-    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clip: Path, tmp_path: Path, cli: Cli
 ) -> None:
     old = os.umask(0o022)
     try:
         out = tmp_path / "c.bin"
         args = ["encode", str(clip), "-o", str(out), *FAST, "--epochs", "1", "--json"]
-        code, stdout, err = run(args, capsys)
+        code, stdout, err = cli(args)
         assert code == 0
         json.loads(stdout)  # stdout is the JSON alone
         assert "main epoch" in err or "export" in err  # progress still on stderr
-        code, stdout, err = run(["decode", str(out), "-o", str(tmp_path / "d.y4m"), "--json"], capsys)
+        code, stdout, err = cli(["decode", str(out), "-o", str(tmp_path / "d.y4m"), "--json"])
         assert code == 0 and json.loads(stdout)["frames"] == 4
         modes = {stat.S_IMODE(p.stat().st_mode) for p in (out, tmp_path / "d.y4m")}
         assert modes == {0o644}
@@ -160,10 +157,10 @@ def test_json_keeps_progress_on_stderr_and_modes_match(
         os.umask(old)
 
 
-def test_open_ended_frame_range(stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_open_ended_frame_range(stream: Path, tmp_path: Path, cli: Cli) -> None:
     for rng, n in (("3:", 1), (":3", 3), ("1:", 3)):
-        code, stdout, _ = run(["decode", str(stream), "-o", str(tmp_path / f"{n}.y4m"), "--frames", rng,
-                               "--json"], capsys)  # fmt: skip
+        code, stdout, _ = cli(["decode", str(stream), "-o", str(tmp_path / f"{n}.y4m"), "--frames", rng,
+                               "--json"])  # fmt: skip
         assert code == 0 and json.loads(stdout)["frames"] == n
 
 
@@ -180,13 +177,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_killed_decode_leaves_a_temporary_the_next_one_removes(
-    stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stream: Path, tmp_path: Path, cli: Cli
 ) -> None:
     out = tmp_path / "d.y4m"
     r = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out)], check=False)
     assert r.returncode == -9
     left = [p for p in tmp_path.iterdir() if p.name.startswith(".d.y4m.")]
     assert len(left) == 1 and not out.exists()  # what kill -9 leaves
-    code, _, _ = run(["decode", str(stream), "-o", str(out)], capsys)
+    code, _, _ = cli(["decode", str(stream), "-o", str(out)])
     assert code == 0 and out.is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.y4m"]
