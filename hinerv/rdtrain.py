@@ -149,6 +149,7 @@ class RDTrainer(Trainer):
     """
 
     stages = RD_STAGES
+    qat_lr_stages = ("ste", "qat")
 
     def __init__(
         self,
@@ -212,16 +213,6 @@ class RDTrainer(Trainer):
         if self.rd.pretrain and stage == "prune":
             self.rate.reset(dict(self.model.named_parameters()))
         self.optimizer = self._new_optimizer()
-
-    def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
-        s = self.schedule
-        if self.stage == "main":
-            return super()._stage_lr(step, steps_per_epoch)
-        from hinerv.train import _lr_at
-
-        total = self.stage_epochs(self.stage) * steps_per_epoch
-        sc = s.qat_lr_scale if self.stage in ("ste", "qat") else 1.0
-        return _lr_at(step, total, 0, s.lr * sc, s.lr * sc, s.min_lr * sc)
 
     def state_dict(self) -> dict[str, Any]:
         d = super().state_dict()

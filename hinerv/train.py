@@ -204,6 +204,8 @@ class Trainer:
 
     #: the stages this trainer runs, in order (subclasses define their own)
     stages: tuple[str, ...] = STAGES
+    #: stages that train at ``lr * qat_lr_scale`` (no warm-up, cosine to ``min_lr * qat_lr_scale``)
+    qat_lr_stages: tuple[str, ...] = ("qat",)
 
     def __init__(
         self,
@@ -393,7 +395,7 @@ class Trainer:
         total = self.stage_epochs(self.stage) * steps_per_epoch
         if self.stage == "main":
             return _lr_at(step, total, s.warmup_epochs * steps_per_epoch, s.lr, s.warmup_lr, s.min_lr)
-        scale = s.qat_lr_scale if self.stage == "qat" else 1.0
+        scale = s.qat_lr_scale if self.stage in self.qat_lr_stages else 1.0
         return _lr_at(step, total, 0, s.lr * scale, s.lr * scale, s.min_lr * scale)
 
     def _start_stage(self, stage: str) -> None:

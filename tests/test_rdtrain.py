@@ -74,6 +74,17 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
     assert all(torch.equal(x, y) for x, y in zip(a.rate.parameters(), c.rate.parameters(), strict=True))
 
 
+def test_rate_stage_learning_rates() -> None:
+    tr = _trainer(0.1)
+    s = tr.schedule
+    for stage, lr in (("prune", s.lr), ("qat", s.lr * s.qat_lr_scale)):
+        tr.stage = stage
+        assert tr._stage_lr(0, 10) == pytest.approx(lr)
+    tr = _trainer(0.1, pretrain=False)
+    tr.stage = "ste"
+    assert tr._stage_lr(0, 10) == pytest.approx(s.lr * s.qat_lr_scale)
+
+
 def test_settings_are_validated() -> None:
     for bad in ({"lam": -1.0}, {"distortion": "l2"}, {"proxy": "soft"}, {"target_bpp": 0.0}):
         with pytest.raises(ConfigError):
