@@ -199,7 +199,7 @@ class RDTrainer(Trainer):
         if rate is not None:
             groups.append({"params": list(rate.parameters()), "lr_scale": self.rd.step_lr_scale})
         adam = self._adam_impl()
-        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8, **adam)
+        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=self.adam_betas, eps=1e-8, **adam)
 
     def lam_now(self, progress: float = 0.0) -> float:
         """λ in effect now (with the main-stage ramp); ``progress`` is the fraction of the epoch."""

@@ -76,6 +76,8 @@ class Schedule:
     l1_weight: float = 0.7
     msssim_weight: float = 0.3
     msssim_window: int = 5
+    #: Adam's second-moment decay (the reference's 0.999; the ``fast`` schedule uses 0.99)
+    adam_beta2: float = 0.999
 
     def epochs(self, stage: str) -> int:
         return {"main": self.main_epochs, "prune": self.prune_epochs, "qat": self.qat_epochs}[stage]
@@ -120,7 +122,10 @@ def load_schedule(name: str) -> Schedule:
     bad = set(data) - known
     if bad:
         raise ConfigError(f"unknown schedule keys: {', '.join(sorted(bad))}")
-    return Schedule(**data)
+    sched = Schedule(**data)
+    if not 0.0 <= sched.adam_beta2 < 1.0:
+        raise ConfigError(f"adam_beta2 must be in [0, 1), got {sched.adam_beta2}")
+    return sched
 
 
 def choose_patch_grid(
@@ -269,7 +274,12 @@ class Trainer:
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         params, adam = self.trainable_parameters(), self._adam_impl()
-        return torch.optim.Adam(params, lr=self.schedule.lr, betas=(0.9, 0.999), eps=1e-8, **adam)
+        return torch.optim.Adam(params, lr=self.schedule.lr, betas=self.adam_betas, eps=1e-8, **adam)
+
+    @property
+    def adam_betas(self) -> tuple[float, float]:
+        """Adam's (beta1, beta2) for this schedule."""
+        return 0.9, self.schedule.adam_beta2
 
     def _adam_impl(self) -> dict[str, bool | None]:
         """Adam implementation flags: the fused kernel on CPU (one pass over all parameters instead of a

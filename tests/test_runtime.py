@@ -37,9 +37,9 @@ def _faults(keep: bool) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_keep_freed_memory_stops_page_faults_on_reused_buffers() -> None:
     # with glibc's defaults at least the 40 MB buffer (10k pages) is a fresh mmap on each of the 20
-    # steps; kept memory is reused
+    # steps; kept memory is reused (seen: 0, and now and then 30720 when the heap grows a few times)
     assert _faults(keep=False) > 20 * 10000
-    assert _faults(keep=True) < 3 * 10000
+    assert _faults(keep=True) < 6 * 10000
 
 
 def test_allocator_setting_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:

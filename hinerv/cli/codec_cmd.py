@@ -41,6 +41,20 @@ def _allocator_for(path: Path, reader_options: dict[str, Any]) -> None:
     keep_freed_memory_for(w, h)
 
 
+def _decoder_allocator_for(path: Path) -> None:
+    """The same process memory setting for decoding, from the frame size in the bitstream's header (at
+    384x288 it makes decoding about 1.2x faster; at 1080p it would raise the peak from 2.6 to 4.6 GB,
+    which the size rule avoids). An unreadable stream is left to ``decode_file``, which reports it."""
+    from hinerv.codec import inspect_file
+    from hinerv.runtime import keep_freed_memory_for
+
+    try:
+        video = inspect_file(path)["video"]
+    except (HinervError, OSError, ValueError, KeyError):
+        return
+    keep_freed_memory_for(int(video["width"]), int(video["height"]))
+
+
 def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
     """The pipeline asked for (explicit, else ``paper`` when ``--bits`` is given, else the default)
     and the checked bit depth (6 unless given; refused with the rd pipeline, which learns its steps)."""
@@ -305,6 +319,7 @@ def decode(
     from hinerv.codec import decode_file
 
     span = _frames_option(frames)
+    _decoder_allocator_for(input)
     with _progress(quiet) as prog:
         task = prog.add_task("decode", total=None, status="")
 

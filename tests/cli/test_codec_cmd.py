@@ -21,7 +21,13 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-def test_encode_decode_info_json(clip: Path, tmp_path: Path, cli: Cli) -> None:
+def test_encode_decode_info_json(
+    clip: Path, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hinerv.runtime
+
+    sizes: list[tuple[int, int]] = []  # the allocator rule sees each command's frame size
+    monkeypatch.setattr(hinerv.runtime, "keep_freed_memory_for", lambda w, h: sizes.append((w, h)) or False)
     out = tmp_path / "c.bin"
     code, stdout, _ = cli(
         [
@@ -48,6 +54,7 @@ def test_encode_decode_info_json(clip: Path, tmp_path: Path, cli: Cli) -> None:
     )
     assert code == 0 and json.loads(stdout)["frames"] == 3
     assert (tmp_path / "d.yuv").stat().st_size == 3 * 64 * 48 * 3 // 2
+    assert sizes == [(64, 48), (64, 48)]  # encode's (from the input), decode's (from the stream header)
     code, stdout, _ = cli(["info", str(out), "--json"])
     assert code == 0 and json.loads(stdout)["video"]["frames"] == 3
     code, stdout, _ = cli(["info", str(out)])

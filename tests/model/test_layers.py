@@ -94,3 +94,34 @@ def test_linear_falls_back_to_f_linear_exactly() -> None:
     xs = x[:1, :2, :2].clone().requires_grad_(True)
     ws = w[:5].clone().requires_grad_(True)
     assert torch.autograd.gradcheck(linear, (xs, ws))
+
+
+@pytest.mark.parametrize("shape", [(1, 12, 16, 8), (2, 5, 7, 32), (3, 4)])
+def test_layer_norm_matches_f_layer_norm(shape: tuple[int, ...]) -> None:
+    """The CPU LayerNorm (own forward, ATen backward) equals F.layer_norm within float rounding, with and
+    without a gradient, and is exactly F.layer_norm's gradient in float64."""
+    g = torch.Generator().manual_seed(3)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-12)):
+        x = (torch.randn(shape, generator=g, dtype=dtype) * 3 + 1).requires_grad_(True)
+        gy = torch.randn(shape, generator=g, dtype=dtype)
+        y = layers.layer_norm(x)
+        (gx,) = torch.autograd.grad(y, x, gy)
+        x2 = x.detach().clone().requires_grad_(True)
+        y2 = F.layer_norm(x2, (shape[-1],), eps=layers.LN_EPS)
+        (gx2,) = torch.autograd.grad(y2, x2, gy)
+        torch.testing.assert_close(y, y2, rtol=tol, atol=tol)
+        torch.testing.assert_close(gx, gx2, rtol=tol, atol=tol)
+        with torch.no_grad():
+            torch.testing.assert_close(layers.layer_norm(x), y2, rtol=tol, atol=tol)
+    assert "_LayerNormFnBackward" in _graph_names(layers.layer_norm(x.float()))
+
+
+@pytest.mark.parametrize(("n_out", "k"), [(32, 8), (8, 32), (40, 24), (4, 4)])
+def test_weight_grad_is_the_plain_product(n_out: int, k: int) -> None:
+    """Both orders of the weight-gradient product give gy^T x (float64: to rounding)."""
+    g = torch.Generator().manual_seed(4)
+    gy = torch.randn(300, n_out, generator=g, dtype=torch.float64)
+    x = torch.randn(300, k, generator=g, dtype=torch.float64)
+    out = layers._weight_grad(gy, x)
+    assert out.shape == (n_out, k)
+    torch.testing.assert_close(out, gy.t() @ x, rtol=1e-12, atol=1e-12)
