@@ -51,7 +51,9 @@ def test_patch_grid_matches_reference_at_1080p() -> None:
 def test_schedules() -> None:
     assert {"full", "short", "fast", "tiny"} <= set(list_schedules())
     short, fast = load_schedule("short"), load_schedule("fast")
-    assert fast.lr == 2 * short.lr and replace(fast, name="short", lr=short.lr) == short  # short at 2x lr
+    # short at 3x the learning rate and Adam beta2 0.99
+    assert fast.lr == 3 * short.lr and fast.adam_beta2 == 0.99 and short.adam_beta2 == 0.999
+    assert replace(fast, name="short", lr=short.lr, adam_beta2=short.adam_beta2) == short
     full = load_schedule("full")
     assert (full.main_epochs, full.warmup_epochs, full.prune_epochs, full.qat_epochs) == (300, 30, 60, 30)
     assert full.lr == 2e-3 and full.prune_ratio == 0.15 and full.quant_noise == 0.9
@@ -59,6 +61,21 @@ def test_schedules() -> None:
     assert (s.main_epochs, s.warmup_epochs, s.prune_epochs, s.qat_epochs) == (600, 60, 120, 60)
     with pytest.raises(ConfigError):
         load_schedule("nope")
+
+
+def test_adam_beta2_comes_from_the_schedule(tmp_path: Path) -> None:
+    """The schedule's adam_beta2 reaches the optimizer (plain and after a stage change); 0.999 by default;
+    a value outside [0, 1) is refused with a ConfigError."""
+    sched = Schedule(name="t", main_epochs=1, warmup_epochs=0, prune_epochs=1, qat_epochs=1)
+    assert _trainer(sched).optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    tr = _trainer(replace(sched, adam_beta2=0.99))
+    assert tr.optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    tr.run_epoch()  # main done: the prune stage gets a fresh optimizer
+    assert tr.stage == "prune" and tr.optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'bad'\nadam_beta2 = 1.0\n")
+    with pytest.raises(ConfigError, match="adam_beta2"):
+        load_schedule(str(bad))
 
 
 def test_lr_schedule_shape() -> None:
