@@ -51,8 +51,8 @@ def test_patch_grid_matches_reference_at_1080p() -> None:
 def test_schedules() -> None:
     assert {"full", "short", "fast", "tiny"} <= set(list_schedules())
     short, fast = load_schedule("short"), load_schedule("fast")
-    # short at 3x the learning rate and Adam beta2 0.99
-    assert fast.lr == 3 * short.lr and fast.adam_beta2 == 0.99 and short.adam_beta2 == 0.999
+    # short at 4x the learning rate and Adam beta2 0.99
+    assert fast.lr == 4 * short.lr and fast.adam_beta2 == 0.99 and short.adam_beta2 == 0.999
     assert replace(fast, name="short", lr=short.lr, adam_beta2=short.adam_beta2) == short
     full = load_schedule("full")
     assert (full.main_epochs, full.warmup_epochs, full.prune_epochs, full.qat_epochs) == (300, 30, 60, 30)
