@@ -166,3 +166,14 @@ def test_lying_model_config_is_refused_before_allocation(encoded: tuple[Path, ob
     )
     with pytest.raises(BitstreamError):
         load_decoder(pack(lie2))
+
+
+def test_compile_on_cpu_is_refused_and_leaves_nothing(clip: Path, tmp_path: Path) -> None:
+    """``--compile`` is a CUDA option: on CPU the encode stops with a ConfigError before training and leaves
+    neither the output nor a work folder behind."""
+    from hinerv.errors import ConfigError
+
+    out = tmp_path / "c.bin"
+    with pytest.raises(ConfigError, match="--compile"):
+        encode_file(clip, out, EncodeOptions(size="xxs", schedule="tiny", device="cpu", compile=True))
+    assert sorted(tmp_path.iterdir()) == []
