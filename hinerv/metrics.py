@@ -181,21 +181,11 @@ def _blur(maps: torch.Tensor, win: torch.Tensor, *, adjoint: bool = False) -> to
 def _moments(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The blurred local moments ``mu_x, e_xx, e_xy, mu_y, e_yy``, each ``[N, C, h, w]``.
 
-    The maps of ``x`` (x, x^2, xy) and of ``y`` alone (y, y^2) are filtered in two grouped convs. Outside
-    autograd they are written straight into one buffer each (no concatenation copy).
+    The maps of ``x`` (x, x^2, xy) and of ``y`` alone (y, y^2) are filtered in two grouped convs.
     """
-    n, c, h, w = x.shape
-    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
-        xs = torch.cat([x, x * x, x * y], dim=1)
-        ys = torch.cat([y, y * y], dim=1)
-    else:
-        xs = x.new_empty((n, 3 * c, h, w))
-        xs[:, :c].copy_(x)
-        torch.mul(x, x, out=xs[:, c : 2 * c])
-        torch.mul(x, y, out=xs[:, 2 * c :])
-        ys = y.new_empty((n, 2 * c, h, w))
-        ys[:, :c].copy_(y)
-        torch.mul(y, y, out=ys[:, c:])
+    c = x.shape[1]
+    xs = torch.cat([x, x * x, x * y], dim=1)
+    ys = torch.cat([y, y * y], dim=1)
     return (*_blur(xs, win).split(c, dim=1), *_blur(ys, win).split(c, dim=1))
 
 
