@@ -701,6 +701,8 @@ def _encode_rd(
     data = pack(stream_at(trainer, factor))
     facts = _facts(trainer, trained_before, label, cfg)
     return data, {**facts, "lambda": float(trainer.lam), "step_factor": factor}
+
+
 def _trainer_kwargs(opts: EncodeOptions, dev: torch.device) -> dict[str, Any]:
     """The :class:`~hinerv.train.Trainer` keyword arguments both pipelines take from the options."""
     return {
