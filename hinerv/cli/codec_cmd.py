@@ -55,6 +55,24 @@ def _decoder_allocator_for(path: Path) -> None:
     keep_freed_memory_for(int(video["width"]), int(video["height"]))
 
 
+def _prepare_fused_kernels(device: str, quiet: bool) -> None:
+    """Load the fused CPU kernels (:mod:`hinerv.fused`) before the work starts, so that their one-time
+    build (~30 s on a new machine or torch) shows as such instead of as a stalled first step."""
+    import torch
+
+    from hinerv import fused
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return
+    if not fused.enabled() or fused.loaded():
+        return
+    if quiet or not err_console.is_terminal:
+        fused.kernels()
+        return
+    with err_console.status("loading the fused CPU kernels (compiled once per machine, ~30 s)"):
+        fused.kernels()
+
+
 def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
     """The pipeline asked for (explicit, else ``paper`` when ``--bits`` is given, else the default)
     and the checked bit depth (6 unless given; refused with the rd pipeline, which learns its steps)."""
@@ -284,6 +302,7 @@ def encode(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
     _allocator_for(input, ropts)
+    _prepare_fused_kernels(device, quiet)
     with _encode_progress(quiet) as cb:  # progress is on stderr, so --json keeps it
         report = encode_file(
             input,
@@ -320,6 +339,7 @@ def decode(
 
     span = _frames_option(frames)
     _decoder_allocator_for(input)
+    _prepare_fused_kernels(device, quiet)
     with _progress(quiet) as prog:
         task = prog.add_task("decode", total=None, status="")
 
@@ -403,6 +423,7 @@ def demo(
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
     opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device, pipeline=pipeline, lam=lam)
+    _prepare_fused_kernels(device, quiet or json)
     with _encode_progress(quiet) as cb:
         report = encode_file(src, out / "sample.bin", opts, progress=cb)
     dec = decode_file(out / "sample.bin", out / "decoded.y4m", device=device)

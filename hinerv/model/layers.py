@@ -10,9 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hinerv import fused
+
 __all__ = [
     "ConvNeXtBlock",
     "conv_nhwc",
+    "gelu",
     "layer_norm",
     "linear",
     "linear_gelu",
@@ -33,14 +36,41 @@ def layer_norm(x: Tensor) -> Tensor:
         x: ``[..., C]`` float.
 
     Returns:
-        Same shape and dtype; on CPU in float32 computed by :class:`_LayerNormFn` (equal to
-        ``F.layer_norm`` within float rounding), elsewhere by ``F.layer_norm``.
+        Same shape and dtype (contiguous). On CPU in float32 computed by the fused kernel
+        (:mod:`hinerv.model.fused`) where it is available, else by :class:`_LayerNormFn`; elsewhere by
+        ``F.layer_norm``. All equal ``F.layer_norm`` within float rounding.
     """
     if x.device.type == "cpu" and x.dtype == torch.float32:
-        if not (torch.is_grad_enabled() and x.requires_grad):
+        grad = torch.is_grad_enabled() and x.requires_grad
+        k = fused.kernels()
+        if k is not None:
+            if not grad:
+                return k.layer_norm_forward(x.contiguous(), LN_EPS)[0]  # type: ignore[no-any-return]
+            return _FusedLayerNormFn.apply(x)  # type: ignore[no-any-return]
+        if not grad:
             return _ln_stats(x)[0]
         return _LayerNormFn.apply(x)  # type: ignore[no-any-return]
     return F.layer_norm(x, (x.shape[-1],), eps=LN_EPS)
+
+
+class _FusedLayerNormFn(torch.autograd.Function):
+    """:func:`layer_norm` by the fused kernels; keeps the output and ``rstd`` (not the input) for the
+    backward."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+        k = fused.kernels()
+        assert k is not None
+        y, rstd = k.layer_norm_forward(x.contiguous(), LN_EPS)
+        ctx.save_for_backward(y, rstd)
+        return y  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, gy: Tensor) -> Tensor:  # type: ignore[override]
+        y, rstd = ctx.saved_tensors  # type: ignore[attr-defined]
+        k = fused.kernels()
+        assert k is not None
+        return k.layer_norm_backward(gy.contiguous(), y, rstd)  # type: ignore[no-any-return]
 
 
 def _ln_stats(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -152,6 +182,44 @@ def linear(x: Tensor, weight: Tensor) -> Tensor:
     return _LinearFn.apply(x2, weight).view(*x.shape[:-1], weight.shape[0])
 
 
+def gelu(x: Tensor) -> Tensor:
+    """The exact (erf) GELU, ``F.gelu(x)``.
+
+    Args:
+        x: any float tensor.
+
+    Returns:
+        Same shape (contiguous). For float32 CPU tensors computed by the fused kernel
+        (:mod:`hinerv.model.fused`) where it is available: with a gradient, the forward also writes
+        GELU'(x), which the backward multiplies by (instead of keeping x and re-evaluating erf and
+        exp). Equal to ``F.gelu`` within float rounding.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        k = fused.kernels()
+        if k is not None:
+            if torch.is_grad_enabled() and x.requires_grad:
+                return _FusedGELUFn.apply(x)  # type: ignore[no-any-return]
+            return k.gelu_forward(x.contiguous(), False)[0]  # type: ignore[no-any-return]
+    return F.gelu(x)
+
+
+class _FusedGELUFn(torch.autograd.Function):
+    """:func:`gelu` by the fused kernel; keeps GELU'(x) for the backward."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+        k = fused.kernels()
+        assert k is not None
+        y, d = k.gelu_forward(x.contiguous(), True)
+        ctx.save_for_backward(d)
+        return y  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, gy: Tensor) -> Tensor:  # type: ignore[override]
+        (d,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return gy * d
+
+
 def linear_gelu(x: Tensor, weight: Tensor) -> Tensor:
     """``F.gelu(F.linear(x, weight))`` (exact erf GELU), fused into the matmul when no gradient is needed.
 
@@ -164,7 +232,7 @@ def linear_gelu(x: Tensor, weight: Tensor) -> Tensor:
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if needs_grad or not _use_onednn(x, weight):
-        return F.gelu(linear(x, weight))
+        return gelu(linear(x, weight))
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
     return _onednn_linear(x2, weight, "gelu").view(*x.shape[:-1], weight.shape[0])
 

@@ -96,10 +96,17 @@ def test_linear_falls_back_to_f_linear_exactly() -> None:
     assert torch.autograd.gradcheck(linear, (xs, ws))
 
 
+@pytest.mark.parametrize("use_fused", [False, True])
 @pytest.mark.parametrize("shape", [(1, 12, 16, 8), (2, 5, 7, 32), (3, 4)])
-def test_layer_norm_matches_f_layer_norm(shape: tuple[int, ...]) -> None:
-    """The CPU LayerNorm (own forward, ATen backward) equals F.layer_norm within float rounding, with and
-    without a gradient, and is exactly F.layer_norm's gradient in float64."""
+def test_layer_norm_matches_f_layer_norm(shape: tuple[int, ...], use_fused: bool, monkeypatch) -> None:
+    """The CPU LayerNorm (fused kernels, or own forward and ATen backward) equals F.layer_norm within
+    float rounding, with and without a gradient, and is exactly F.layer_norm's gradient in float64."""
+    from hinerv import fused
+
+    if not use_fused:
+        monkeypatch.setenv(fused.FUSED_ENV, "0")
+    elif fused.kernels() is None:
+        pytest.skip("fused kernels unavailable")
     g = torch.Generator().manual_seed(3)
     for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-12)):
         x = (torch.randn(shape, generator=g, dtype=dtype) * 3 + 1).requires_grad_(True)
@@ -113,7 +120,8 @@ def test_layer_norm_matches_f_layer_norm(shape: tuple[int, ...]) -> None:
         torch.testing.assert_close(gx, gx2, rtol=tol, atol=tol)
         with torch.no_grad():
             torch.testing.assert_close(layers.layer_norm(x), y2, rtol=tol, atol=tol)
-    assert "_LayerNormFnBackward" in _graph_names(layers.layer_norm(x.float()))
+    name = "_FusedLayerNormFnBackward" if use_fused else "_LayerNormFnBackward"
+    assert name in _graph_names(layers.layer_norm(x.float()))
 
 
 @pytest.mark.parametrize(("n_out", "k"), [(32, 8), (8, 32), (40, 24), (4, 4)])

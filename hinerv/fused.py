@@ -1,0 +1,116 @@
+"""Fused CPU kernels (LayerNorm, GELU, the SSIM loss terms), compiled once per machine on first use.
+
+``csrc/fused_cpu.cpp`` holds float32 kernels, each one pass over its data where the PyTorch
+composition takes several:
+
+- ``layer_norm_forward(x, eps) -> (y, rstd)`` and ``layer_norm_backward(gy, y, rstd) -> gx``:
+  LayerNorm over the last axis without affine parameters. The backward needs only the output and
+  ``rstd``, so the input need not be kept for it.
+- ``gelu_forward(x, with_derivative) -> (y[, d])``: the exact (erf) GELU and, for training, its
+  derivative, so that the backward is one multiplication.
+- ``ssim_forward(x, y, win, c1, c2) -> (s, cs, maps)`` and ``ssim_backward(x, y, win, maps, g_s, g_cs)
+  -> gx``: the per-plane mean SSIM and contrast-structure terms of one MS-SSIM scale and their
+  gradient with respect to ``x`` (``y`` constant: the training loss's target).
+
+Users: :func:`hinerv.model.layers.layer_norm`, :func:`hinerv.model.layers.gelu` and the training loss
+in :mod:`hinerv.metrics`. They are built with ``torch.utils.cpp_extension`` (a C++ compiler and
+ninja; about 30 s) into torch's extension cache, under a name that hashes the source, the flags, the
+torch version and the CPU, so a cache shared between machines never hands one CPU another's
+``-march=native`` build. Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels`
+returns None and the callers use their PyTorch compositions, which compute the same functions (equal
+within float rounding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded"]
+
+#: environment variable: ``0`` turns the fused kernels off (the PyTorch compositions are used)
+FUSED_ENV = "HINERV_FUSED_CPU"
+
+_SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cpu.cpp"
+_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+_LDFLAGS = ["-fopenmp"]
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_tried = False
+_error: str | None = None
+
+
+def enabled() -> bool:
+    """Whether the environment allows the fused kernels (``HINERV_FUSED_CPU`` is not ``0``)."""
+    return os.environ.get(FUSED_ENV, "") != "0"
+
+
+def _cpu_fingerprint() -> str:
+    """What ``-march=native`` depends on: the CPU model and feature flags where Linux tells them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.machine() + platform.processor()
+    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags", "Features"))]
+    return platform.machine() + "\n".join(sorted(set(keep)))
+
+
+def _build_name() -> str:
+    h = hashlib.sha256()
+    for part in (
+        _SOURCE.read_bytes(),
+        " ".join(_CFLAGS + _LDFLAGS).encode(),
+        torch.__version__.encode(),
+        _cpu_fingerprint().encode(),
+    ):
+        h.update(part)
+        h.update(b"\0")
+    return f"hinerv_fused_cpu_{h.hexdigest()[:16]}"
+
+
+def kernels() -> ModuleType | None:
+    """The compiled kernel module, building it on the first call; None when disabled or unavailable.
+
+    The first call in a process may take ~30 s (compiling) or ~1 s (loading a cached build); later
+    calls return at once. A failed build is not retried in the same process (:func:`build_error`
+    says why).
+    """
+    global _module, _tried, _error
+    if not enabled():
+        return None
+    if _tried:
+        return _module
+    with _lock:
+        if not _tried:
+            try:
+                from torch.utils.cpp_extension import load
+
+                _module = load(
+                    name=_build_name(),
+                    sources=[str(_SOURCE)],
+                    extra_cflags=_CFLAGS,
+                    extra_ldflags=_LDFLAGS,
+                    verbose=False,
+                )
+            except Exception as exc:  # no compiler, no ninja, a failed compile: fall back
+                lines = str(exc).strip().splitlines()
+                _module, _error = None, f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+            _tried = True
+    return _module
+
+
+def loaded() -> bool:
+    """Whether :func:`kernels` has already been tried in this process (it then returns at once)."""
+    return _tried
+
+
+def build_error() -> str | None:
+    """Why the last :func:`kernels` call found no module (None when it has one or was not called)."""
+    return _error if _tried and _module is None else None
