@@ -17,8 +17,8 @@ it sets).
     python tools/bench_speed.py --against /tmp/hinerv-main --threads 1 --rounds 3
 
 With ``--against``, each round runs one fresh process per checkout and size, alternating, so both see
-the same machine load; the table gives the median and the range over rounds and the ratio
-(this checkout / the other) of the medians.
+the same machine load; the table gives the median and the range over rounds, the ratio
+(this checkout / the other) of the medians, and the range of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -252,7 +252,17 @@ def main(argv: list[str] | None = None) -> int:
                 x["train_ms_per_frame"] for x in a
             )
             de = statistics.median(x["decode_fps"] for x in a) / statistics.median(x["decode_fps"] for x in b)
-            t.add_row("speed-up this/other", size, "", f"{tr:.2f}x", f"{de:.2f}x", "")
+            # the two sides of one round ran back to back: their ratio shares that round's machine load
+            tr_r = [y["train_ms_per_frame"] / x["train_ms_per_frame"] for x, y in zip(a, b, strict=True)]
+            de_r = [x["decode_fps"] / y["decode_fps"] for x, y in zip(a, b, strict=True)]
+            t.add_row(
+                "speed-up this/other",
+                size,
+                "",
+                f"{tr:.2f}x (rounds {min(tr_r):.2f}-{max(tr_r):.2f})",
+                f"{de:.2f}x (rounds {min(de_r):.2f}-{max(de_r):.2f})",
+                "",
+            )
     console.print(t)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
