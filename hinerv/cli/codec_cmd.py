@@ -68,9 +68,16 @@ def _prepare_fused_kernels(device: str, quiet: bool) -> None:
         return
     if quiet or not err_console.is_terminal:
         fused.kernels()
-        return
-    with err_console.status("loading the fused CPU kernels (compiled once per machine, ~30 s)"):
-        fused.kernels()
+    else:
+        with err_console.status("loading the fused CPU kernels (compiled once per machine, ~30 s)"):
+            fused.kernels()
+    why = fused.build_error()
+    if why is not None and not quiet:
+        err_console.print(
+            f"[yellow]note:[/] fused CPU kernels unavailable ({why}); using the slower PyTorch path",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:

@@ -137,3 +137,25 @@ def test_encode_time_budget_prints_the_plan(
     assert code == 2 and "duration" in err
     code, _, err = cli(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--max-memory", "lots"])
     assert code == 2 and "--max-memory" in err
+
+
+def test_fused_kernels_prepared_for_cpu_only(monkeypatch, capsys) -> None:
+    """encode/decode load the fused kernels before the work on CPU, never for CUDA, and say when they
+    cannot be built."""
+    from hinerv import fused
+    from hinerv.cli import codec_cmd
+
+    calls: list[int] = []
+    monkeypatch.setattr(fused, "kernels", lambda: calls.append(1))
+    monkeypatch.setattr(fused, "loaded", lambda: False)
+    monkeypatch.setattr(fused, "build_error", lambda: None)
+    codec_cmd._prepare_fused_kernels("cuda:0", quiet=True)
+    assert calls == []
+    codec_cmd._prepare_fused_kernels("cpu", quiet=True)
+    assert calls == [1]
+    monkeypatch.setattr(fused, "build_error", lambda: "RuntimeError: no compiler")
+    codec_cmd._prepare_fused_kernels("cpu", quiet=False)
+    assert "fused CPU kernels unavailable (RuntimeError: no compiler)" in capsys.readouterr().err
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    codec_cmd._prepare_fused_kernels("cpu", quiet=True)
+    assert calls == [1, 1]
