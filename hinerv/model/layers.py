@@ -37,7 +37,7 @@ def layer_norm(x: Tensor) -> Tensor:
 
     Returns:
         Same shape and dtype (contiguous). On CPU in float32 computed by the fused kernel
-        (:mod:`hinerv.model.fused`) where it is available, else by :class:`_LayerNormFn`; elsewhere by
+        (:mod:`hinerv.fused`) where it is available, else by :class:`_LayerNormFn`; elsewhere by
         ``F.layer_norm``. All equal ``F.layer_norm`` within float rounding.
     """
     if x.device.type == "cpu" and x.dtype == torch.float32:
@@ -189,8 +189,8 @@ def gelu(x: Tensor) -> Tensor:
         x: any float tensor.
 
     Returns:
-        Same shape (contiguous). For float32 CPU tensors computed by the fused kernel
-        (:mod:`hinerv.model.fused`) where it is available: with a gradient, the forward also writes
+        Same shape. For float32 CPU tensors computed by the fused kernel
+        (:mod:`hinerv.fused`) where it is available: with a gradient, the forward also writes
         GELU'(x), which the backward multiplies by (instead of keeping x and re-evaluating erf and
         exp). Equal to ``F.gelu`` within float rounding.
     """
