@@ -15,10 +15,11 @@ composition takes several:
 Users: :func:`hinerv.model.layers.layer_norm`, :func:`hinerv.model.layers.gelu` and the training loss
 in :mod:`hinerv.metrics`. They are built with ``torch.utils.cpp_extension`` (a C++ compiler and
 ninja; about 30 s) into torch's extension cache, under a name that hashes the source, the flags, the
-torch version and the CPU, so a cache shared between machines never hands one CPU another's
-``-march=native`` build. Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels`
-returns None and the callers use their PyTorch compositions, which compute the same functions (equal
-within float rounding).
+torch version and installation, the ninja binary and the CPU, so a cache shared between machines never
+hands one CPU another's ``-march=native`` build, and two environments never rebuild each other's.
+Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels` returns None and the
+callers use their PyTorch compositions, which compute the same functions (equal within float
+rounding).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -38,8 +40,8 @@ __all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded"]
 FUSED_ENV = "HINERV_FUSED_CPU"
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cpu.cpp"
-_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-_LDFLAGS = ["-fopenmp"]
+_CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math")
+_LDFLAGS = ("-fopenmp",)
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -63,13 +65,23 @@ def _cpu_fingerprint() -> str:
 
 
 def _build_name() -> str:
+    """The extension's name: a hash of everything its build depends on.
+
+    Besides the source, flags, torch version and CPU, the torch installation (its headers and libraries
+    are on the compile and link lines) and the ninja binary found on PATH: two environments that shared a
+    build folder would otherwise rebuild it in turn (seen with the system ninja 1.11 and the venv's
+    1.13, whose build logs invalidate each other's).
+    """
     h = hashlib.sha256()
-    for part in (
+    parts = (
         _SOURCE.read_bytes(),
         " ".join(_CFLAGS + _LDFLAGS).encode(),
         torch.__version__.encode(),
+        str(Path(torch.__file__).resolve().parent).encode(),
+        str(shutil.which("ninja")).encode(),
         _cpu_fingerprint().encode(),
-    ):
+    )
+    for part in parts:
         h.update(part)
         h.update(b"\0")
     return f"hinerv_fused_cpu_{h.hexdigest()[:16]}"
@@ -95,8 +107,8 @@ def kernels() -> ModuleType | None:
                 _module = load(
                     name=_build_name(),
                     sources=[str(_SOURCE)],
-                    extra_cflags=_CFLAGS,
-                    extra_ldflags=_LDFLAGS,
+                    extra_cflags=list(_CFLAGS),  # copies: load() appends to its lists
+                    extra_ldflags=list(_LDFLAGS),
                     verbose=False,
                 )
             except Exception as exc:  # no compiler, no ninja, a failed compile: fall back

@@ -153,7 +153,11 @@ def test_failed_build_falls_back(monkeypatch) -> None:
     torch.testing.assert_close(y, F.layer_norm(x, (6,), eps=layers.LN_EPS))
 
 
-def test_build_name_depends_on_source_and_cpu(monkeypatch) -> None:
+def test_build_name_depends_on_cpu_and_ninja(monkeypatch) -> None:
     a = fused._build_name()
+    assert a == fused._build_name()
     monkeypatch.setattr(fused, "_cpu_fingerprint", lambda: "another cpu")
-    assert fused._build_name() != a
+    b = fused._build_name()
+    assert b != a
+    monkeypatch.setattr(fused.shutil, "which", lambda _: "/elsewhere/ninja")
+    assert fused._build_name() not in (a, b)
