@@ -58,11 +58,13 @@ def _decoder_allocator_for(path: Path) -> None:
 def _prepare_fused_kernels(device: str, quiet: bool) -> None:
     """Load the fused CPU kernels (:mod:`hinerv.fused`) before the work starts, so that their one-time
     build (~30 s on a new machine or torch) shows as such instead of as a stalled first step."""
-    import torch
-
     from hinerv import fused
+    from hinerv.codec import resolve_device
 
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+    try:
+        if resolve_device(device).type != "cpu":
+            return
+    except (HinervError, RuntimeError):  # a bad --device is left to the command, which reports it
         return
     if not fused.enabled() or fused.loaded():
         return

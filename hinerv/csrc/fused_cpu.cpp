@@ -274,8 +274,9 @@ torch::Tensor layer_norm_backward(const torch::Tensor& gy, const torch::Tensor& 
 // (k odd, k <= H, W). "Valid" filtering gives h = H - k + 1 rows and w = W - k + 1 columns of local
 // moments mu_x, mu_y, e_xx = blur(x^2), e_yy, e_xy, from which
 //   l = (2 mu_x mu_y + c1) / b1,  b1 = mu_x^2 + mu_y^2 + c1,
-//   cs = (2 (e_xy - mu_x mu_y) + c2) / b2,  b2 = e_xx + e_yy - b1 + c1 + c2 = var_x + var_y + c2. Each output row is made from its k input rows (vertical pass into a
-// row buffer, then horizontal), so the five moment maps are never written out.
+//   cs = (2 (e_xy - mu_x mu_y) + c2) / b2,  b2 = e_xx + e_yy - b1 + c1 + c2 = var_x + var_y + c2.
+// Each output row is made from its k input rows (vertical pass into a row buffer, then horizontal), so
+// the five moment maps are never written out.
 
 namespace {
 
