@@ -34,7 +34,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded"]
+__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded", "mlp_kernels"]
 
 #: environment variable: ``0`` turns the fused kernels off (the PyTorch compositions are used)
 FUSED_ENV = "HINERV_FUSED_CPU"
@@ -116,6 +116,12 @@ def kernels() -> ModuleType | None:
                 _module, _error = None, f"{type(exc).__name__}: {lines[-1] if lines else ''}"
             _tried = True
     return _module
+
+
+def mlp_kernels() -> ModuleType | None:
+    """:func:`kernels` where they include the fused MLP (``mlp_forward``: AVX-512 builds), else None."""
+    k = kernels()
+    return k if k is not None and k.mlp_available() else None
 
 
 def loaded() -> bool:

@@ -161,3 +161,114 @@ def test_build_name_depends_on_cpu_and_ninja(monkeypatch) -> None:
     assert b != a
     monkeypatch.setattr(fused.shutil, "which", lambda _: "/elsewhere/ninja")
     assert fused._build_name() not in (a, b)
+
+
+@pytest.fixture(scope="module")
+def km(k):
+    mod = fused.mlp_kernels()
+    if mod is None:
+        pytest.skip("the fused MLP needs an AVX-512 build")
+    return mod
+
+
+def _mlp_ref(z, w1, w2, residual=None, mask=None, normalize=True):
+    """The block MLP in float64 by PyTorch: [residual +] [mask *] fc2(GELU(fc1(LN(z))))."""
+    x = F.layer_norm(z, (z.shape[-1],), eps=layers.LN_EPS) if normalize else z
+    y = F.linear(F.gelu(F.linear(x, w1)), w2)
+    if mask is not None:
+        y = y * mask.reshape(*y.shape[:-1], 1)
+    return y if residual is None else y + residual
+
+
+@pytest.mark.parametrize(
+    "m, k_in, hidden, n_out",
+    [
+        (576, 96, 384, 96),
+        (1000, 24, 96, 24),
+        (97, 48, 96, 24),
+        (300, 24, 12, 12),
+        (13, 7, 9, 5),
+        (1, 4, 70, 17),
+    ],
+)
+def test_mlp_forward_and_backward_against_float64(km, m: int, k_in: int, hidden: int, n_out: int) -> None:
+    """Odd row counts (tiles of 6, blocks of 48), widths off the vector size and outside the LayerNorm
+    dispatch list, with and without residual and mask; outputs, saved tensors and input gradients."""
+    torch.manual_seed(m + k_in + hidden)
+    z = (torch.randn(m, k_in, dtype=torch.float64) * 2 + 1).requires_grad_()
+    w1 = (torch.randn(hidden, k_in, dtype=torch.float64) / k_in**0.5).requires_grad_()
+    w2 = (torch.randn(n_out, hidden, dtype=torch.float64) / hidden**0.5).requires_grad_()
+    res = torch.randn(m, n_out, dtype=torch.float64)
+    mask = (torch.rand(m) > 0.3).double()
+    for r, mk in ((None, None), (res, None), (res, mask), (None, mask)):
+        ref = _mlp_ref(z, w1, w2, r, mk)
+        f = [t.float() if t is not None else None for t in (z.detach(), w1.detach(), w2.detach(), r, mk)]
+        (out,) = km.mlp_forward(*f, True, layers.LN_EPS, False)
+        out_s, xn, rstd, y, d = km.mlp_forward(*f, True, layers.LN_EPS, True)
+        assert torch.equal(out, out_s)
+        scale = ref.abs().max().item()
+        torch.testing.assert_close(out.double(), ref.detach(), rtol=0, atol=2e-6 * scale)
+    torch.testing.assert_close(
+        xn.double(), F.layer_norm(z, (k_in,), eps=layers.LN_EPS).detach(), rtol=0, atol=3e-6
+    )
+    h = F.linear(F.layer_norm(z, (k_in,), eps=layers.LN_EPS), w1)
+    torch.testing.assert_close(y.double(), F.gelu(h).detach(), rtol=0, atol=2e-6 * h.abs().max().item())
+    # gradients (no mask or residual: the caller applies those)
+    h.retain_grad()
+    out64 = F.linear(F.gelu(h), w2)
+    g = torch.randn(m, n_out, dtype=torch.float64)
+    out64.backward(g)
+    gh, gz = km.mlp_backward(g.float(), w1.detach().float(), w2.detach().float(), xn, rstd, d, True)
+    torch.testing.assert_close(gh.double(), h.grad, rtol=0, atol=2e-6 * h.grad.abs().max().item())
+    torch.testing.assert_close(gz.double(), z.grad, rtol=0, atol=5e-6 * z.grad.abs().max().item())
+
+
+def test_mlp_without_normalisation(km) -> None:
+    torch.manual_seed(5)
+    z, w1, w2 = torch.randn(50, 8), torch.randn(32, 8) / 3, torch.randn(8, 32) / 6
+    (out,) = km.mlp_forward(z, w1, w2, None, None, False, layers.LN_EPS, False)
+    ref = _mlp_ref(z.double(), w1.double(), w2.double(), normalize=False)
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-5)
+    _, xn, rstd, _, d = km.mlp_forward(z, w1, w2, None, None, False, layers.LN_EPS, True)
+    assert xn is None and rstd is None
+    g = torch.randn(50, 8)
+    _, gz = km.mlp_backward(g, w1, w2, z, None, d, False)
+    z64 = z.double().requires_grad_()
+    _mlp_ref(z64, w1.double(), w2.double(), normalize=False).backward(g.double())
+    torch.testing.assert_close(gz.double(), z64.grad, rtol=0, atol=1e-5)
+
+
+def test_mlp_refuses_mismatched_shapes(km) -> None:
+    z, w1, w2 = torch.randn(10, 8), torch.randn(16, 8), torch.randn(4, 16)
+    with pytest.raises(RuntimeError, match="fc1 takes 7 inputs"):
+        km.mlp_forward(z, torch.randn(16, 7), w2, None, None, True, 1e-6, False)
+    with pytest.raises(RuntimeError, match="fc2 takes"):
+        km.mlp_forward(z, w1, torch.randn(4, 15), None, None, True, 1e-6, False)
+    with pytest.raises(RuntimeError, match="residual has"):
+        km.mlp_forward(z, w1, w2, torch.randn(10, 5), None, True, 1e-6, False)
+    with pytest.raises(RuntimeError, match="mask has"):
+        km.mlp_forward(z, w1, w2, None, torch.ones(9), True, 1e-6, False)
+    with pytest.raises(RuntimeError, match="float32"):
+        km.mlp_forward(z.double(), w1, w2, None, None, True, 1e-6, False)
+    with pytest.raises(RuntimeError, match="needs rstd"):
+        km.mlp_backward(torch.randn(10, 4), w1, w2, z, None, torch.randn(10, 16), True)
+
+
+def test_mlp_does_not_depend_on_threads(km, threads) -> None:
+    torch.manual_seed(2)
+    z, w1, w2, r = (
+        torch.randn(5000, 24),
+        torch.randn(96, 24) / 5,
+        torch.randn(24, 96) / 10,
+        torch.randn(5000, 24),
+    )
+
+    def run() -> list[torch.Tensor]:
+        out, xn, rstd, y, d = km.mlp_forward(z, w1, w2, r, None, True, 1e-6, True)
+        return [out, xn, rstd, y, d, *km.mlp_backward(r, w1, w2, xn, rstd, d, True)]
+
+    torch.set_num_threads(1)
+    one = run()
+    torch.set_num_threads(2)
+    for a, b in zip(one, run(), strict=True):
+        assert torch.equal(a, b)

@@ -67,10 +67,60 @@ inline float normal_cdf(float v, float e) {
   return 0.5f * (1.0f + std::copysign(erf_abs, v));
 }
 
-// The loops, on raw ranges so that the compiler sees no aliasing and vectorises them.
+#if defined(__AVX512F__)
+#include <immintrin.h>
 
-void gelu_range(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ d, int64_t n) {
+// exp_nonpositive and normal_cdf on 16 lanes: the same polynomials, with 2^n applied by scalef and
+// 1 / (1 + p z) by a reciprocal estimate and one Newton step (relative error ~1e-8) instead of a
+// division, which is most of the cost on CPUs with slow vector division.
+inline __m512 exp_nonpositive16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __m512 normal_cdf16(__m512 v, __m512 e) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const __m512 z = _mm512_mul_ps(_mm512_andnot_ps(sign, v), _mm512_set1_ps(0.70710678118654752f));
+  const __m512 den = _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
+  __m512 t = _mm512_rcp14_ps(den);
+  t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
+  __m512 poly = _mm512_set1_ps(1.061405429f);
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
+  poly = _mm512_mul_ps(poly, t);
+  const __m512 erf_abs = _mm512_fnmadd_ps(poly, e, _mm512_set1_ps(1.0f));
+  const __m512 erf = _mm512_or_ps(erf_abs, _mm512_and_ps(v, sign));
+  return _mm512_fmadd_ps(erf, _mm512_set1_ps(0.5f), _mm512_set1_ps(0.5f));
+}
+#endif
+
+// GELU of n floats: y = x Phi(x) and, when d is not null, d = GELU'(x) = Phi(x) + x phi(x). y may be x.
+void gelu_range(const float* x, float* y, float* d, int64_t n) {
   constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 keep = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(keep, x + i);
+    const __m512 e = exp_nonpositive16(_mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_set1_ps(-0.5f)));
+    const __m512 cdf = normal_cdf16(v, e);
+    _mm512_mask_storeu_ps(y + i, keep, _mm512_mul_ps(v, cdf));
+    if (d != nullptr)
+      _mm512_mask_storeu_ps(d + i, keep, _mm512_fmadd_ps(_mm512_mul_ps(v, _mm512_set1_ps(kInvSqrt2Pi)), e, cdf));
+  }
+#else
   if (d != nullptr) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
@@ -87,6 +137,7 @@ void gelu_range(const float* __restrict__ x, float* __restrict__ y, float* __res
       y[i] = v * normal_cdf(v, exp_nonpositive(-0.5f * v * v));
     }
   }
+#endif
 }
 
 // One row of LayerNorm and of its backward; C > 0 is the width known at compile time (no run-time loop
@@ -491,10 +542,334 @@ torch::Tensor ssim_backward(const torch::Tensor& x, const torch::Tensor& y, cons
   return gx;
 }
 
+// ---- The MLP of a ConvNeXt block: out = [x +] [mask *] fc2(GELU(fc1(LN(z)))) ---------------------------
+// z: [M, K] rows (the depth-wise conv's output), w1: [H, K] (fc1), w2: [N, H] (fc2). Rows are taken 48 at a
+// time: LayerNorm into a buffer, fc1 by a register-tiled AVX-512 product (6 rows x up to 64 columns per
+// tile), GELU on the tile while it is in cache, then fc2 the same way, adding the residual on the way out.
+// The hidden activations (the network's widest tensors) never leave the cache. Each output element is
+// one dot product summed in k order, so results do not depend on the thread count or the blocking.
+// Compiled only where the compiler targets AVX-512 (mlp_available() says so); elsewhere the callers
+// keep the oneDNN path.
+
+#if defined(__AVX512F__)
+namespace {
+
+constexpr int kTileRows = 6;    // rows per register tile
+constexpr int kTileVecs = 4;    // 16-float vectors per register tile (64 columns)
+constexpr int64_t kMlpRows = 48;  // rows per block (a multiple of kTileRows and of kLaneRows)
+
+inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// acc[r][v] = sum_k a[r * lda + k] * b[k * ldb + 16 v ...], r < MR, v < NV (b holds >= 16 NV columns);
+// then epi(r, v, acc[r][v]) for each. Everything is inlined and unrolled so acc stays in registers.
+template <int MR, int NV, typename Epi>
+__attribute__((always_inline)) inline void tile_product(const float* __restrict__ a, int64_t lda,
+                                                        const float* __restrict__ b, int64_t ldb, int64_t kdim,
+                                                        Epi&& epi) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kdim; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) epi(r, v, acc[r][v]);
+  }
+}
+
+// f.template operator()<MR, NV>() for 1 <= mr <= 6, 1 <= nv <= 4
+template <typename F>
+inline void dispatch_tile(int mr, int nv, F&& f) {
+#define HINERV_TILE_NV(MR)                             \
+  switch (nv) {                                        \
+    case 1: f.template operator()<MR, 1>(); break;     \
+    case 2: f.template operator()<MR, 2>(); break;     \
+    case 3: f.template operator()<MR, 3>(); break;     \
+    default: f.template operator()<MR, 4>(); break;    \
+  }
+  switch (mr) {
+    case 1: HINERV_TILE_NV(1) break;
+    case 2: HINERV_TILE_NV(2) break;
+    case 3: HINERV_TILE_NV(3) break;
+    case 4: HINERV_TILE_NV(4) break;
+    case 5: HINERV_TILE_NV(5) break;
+    default: HINERV_TILE_NV(6) break;
+  }
+#undef HINERV_TILE_NV
+}
+
+// [R, C] row-major -> [C, round16(R)] (zero-padded columns): a weight laid out for tile_product's b
+torch::Tensor pack_transposed(const torch::Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  auto out = torch::zeros({cols, round16(rows)}, w.options());
+  out.narrow(1, 0, rows).copy_(w.t());
+  return out;
+}
+
+// [R, C] -> [R, round16(C)] (zero-padded columns)
+torch::Tensor pack_padded(const torch::Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  auto out = torch::zeros({rows, round16(cols)}, w.options());
+  out.narrow(1, 0, cols).copy_(w);
+  return out;
+}
+
+inline __mmask16 first_lanes(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+struct MlpArgs {
+  const float* z;
+  const float* w1t;    // [K, Hp]
+  const float* w2t;    // [H, Np]
+  const float* res;    // [M, N] or null
+  const float* mask;   // [M] or null
+  float* out;          // [M, N]
+  float* xn;           // [M, K] LayerNorm output (training) or null
+  float* rstd;         // [M] (training) or null
+  float* y;            // [M, H] GELU output (training) or null
+  float* d;            // [M, H] GELU derivative (training) or null
+  int64_t K, H, N, Hp, Np;
+  bool normalize;
+  float eps;
+};
+
+void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* rbuf, float* hbuf) {
+  const int64_t K = p.K, H = p.H, N = p.N, Hp = p.Hp, Np = p.Np;
+  // fc1's input: the LayerNorm of the block's rows (kept for the backward when training)
+  const float* a1 = p.z + m0 * K;
+  if (p.normalize) {
+    float* xn = p.xn != nullptr ? p.xn + m0 * K : xbuf;
+    float* rs = p.rstd != nullptr ? p.rstd + m0 : rbuf;
+    dispatch_width(K, [&]<int C>() { layer_norm_rows<C>(p.z + m0 * K, xn, rs, rows, K, p.eps); });
+    a1 = xn;
+  }
+  // fc1 + GELU into the hidden rows (hbuf [rows, Hp], or y [rows, H] when training)
+  const bool train = p.y != nullptr;
+  const float* a2 = train ? p.y + m0 * H : hbuf;
+  const int64_t lda2 = train ? H : Hp;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
+    for (int64_t j0 = 0; j0 < Hp; j0 += 16 * kTileVecs) {
+      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
+      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
+        float* h = hbuf + r0 * Hp + j0;
+        tile_product<MR, NV>(a1 + r0 * K, K, p.w1t + j0, Hp, K,
+                             [&](int r, int v, __m512 acc) { _mm512_storeu_ps(h + r * Hp + 16 * v, acc); });
+      });
+    }
+    for (int r = 0; r < mr; ++r) {
+      float* h = hbuf + (r0 + r) * Hp;
+      if (train) {
+        const int64_t m = m0 + r0 + r;
+        gelu_range(h, p.y + m * H, p.d + m * H, H);
+      } else {
+        gelu_range(h, h, nullptr, H);
+      }
+    }
+  }
+  // fc2 (+ mask, + residual) into the output rows
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
+    for (int64_t j0 = 0; j0 < Np; j0 += 16 * kTileVecs) {
+      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Np - j0) / 16));
+      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
+        tile_product<MR, NV>(a2 + r0 * lda2, lda2, p.w2t + j0, Np, H, [&](int r, int v, __m512 o) {
+          const int64_t m = m0 + r0 + r;
+          const int64_t c0 = j0 + 16 * v;
+          const int64_t left = N - c0;
+          const __mmask16 keep =
+              left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+          if (p.mask != nullptr) o = _mm512_mul_ps(o, _mm512_set1_ps(p.mask[m]));
+          if (p.res != nullptr) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(keep, p.res + m * N + c0));
+          _mm512_mask_storeu_ps(p.out + m * N + c0, keep, o);
+        });
+      });
+    }
+  }
+}
+
+// Input gradients of mlp_forward (without its mask and residual, which the caller applies): from the
+// output gradient g [M, N], gh = (g w2) * GELU' [M, H] (fc1's output gradient, returned for the weight
+// gradient) and gz [M, K], the LayerNorm backward of gh w1.
+void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w2p, const float* __restrict__ w1p,
+                        const float* __restrict__ xn, const float* __restrict__ rstd, const float* __restrict__ d,
+                        float* __restrict__ gh, float* __restrict__ gz, float* __restrict__ gbuf, int64_t m0,
+                        int64_t rows, int64_t K, int64_t H, int64_t N, bool normalize) {
+  const int64_t Hp = round16(H), Kp = round16(K);
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
+    for (int64_t j0 = 0; j0 < Hp; j0 += 16 * kTileVecs) {
+      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
+      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
+        tile_product<MR, NV>(g + (m0 + r0) * N, N, w2p + j0, Hp, N, [&](int r, int v, __m512 o) {
+          const int64_t at = (m0 + r0 + r) * H + j0 + 16 * v;
+          const __mmask16 keep = first_lanes(H - j0 - 16 * v);
+          _mm512_mask_storeu_ps(gh + at, keep, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(keep, d + at)));
+        });
+      });
+    }
+  }
+  float* gx = normalize ? gbuf : gz + m0 * K;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
+    for (int64_t j0 = 0; j0 < Kp; j0 += 16 * kTileVecs) {
+      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Kp - j0) / 16));
+      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
+        tile_product<MR, NV>(gh + (m0 + r0) * H, H, w1p + j0, Kp, H, [&](int r, int v, __m512 o) {
+          const int64_t c0 = j0 + 16 * v;
+          _mm512_mask_storeu_ps(gx + (r0 + r) * K + c0, first_lanes(K - c0), o);
+        });
+      });
+    }
+  }
+  if (normalize) {
+    dispatch_width(K, [&]<int C>() {
+      layer_norm_backward_rows<C>(gbuf, xn + m0 * K, rstd + m0, gz + m0 * K, rows, K);
+    });
+  }
+}
+
+}  // namespace
+
+bool mlp_available() { return true; }
+
+// out = [residual +] [mask *] fc2(GELU(fc1(LN(z)))) over the last axis (LN only with normalize). With
+// save, also returns what the backward needs: (out, LN output, rstd, GELU output, GELU derivative).
+std::vector<torch::Tensor> mlp_forward(const torch::Tensor& z, const torch::Tensor& w1, const torch::Tensor& w2,
+                                       const c10::optional<torch::Tensor>& residual,
+                                       const c10::optional<torch::Tensor>& mask, bool normalize, double eps,
+                                       bool save) {
+  check_float_contiguous(z, "mlp_forward z");
+  check_float_contiguous(w1, "mlp_forward fc1");
+  check_float_contiguous(w2, "mlp_forward fc2");
+  TORCH_CHECK(z.dim() >= 1 && w1.dim() == 2 && w2.dim() == 2, "mlp_forward: expected z [..., K], fc1 [H, K], fc2 [N, H]");
+  const int64_t K = z.size(-1), H = w1.size(0), N = w2.size(0);
+  TORCH_CHECK(K > 0 && H > 0 && N > 0, "mlp_forward: empty axis");
+  TORCH_CHECK(w1.size(1) == K, "mlp_forward: fc1 takes ", w1.size(1), " inputs, z has ", K, " channels");
+  TORCH_CHECK(w2.size(1) == H, "mlp_forward: fc2 takes ", w2.size(1), " inputs, fc1 gives ", H);
+  const int64_t M = z.numel() / K;
+  auto out_sizes = z.sizes().vec();
+  out_sizes.back() = N;
+  auto out = torch::empty(out_sizes, z.options());
+  const float* pres = nullptr;
+  if (residual.has_value() && residual->defined()) {
+    check_float_contiguous(*residual, "mlp_forward residual");
+    TORCH_CHECK(residual->numel() == M * N, "mlp_forward: residual has ", residual->numel(), " elements, expected ", M * N);
+    pres = residual->data_ptr<float>();
+  }
+  const float* pmask = nullptr;
+  if (mask.has_value() && mask->defined()) {
+    check_float_contiguous(*mask, "mlp_forward mask");
+    TORCH_CHECK(mask->numel() == M, "mlp_forward: mask has ", mask->numel(), " elements, expected ", M);
+    pmask = mask->data_ptr<float>();
+  }
+  auto w1t = pack_transposed(w1);  // [K, Hp]
+  auto w2t = pack_transposed(w2);  // [H, Np]
+  torch::Tensor xn, rstd, y, d;
+  if (save) {
+    xn = normalize ? torch::empty_like(z) : torch::Tensor();
+    auto rs_sizes = z.sizes().vec();
+    rs_sizes.pop_back();
+    rstd = normalize ? torch::empty(rs_sizes, z.options()) : torch::Tensor();
+    auto h_sizes = z.sizes().vec();
+    h_sizes.back() = H;
+    y = torch::empty(h_sizes, z.options());
+    d = torch::empty(h_sizes, z.options());
+  }
+  MlpArgs p{z.data_ptr<float>(), w1t.data_ptr<float>(), w2t.data_ptr<float>(), pres, pmask,
+            out.data_ptr<float>(),
+            xn.defined() ? xn.data_ptr<float>() : nullptr, rstd.defined() ? rstd.data_ptr<float>() : nullptr,
+            y.defined() ? y.data_ptr<float>() : nullptr, d.defined() ? d.data_ptr<float>() : nullptr,
+            K, H, N, round16(H), round16(N), normalize, static_cast<float>(eps)};
+  const int64_t blocks = (M + kMlpRows - 1) / kMlpRows;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> xbuf(kMlpRows * K), rbuf(kMlpRows), hbuf(kMlpRows * p.Hp);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = b * kMlpRows;
+      mlp_block(p, m0, std::min(kMlpRows, M - m0), xbuf.data(), rbuf.data(), hbuf.data());
+    }
+  });
+  if (save) return {out, xn, rstd, y, d};
+  return {out};
+}
+
+// The input gradients of mlp_forward(z, w1, w2, normalize=..., save=True) given its output gradient g
+// (already multiplied by the mask, if any) and the saved (xn, rstd, d): returns (gh, gz) with gh the
+// gradient at fc1's output [..., H] and gz the gradient at z [..., K]. xn is z itself without normalize.
+std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Tensor& w1, const torch::Tensor& w2,
+                                        const torch::Tensor& xn, const c10::optional<torch::Tensor>& rstd,
+                                        const torch::Tensor& d, bool normalize) {
+  check_float_contiguous(g, "mlp_backward g");
+  check_float_contiguous(w1, "mlp_backward fc1");
+  check_float_contiguous(w2, "mlp_backward fc2");
+  check_float_contiguous(xn, "mlp_backward xn");
+  check_float_contiguous(d, "mlp_backward d");
+  TORCH_CHECK(w1.dim() == 2 && w2.dim() == 2 && w2.size(1) == w1.size(0), "mlp_backward: fc1 [H, K], fc2 [N, H] expected");
+  const int64_t K = w1.size(1), H = w1.size(0), N = w2.size(0);
+  TORCH_CHECK(g.size(-1) == N && xn.size(-1) == K && d.size(-1) == H, "mlp_backward: widths do not match the weights");
+  const int64_t M = g.numel() / N;
+  TORCH_CHECK(xn.numel() == M * K && d.numel() == M * H, "mlp_backward: row counts differ");
+  const float* prs = nullptr;
+  if (normalize) {
+    TORCH_CHECK(rstd.has_value() && rstd->defined(), "mlp_backward: normalize needs rstd");
+    check_float_contiguous(*rstd, "mlp_backward rstd");
+    TORCH_CHECK(rstd->numel() == M, "mlp_backward: rstd has ", rstd->numel(), " rows, expected ", M);
+    prs = rstd->data_ptr<float>();
+  }
+  auto gh = torch::empty_like(d);
+  auto gz = torch::empty_like(xn);
+  auto w2p = pack_padded(w2);  // [N, Hp]
+  auto w1p = pack_padded(w1);  // [H, Kp]
+  const float* pg = g.data_ptr<float>();
+  const float* pw2 = w2p.data_ptr<float>();
+  const float* pw1 = w1p.data_ptr<float>();
+  const float* px = xn.data_ptr<float>();
+  const float* pd = d.data_ptr<float>();
+  float* pgh = gh.data_ptr<float>();
+  float* pgz = gz.data_ptr<float>();
+  const int64_t blocks = (M + kMlpRows - 1) / kMlpRows;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> gbuf(kMlpRows * K);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = b * kMlpRows;
+      mlp_backward_block(pg, pw2, pw1, px, prs, pd, pgh, pgz, gbuf.data(), m0, std::min(kMlpRows, M - m0), K, H, N,
+                         normalize);
+    }
+  });
+  return {gh, gz};
+}
+
+#else
+
+bool mlp_available() { return false; }
+
+#endif
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gelu_forward", &gelu_forward, "GELU (erf) and optionally its derivative");
   m.def("layer_norm_forward", &layer_norm_forward, "LayerNorm over the last axis, no affine: (y, rstd)");
   m.def("layer_norm_backward", &layer_norm_backward, "input gradient of layer_norm_forward");
   m.def("ssim_forward", &ssim_forward, "per-plane mean SSIM and cs, and the maps for the backward");
   m.def("ssim_backward", &ssim_backward, "input gradient of ssim_forward's outputs (y constant)");
+  m.def("mlp_available", &mlp_available, "whether mlp_forward was compiled (AVX-512 targets)");
+#if defined(__AVX512F__)
+  m.def("mlp_forward", &mlp_forward, "a ConvNeXt block's [residual +] [mask *] fc2(GELU(fc1(LN(z))))",
+        py::arg("z"), py::arg("w1"), py::arg("w2"), py::arg("residual") = py::none(), py::arg("mask") = py::none(),
+        py::arg("normalize") = true, py::arg("eps") = 1e-6, py::arg("save") = false);
+  m.def("mlp_backward", &mlp_backward, "input gradients of mlp_forward: (at fc1's output, at z)");
+#endif
 }

@@ -102,9 +102,17 @@ class LocalGrid(nn.Module):
         for g in self.grids:
             nn.init.uniform_(g, -GRID_INIT, GRID_INIT)
         nn.init.zeros_(self.linear.bias)
+        # inference: the tables of every frame, and the exact tensors (and their versions) they came from
+        self._memo: tuple[tuple[tuple[Tensor, int], ...], Tensor] | None = None
 
     def forward(self, t: Tensor) -> Tensor:
         """Per-frame sub-pixel offset tables.
+
+        Without a gradient, the tables of all T frames are computed once and rows are picked from them
+        (a frame's own computation is a few dozen tiny operations, a noticeable part of decoding small
+        frames). The memo is keyed on the parameter tensors themselves (held, so their ids stay theirs)
+        and their in-place version counters: an optimizer step, a ``load_state_dict`` or a
+        ``functional_call`` override computes it anew.
 
         Args:
             t: ``[N]`` int64 frame indices.
@@ -113,6 +121,25 @@ class LocalGrid(nn.Module):
             ``[N, s, s, C1]``: entry (r, c) is added to every output pixel with
             ``(y mod s, x mod s) == (r, c)``.
         """
+        params = (*self.grids, self.linear.weight, self.linear.bias)
+        if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or any(
+            p.is_inference()
+            for p in params  # no version counter
+        ):
+            return self._tables(t)
+        key = tuple((p, p._version) for p in params)
+        memo = self._memo
+        if (
+            memo is None
+            or len(memo[0]) != len(key)
+            or any(p is not q or v != w for (p, v), (q, w) in zip(memo[0], key, strict=True))
+        ):
+            every = torch.arange(self.frames, device=self.linear.weight.device)
+            memo = (key, self._tables(every))
+            self._memo = memo
+        return memo[1].index_select(0, t.to(memo[1].device))
+
+    def _tables(self, t: Tensor) -> Tensor:
         s = self.scale
         feats = [
             lerp_frames(g, t, self.frames).view(-1, s, s, cj)

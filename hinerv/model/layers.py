@@ -352,6 +352,75 @@ def upsample_patch(x: Tensor, mat_h: Tensor, mat_w: Tensor) -> Tensor:
     return torch.matmul(mat_w.to(x.dtype).unsqueeze(1), y)
 
 
+def _fused_mlp(
+    z: Tensor, w1: Tensor, w2: Tensor, residual: Tensor | None, mask: Tensor | None
+) -> Tensor | None:
+    """A block's ``[residual +] [mask *] fc2(GELU(fc1(LN(z))))`` by the fused kernels, or None where they
+    do not apply (not float32 on CPU, or no AVX-512 build of the kernels: :func:`hinerv.fused.mlp_kernels`).
+
+    Args:
+        z: ``[N, H, W, K]``, the depth-wise conv's output.
+        w1: ``[Hd, K]``; w2: ``[C, Hd]``.
+        residual: ``[N, H, W, C]`` or None.
+        mask: ``[N, H, W, 1]`` bool in-frame mask or None.
+
+    Returns:
+        ``[N, H, W, C]`` contiguous, equal to the unfused composition within float rounding. With a
+        gradient, through :class:`_FusedMLPFn`.
+    """
+    if z.device.type != "cpu" or not (z.dtype == w1.dtype == w2.dtype == torch.float32):
+        return None
+    if residual is not None and residual.dtype != torch.float32:
+        return None
+    k = fused.mlp_kernels()
+    if k is None:
+        return None
+    m = mask.reshape(-1).to(torch.float32) if mask is not None else None
+    tensors = (z, w1, w2) if residual is None else (z, w1, w2, residual)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _FusedMLPFn.apply(z, w1, w2, residual, m)  # type: ignore[no-any-return]
+    r = residual.contiguous() if residual is not None else None
+    return k.mlp_forward(z.contiguous(), w1.contiguous(), w2.contiguous(), r, m, True, LN_EPS, False)[0]  # type: ignore[no-any-return]
+
+
+class _FusedMLPFn(torch.autograd.Function):
+    """:func:`_fused_mlp` with a gradient. Keeps the LayerNorm output and ``rstd``, the GELU output and
+    GELU'(fc1's output), as the unfused layers do; the backward's two matrix products, the GELU and
+    LayerNorm backward run in one kernel, the weight gradients by :func:`_weight_grad`."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        z: Tensor,
+        w1: Tensor,
+        w2: Tensor,
+        residual: Tensor | None,
+        mask: Tensor | None,
+    ) -> Tensor:
+        k = fused.mlp_kernels()
+        assert k is not None
+        w1c, w2c = w1.contiguous(), w2.contiguous()
+        r = residual.contiguous() if residual is not None else None
+        out, xn, rstd, y, d = k.mlp_forward(z.contiguous(), w1c, w2c, r, mask, True, LN_EPS, True)
+        ctx.save_for_backward(w1c, w2c, xn, rstd, y, d, mask)
+        ctx.residual = residual is not None  # type: ignore[attr-defined]
+        return out  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        w1, w2, xn, rstd, y, d, mask = ctx.saved_tensors  # type: ignore[attr-defined]
+        k = fused.mlp_kernels()
+        assert k is not None
+        g = g.contiguous()
+        gm = g if mask is None else g * mask.view(*g.shape[:-1], 1)
+        gh, gz = k.mlp_backward(gm, w1, w2, xn, rstd, d, True)
+        c = g.shape[-1]
+        gw1 = _weight_grad(gh.view(-1, gh.shape[-1]), xn.view(-1, xn.shape[-1]))
+        gw2 = _weight_grad(gm.view(-1, c), y.view(-1, y.shape[-1]))
+        g_res = g if ctx.residual else None  # type: ignore[attr-defined]
+        return gz, gw1, gw2, g_res, None
+
+
 class ConvNeXtBlock(nn.Module):
     """HiNeRV's ConvNeXt-style block (reference §3.4c), no biases, no affine norm.
 
@@ -383,6 +452,9 @@ class ConvNeXtBlock(nn.Module):
             ``[N, H, W, c_out]``.
         """
         y = conv_nhwc(x, self.dw.weight, None, groups=x.shape[-1])
+        fast = _fused_mlp(y, self.fc1.weight, self.fc2.weight, x if self.residual else None, mask)
+        if fast is not None:
+            return fast
         y = linear(linear_gelu(layer_norm(y), self.fc1.weight), self.fc2.weight)
         if mask is not None:
             y = y.mul_(mask.to(y.dtype))  # in place: fc2's backward does not need its output

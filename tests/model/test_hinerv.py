@@ -176,6 +176,33 @@ def test_functional_call_overrides_take_effect() -> None:
     assert not torch.allclose(y0, model(idx))
 
 
+def test_local_grid_memo_follows_parameter_changes() -> None:
+    """Without a gradient the local-grid tables come from a memo of every frame's; it must give the
+    per-frame computation and be redone after in-place updates, state loads and overrides."""
+    model = HiNeRV(_cfg((1, 1, 1, 1), (2, 2, 2, 2)), 6, 32, 32)
+    _randomize(model)
+    enc = model.stages[1].enc
+    t = torch.tensor([5, 0, 3])
+
+    def fresh() -> torch.Tensor:
+        return enc._tables(t)
+
+    with torch.no_grad():
+        torch.testing.assert_close(enc(t), fresh(), rtol=0, atol=0)
+        memo = enc._memo
+        enc(t)
+        assert enc._memo is memo  # reused
+        enc.grids[0].add_(0.5)  # an optimizer step is in place
+        torch.testing.assert_close(enc(t), fresh(), rtol=0, atol=0)
+        enc.load_state_dict({k: torch.zeros_like(v) for k, v in enc.state_dict().items()})
+        assert enc(t).abs().max() == 0
+        over = {"linear.bias": torch.ones_like(enc.linear.bias)}
+        assert torch.all(functional_call(enc, over, (t,)) == 1)
+        assert enc(t).abs().max() == 0
+    y = enc(t)  # with a gradient: computed, differentiable
+    assert y.requires_grad
+
+
 def test_lerp_frames_matches_interpolate() -> None:
     table = torch.randn(5, 7)
     for frames in (1, 3, 5, 12):
