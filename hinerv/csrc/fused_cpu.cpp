@@ -613,17 +613,30 @@ inline void dispatch_tile(int mr, int nv, F&& f) {
 
 // [R, C] row-major -> [C, round16(R)] (zero-padded columns): a weight laid out for tile_product's b
 torch::Tensor pack_transposed(const torch::Tensor& w) {
-  const int64_t rows = w.size(0), cols = w.size(1);
-  auto out = torch::zeros({cols, round16(rows)}, w.options());
-  out.narrow(1, 0, rows).copy_(w.t());
+  const auto wc = w.contiguous();
+  const int64_t rows = wc.size(0), cols = wc.size(1), rp = round16(rows);
+  auto out = torch::empty({cols, rp}, wc.options());
+  const float* src = wc.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  for (int64_t c = 0; c < cols; ++c) {
+    float* drow = dst + c * rp;
+    for (int64_t r = 0; r < rows; ++r) drow[r] = src[r * cols + c];
+    for (int64_t r = rows; r < rp; ++r) drow[r] = 0.0f;
+  }
   return out;
 }
 
 // [R, C] -> [R, round16(C)] (zero-padded columns)
 torch::Tensor pack_padded(const torch::Tensor& w) {
-  const int64_t rows = w.size(0), cols = w.size(1);
-  auto out = torch::zeros({rows, round16(cols)}, w.options());
-  out.narrow(1, 0, cols).copy_(w);
+  const auto wc = w.contiguous();
+  const int64_t rows = wc.size(0), cols = wc.size(1), cp = round16(cols);
+  auto out = torch::empty({rows, cp}, wc.options());
+  const float* src = wc.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(dst + r * cp, src + r * cols, sizeof(float) * cols);
+    for (int64_t c = cols; c < cp; ++c) dst[r * cp + c] = 0.0f;
+  }
   return out;
 }
 
@@ -632,7 +645,7 @@ inline __mmask16 first_lanes(int64_t left) {
 }
 
 struct MlpArgs {
-  const float* z;
+  const float* z;      // [M, K]
   const float* w1t;    // [K, Hp]
   const float* w2t;    // [H, Np]
   const float* res;    // [M, N] or null
@@ -650,11 +663,12 @@ struct MlpArgs {
 void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* rbuf, float* hbuf) {
   const int64_t K = p.K, H = p.H, N = p.N, Hp = p.Hp, Np = p.Np;
   // fc1's input: the LayerNorm of the block's rows (kept for the backward when training)
-  const float* a1 = p.z + m0 * K;
+  const float* z = p.z + m0 * K;
+  const float* a1 = z;
   if (p.normalize) {
     float* xn = p.xn != nullptr ? p.xn + m0 * K : xbuf;
     float* rs = p.rstd != nullptr ? p.rstd + m0 : rbuf;
-    dispatch_width(K, [&]<int C>() { layer_norm_rows<C>(p.z + m0 * K, xn, rs, rows, K, p.eps); });
+    dispatch_width(K, [&]<int C>() { layer_norm_rows<C>(z, xn, rs, rows, K, p.eps); });
     a1 = xn;
   }
   // fc1 + GELU into the hidden rows (hbuf [rows, Hp], or y [rows, H] when training)
@@ -671,14 +685,13 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
                              [&](int r, int v, __m512 acc) { _mm512_storeu_ps(h + r * Hp + 16 * v, acc); });
       });
     }
-    for (int r = 0; r < mr; ++r) {
-      float* h = hbuf + (r0 + r) * Hp;
-      if (train) {
+    if (train) {
+      for (int r = 0; r < mr; ++r) {
         const int64_t m = m0 + r0 + r;
-        gelu_range(h, p.y + m * H, p.d + m * H, H);
-      } else {
-        gelu_range(h, h, nullptr, H);
+        gelu_range(hbuf + (r0 + r) * Hp, p.y + m * H, p.d + m * H, H);
       }
+    } else {  // the tile's rows in one run (their zero padding stays zero)
+      gelu_range(hbuf + r0 * Hp, hbuf + r0 * Hp, nullptr, mr * Hp);
     }
   }
   // fc2 (+ mask, + residual) into the output rows
