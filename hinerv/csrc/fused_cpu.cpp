@@ -320,6 +320,63 @@ torch::Tensor layer_norm_backward(const torch::Tensor& gy, const torch::Tensor& 
   return gx;
 }
 
+// Bilinear x s up-sampling (align_corners=False, as F.interpolate) of channels-last frames plus the
+// stage's s x s encoding table, in one pass: x [B, h, w, C], table [B, s, s, C] -> [B, s h, s w, C].
+torch::Tensor upsample_add(const torch::Tensor& x, int64_t s, const torch::Tensor& table) {
+  check_float_contiguous(x, "upsample_add x");
+  check_float_contiguous(table, "upsample_add table");
+  TORCH_CHECK(x.dim() == 4 && s >= 1, "upsample_add: x [B, h, w, C] and a scale >= 1 expected");
+  const int64_t B = x.size(0), h = x.size(1), w = x.size(2), C = x.size(3), oh = h * s, ow = w * s;
+  TORCH_CHECK(table.dim() == 4 && table.size(0) == B && table.size(1) == s && table.size(2) == s && table.size(3) == C,
+              "upsample_add: table [B, s, s, C] expected");
+  auto out = torch::empty({B, oh, ow, C}, x.options());
+  // source index and weights of each output coordinate, as ATen's area_pixel_compute_source_index
+  auto coords = [s](int64_t n_in, int64_t n_out, std::vector<int64_t>& i0, std::vector<int64_t>& i1,
+                    std::vector<float>& l0, std::vector<float>& l1) {
+    const float scale = static_cast<float>(n_in) / static_cast<float>(n_out);
+    (void)s;
+    for (int64_t o = 0; o < n_out; ++o) {
+      float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
+      src = src < 0.0f ? 0.0f : src;
+      const int64_t a = static_cast<int64_t>(src);
+      const float lam = src - static_cast<float>(a);
+      i0[o] = a;
+      i1[o] = a + (a < n_in - 1 ? 1 : 0);
+      l1[o] = lam;
+      l0[o] = 1.0f - lam;
+    }
+  };
+  std::vector<int64_t> y0(oh), y1(oh), x0(ow), x1(ow);
+  std::vector<float> ly0(oh), ly1(oh), lx0(ow), lx1(ow);
+  coords(h, oh, y0, y1, ly0, ly1);
+  coords(w, ow, x0, x1, lx0, lx1);
+  const float* px = x.data_ptr<float>();
+  const float* pt = table.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, B * oh, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / oh, oy = r % oh;
+      const float* row0 = px + (b * h + y0[oy]) * w * C;
+      const float* row1 = px + (b * h + y1[oy]) * w * C;
+      const float* trow = pt + ((b * s) + oy % s) * s * C;
+      const float h0 = ly0[oy], h1 = ly1[oy];
+      float* orow = po + r * ow * C;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const float w0 = lx0[ox], w1 = lx1[ox];
+        const float* a = row0 + x0[ox] * C;
+        const float* bb = row0 + x1[ox] * C;
+        const float* c = row1 + x0[ox] * C;
+        const float* d = row1 + x1[ox] * C;
+        const float* e = trow + (ox % s) * C;
+        float* o = orow + ox * C;
+#pragma omp simd
+        for (int64_t k = 0; k < C; ++k) o[k] = h0 * (w0 * a[k] + w1 * bb[k]) + h1 * (w0 * c[k] + w1 * d[k]) + e[k];
+      }
+    }
+  });
+  return out;
+}
+
 // ---- SSIM (the training loss) --------------------------------------------------------------------
 // x, y: [N, C, H, W] contiguous float32 (P = N * C planes); win: the k normalised 1-D Gaussian taps
 // (k odd, k <= H, W). "Valid" filtering gives h = H - k + 1 rows and w = W - k + 1 columns of local
@@ -878,6 +935,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer_norm_backward", &layer_norm_backward, "input gradient of layer_norm_forward");
   m.def("ssim_forward", &ssim_forward, "per-plane mean SSIM and cs, and the maps for the backward");
   m.def("ssim_backward", &ssim_backward, "input gradient of ssim_forward's outputs (y constant)");
+  m.def("upsample_add", &upsample_add, "bilinear x s up-sampling of NHWC frames plus an s x s table");
   m.def("mlp_available", &mlp_available, "whether mlp_forward was compiled (AVX-512 targets)");
 #if defined(__AVX512F__)
   m.def("mlp_forward", &mlp_forward, "a ConvNeXt block's [residual +] [mask *] fc2(GELU(fc1(LN(z))))",

@@ -33,7 +33,7 @@ from hinerv.model.layers import (
     conv_nhwc,
     layer_norm,
     linear,
-    upsample_frame,
+    upsample_add,
     upsample_matrix,
     upsample_patch,
 )
@@ -125,14 +125,7 @@ class HiNeRV(nn.Module):
         for stage, st in zip(self.stages, self.arch.stages, strict=True):
             if self.norm:
                 x = layer_norm(x)
-            x = upsample_frame(x, st.scale).contiguous()
-            e = stage.enc(t)
-            n, h, w, c = x.shape
-            s = st.scale
-            # the s x s table repeated along a whole row band of cells, added to every band: one
-            # broadcast over the outer axis (its backward is a plain outer-axis sum)
-            band = e.view(n, 1, s, 1, s, c).expand(n, 1, s, w // s, s, c).reshape(n, 1, s * w * c)
-            x = (x.view(n, h // s, s * w * c) + band).view(n, h, w, c)
+            x = upsample_add(x, st.scale, stage.enc(t))
             for blk in stage.blocks:
                 x = blk(x)
         return self._head(x)

@@ -20,6 +20,7 @@ __all__ = [
     "linear",
     "linear_gelu",
     "lerp_frames",
+    "upsample_add",
     "upsample_frame",
     "upsample_patch",
     "upsample_matrix",
@@ -296,6 +297,61 @@ def upsample_frame(x: Tensor, scale: int) -> Tensor:
         x.permute(0, 3, 1, 2), size=(h * scale, w * scale), mode="bilinear", align_corners=False
     )
     return y.permute(0, 2, 3, 1)
+
+
+def upsample_add(x: Tensor, scale: int, table: Tensor) -> Tensor:
+    """Bilinear up-sampling of whole NHWC frames plus a stage's sub-pixel table (frame mode).
+
+    Args:
+        x: ``[N, H, W, C]``.
+        scale: integer factor s >= 1.
+        table: ``[N, s, s, C]``; entry (r, c) is added to every output pixel with
+            ``(y mod s, x mod s) == (r, c)``.
+
+    Returns:
+        ``[N, s*H, s*W, C]`` contiguous: ``upsample_frame(x, s)`` plus the tiled table. On CPU in float32
+        one pass of the fused kernel (:mod:`hinerv.fused`) where it is available, equal to the
+        composition within float rounding.
+    """
+    k = fused.kernels() if x.device.type == "cpu" and x.dtype == table.dtype == torch.float32 else None
+    if k is not None:
+        if torch.is_grad_enabled() and (x.requires_grad or table.requires_grad):
+            return _UpsampleAddFn.apply(x, scale, table)  # type: ignore[no-any-return]
+        return k.upsample_add(x.contiguous(), scale, table.contiguous())  # type: ignore[no-any-return]
+    y = upsample_frame(x, scale).contiguous()
+    n, h, w, c = y.shape
+    # the s x s table repeated along a whole row band of cells, added to every band: one broadcast over
+    # the outer axis (its backward is a plain outer-axis sum)
+    band = table.view(n, 1, scale, 1, scale, c).expand(n, 1, scale, w // scale, scale, c)
+    return (y.view(n, h // scale, scale * w * c) + band.reshape(n, 1, scale * w * c)).view(n, h, w, c)
+
+
+class _UpsampleAddFn(torch.autograd.Function):
+    """:func:`upsample_add` by the fused kernel; the backward is ATen's bilinear backward and a band sum."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, scale: int, table: Tensor) -> Tensor:  # type: ignore[override]
+        k = fused.kernels()
+        assert k is not None
+        ctx.in_size = tuple(x.shape[1:3])  # type: ignore[attr-defined]
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return k.upsample_add(x.contiguous(), scale, table.contiguous())  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        s = ctx.scale  # type: ignore[attr-defined]
+        h, w = ctx.in_size  # type: ignore[attr-defined]
+        n, oh, ow, c = g.shape
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.ops.aten.upsample_bilinear2d_backward(
+                g.permute(0, 3, 1, 2), [oh, ow], [n, c, h, w], False, None, None
+            ).permute(0, 2, 3, 1)
+        gt = None
+        if ctx.needs_input_grad[2]:
+            # over the row bands (one contiguous outer-axis sum), then over the cells of a band
+            gt = g.reshape(n, oh // s, s * ow * c).sum(1).view(n, s, ow // s, s, c).sum(2)
+        return gx, None, gt
 
 
 def upsample_matrix(

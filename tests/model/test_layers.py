@@ -167,3 +167,34 @@ def test_block_same_on_fused_and_unfused_paths(
     assert "_FusedMLPFnBackward" not in _graph_names(blk(x, mask))
     for a, b in zip(fast, run(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("shape", "scale"), [((1, 9, 16, 24), 2), ((2, 5, 7, 13), 3), ((1, 4, 6, 8), 5), ((1, 3, 3, 4), 1)]
+)
+def test_upsample_add_matches_the_composition(shape: tuple[int, ...], scale: int, monkeypatch) -> None:
+    """Bilinear up-sampling plus the tiled table: the fused kernel (where built) against F.interpolate and
+    an explicit tiling, values and gradients, with and without a gradient."""
+    from hinerv import fused
+
+    g = torch.Generator().manual_seed(sum(shape) + scale)
+    x = torch.randn(shape, generator=g, requires_grad=True)
+    table = torch.randn(shape[0], scale, scale, shape[-1], generator=g, requires_grad=True)
+    n, h, w, c = shape
+    up = F.interpolate(x.permute(0, 3, 1, 2), scale_factor=scale, mode="bilinear", align_corners=False)
+    ref = up.permute(0, 2, 3, 1) + table.repeat(1, h, w, 1)
+    gy = torch.randn(ref.shape, generator=g)
+    ref_grads = torch.autograd.grad(ref, (x, table), gy)
+    paths = [False] + ([True] if fused.kernels() is not None else [])
+    for use_fused in paths:
+        if not use_fused:
+            monkeypatch.setenv(fused.FUSED_ENV, "0")
+        else:
+            monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+        y = layers.upsample_add(x, scale, table)
+        assert y.is_contiguous() and y.shape == (n, h * scale, w * scale, c)
+        torch.testing.assert_close(y, ref, rtol=0, atol=1e-6)
+        for a, b in zip(torch.autograd.grad(y, (x, table), gy), ref_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            torch.testing.assert_close(layers.upsample_add(x, scale, table), ref, rtol=0, atol=1e-6)
