@@ -34,7 +34,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded", "mlp_kernels"]
+__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded", "avx512_kernels"]
 
 #: environment variable: ``0`` turns the fused kernels off (the PyTorch compositions are used)
 FUSED_ENV = "HINERV_FUSED_CPU"
@@ -118,10 +118,11 @@ def kernels() -> ModuleType | None:
     return _module
 
 
-def mlp_kernels() -> ModuleType | None:
-    """:func:`kernels` where they include the fused MLP (``mlp_forward``: AVX-512 builds), else None."""
+def avx512_kernels() -> ModuleType | None:
+    """:func:`kernels` where they include the AVX-512 ones (``mlp_forward``, ``mlp_backward``,
+    ``dwconv_forward``: builds for CPUs with AVX-512), else None."""
     k = kernels()
-    return k if k is not None and k.mlp_available() else None
+    return k if k is not None and k.avx512_available() else None
 
 
 def loaded() -> bool:

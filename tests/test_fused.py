@@ -165,7 +165,7 @@ def test_build_name_depends_on_cpu_and_ninja(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def km(k):
-    mod = fused.mlp_kernels()
+    mod = fused.avx512_kernels()
     if mod is None:
         pytest.skip("the fused MLP needs an AVX-512 build")
     return mod
@@ -272,3 +272,33 @@ def test_mlp_does_not_depend_on_threads(km, threads) -> None:
     torch.set_num_threads(2)
     for a, b in zip(one, run(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "shape, ks",
+    [((1, 18, 32, 96), 3), ((2, 7, 5, 13), 3), ((1, 9, 16, 24), 3), ((1, 6, 9, 48), 3), ((1, 5, 4, 100), 3),
+     ((2, 7, 5, 13), 5), ((1, 1, 1, 8), 3), ((1, 2, 3, 16), 3), ((1, 3, 17, 64), 3)],
+)  # fmt: skip
+def test_dwconv_matches_onednn(km, shape: tuple[int, ...], ks: int) -> None:
+    """Interior runs of every vector count, borders, images narrower than the kernel, other kernel sizes."""
+    torch.manual_seed(sum(shape) + ks)
+    x, w = torch.randn(shape), torch.randn(shape[-1], 1, ks, ks)
+    ref = layers.conv_nhwc(x, w, None, groups=shape[-1])
+    torch.testing.assert_close(km.dwconv_forward(x, w), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_dwconv_refuses_bad_weights(km) -> None:
+    x = torch.randn(1, 4, 4, 8)
+    with pytest.raises(RuntimeError, match="odd k"):
+        km.dwconv_forward(x, torch.randn(8, 1, 2, 2))
+    with pytest.raises(RuntimeError, match="odd k"):
+        km.dwconv_forward(x, torch.randn(4, 1, 3, 3))
+
+
+def test_dwconv_does_not_depend_on_threads(km, threads) -> None:
+    torch.manual_seed(3)
+    x, w = torch.randn(2, 40, 50, 24), torch.randn(24, 1, 3, 3)
+    torch.set_num_threads(1)
+    one = km.dwconv_forward(x, w)
+    torch.set_num_threads(2)
+    assert torch.equal(one, km.dwconv_forward(x, w))

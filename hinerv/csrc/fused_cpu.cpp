@@ -607,7 +607,7 @@ torch::Tensor ssim_backward(const torch::Tensor& x, const torch::Tensor& y, cons
 // tile), GELU on the tile while it is in cache, then fc2 the same way, adding the residual on the way out.
 // The hidden activations (the network's widest tensors) never leave the cache. Each output element is
 // one dot product summed in k order, so results do not depend on the thread count or the blocking.
-// Compiled only where the compiler targets AVX-512 (mlp_available() says so); elsewhere the callers
+// Compiled only where the compiler targets AVX-512 (avx512_available() says so); elsewhere the callers
 // keep the oneDNN path.
 
 #if defined(__AVX512F__)
@@ -817,7 +817,7 @@ void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w
 
 }  // namespace
 
-bool mlp_available() { return true; }
+bool avx512_available() { return true; }
 
 // out = [residual +] [mask *] fc2(GELU(fc1(LN(z)))) over the last axis (LN only with normalize). With
 // save, also returns what the backward needs: (out, LN output, rstd, GELU output, GELU derivative).
@@ -925,9 +925,128 @@ std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Ten
   return {gh, gz};
 }
 
+// ---- Depth-wise conv ('same' zero padding, stride 1, odd k) on channels-last frames ----------------------
+// x [B, H, W, C], w [C, 1, k, k] -> [B, H, W, C]. Each output pixel sums its taps row by row, left to right
+// (the order oneDNN's kernel uses: results agree to the bit in the tests). Interior pixels run in groups of
+// PX with CV 16-channel vectors per pixel; border pixels clip their taps.
+
+namespace {
+
+// `count` interior pixels of one image row, PX at a time: each input vector of a kernel row is loaded once
+// and added into the (up to KS) pixels whose taps it is, in tap order.
+template <int KS, int CV, int PX>
+void dwconv_interior(const float* __restrict__ x, const float* __restrict__ wp, int64_t C, int64_t Wd,
+                     int64_t count, float* __restrict__ out) {
+  const int64_t Cp = round16(C);
+  constexpr int half = KS / 2;
+  __mmask16 keep[CV];
+  for (int v = 0; v < CV; ++v) keep[v] = first_lanes(C - 16 * v);
+  int64_t q = 0;
+  for (; q + PX <= count; q += PX) {
+    __m512 acc[PX][CV];
+    for (int u = 0; u < PX; ++u)
+      for (int v = 0; v < CV; ++v) acc[u][v] = _mm512_setzero_ps();
+    for (int di = 0; di < KS; ++di) {
+      __m512 wv[KS][CV];
+      for (int dj = 0; dj < KS; ++dj)
+        for (int v = 0; v < CV; ++v) wv[dj][v] = _mm512_loadu_ps(wp + (di * KS + dj) * Cp + 16 * v);
+      const float* xr = x + ((di - half) * Wd + q - half) * C;
+      for (int pp = 0; pp < PX + KS - 1; ++pp) {
+        for (int v = 0; v < CV; ++v) {
+          const __m512 xv = _mm512_maskz_loadu_ps(keep[v], xr + pp * C + 16 * v);
+          for (int dj = 0; dj < KS; ++dj) {
+            const int u = pp - dj;
+            if (u >= 0 && u < PX) acc[u][v] = _mm512_fmadd_ps(xv, wv[dj][v], acc[u][v]);
+          }
+        }
+      }
+    }
+    for (int u = 0; u < PX; ++u)
+      for (int v = 0; v < CV; ++v) _mm512_mask_storeu_ps(out + (q + u) * C + 16 * v, keep[v], acc[u][v]);
+  }
+  for (; q < count; ++q) {
+    __m512 acc[CV];
+    for (int v = 0; v < CV; ++v) acc[v] = _mm512_setzero_ps();
+    for (int di = 0; di < KS; ++di) {
+      const float* xr = x + ((di - half) * Wd + q - half) * C;
+      for (int dj = 0; dj < KS; ++dj)
+        for (int v = 0; v < CV; ++v)
+          acc[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(keep[v], xr + dj * C + 16 * v),
+                                   _mm512_loadu_ps(wp + (di * KS + dj) * Cp + 16 * v), acc[v]);
+    }
+    for (int v = 0; v < CV; ++v) _mm512_mask_storeu_ps(out + q * C + 16 * v, keep[v], acc[v]);
+  }
+}
+
+// one output pixel (i, j) of an image starting at img, taps clipped to the frame
+void dwconv_border(const float* __restrict__ img, const float* __restrict__ wp, int64_t C, int64_t Hd, int64_t Wd,
+                   int64_t ks, int64_t i, int64_t j, float* __restrict__ out) {
+  const int64_t Cp = round16(C), half = ks / 2;
+  const int64_t di0 = std::max<int64_t>(0, half - i), di1 = std::min<int64_t>(ks, Hd - i + half);
+  const int64_t dj0 = std::max<int64_t>(0, half - j), dj1 = std::min<int64_t>(ks, Wd - j + half);
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const __mmask16 keep = first_lanes(C - c0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t di = di0; di < di1; ++di) {
+      const float* xr = img + ((i + di - half) * Wd + (j - half)) * C + c0;
+      const float* wr = wp + di * ks * Cp + c0;
+      for (int64_t dj = dj0; dj < dj1; ++dj)
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(keep, xr + dj * C), _mm512_loadu_ps(wr + dj * Cp), acc);
+    }
+    _mm512_mask_storeu_ps(out + c0, keep, acc);
+  }
+}
+
+template <int CV, int PX>
+void dwconv_image_row(const float* img, const float* wp, int64_t C, int64_t Hd, int64_t Wd, int64_t ks, int64_t i,
+                      float* orow) {
+  if (ks != 3 || i < 1 || i >= Hd - 1 || Wd <= 2) {
+    for (int64_t j = 0; j < Wd; ++j) dwconv_border(img, wp, C, Hd, Wd, ks, i, j, orow + j * C);
+    return;
+  }
+  dwconv_border(img, wp, C, Hd, Wd, ks, i, 0, orow);
+  dwconv_interior<3, CV, PX>(img + (i * Wd + 1) * C, wp, C, Wd, Wd - 2, orow + C);
+  dwconv_border(img, wp, C, Hd, Wd, ks, i, Wd - 1, orow + (Wd - 1) * C);
+}
+
+}  // namespace
+
+torch::Tensor dwconv_forward(const torch::Tensor& x, const torch::Tensor& w) {
+  check_float_contiguous(x, "dwconv_forward x");
+  TORCH_CHECK(x.dim() == 4, "dwconv_forward: x [B, H, W, C] expected");
+  const int64_t B = x.size(0), Hd = x.size(1), Wd = x.size(2), C = x.size(3);
+  TORCH_CHECK(w.dim() == 4 && w.size(0) == C && w.size(1) == 1 && w.size(2) == w.size(3) && w.size(2) % 2 == 1,
+              "dwconv_forward: weight [C, 1, k, k] with odd k expected");
+  TORCH_CHECK(w.scalar_type() == torch::kFloat, "dwconv_forward: float32 weight expected");
+  const int64_t ks = w.size(2);
+  auto wp = pack_transposed(w.reshape({C, ks * ks}));  // [k * k, Cp]
+  auto out = torch::empty_like(x);
+  const float* px = x.data_ptr<float>();
+  const float* pw = wp.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const int64_t cv = (C + 15) / 16;
+  at::parallel_for(0, B * Hd, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / Hd, i = r % Hd;
+      const float* img = px + b * Hd * Wd * C;
+      float* orow = po + r * Wd * C;
+      switch (cv) {
+        case 1: dwconv_image_row<1, 8>(img, pw, C, Hd, Wd, ks, i, orow); break;
+        case 2: dwconv_image_row<2, 6>(img, pw, C, Hd, Wd, ks, i, orow); break;
+        case 3: dwconv_image_row<3, 4>(img, pw, C, Hd, Wd, ks, i, orow); break;
+        case 4: dwconv_image_row<4, 3>(img, pw, C, Hd, Wd, ks, i, orow); break;
+        default: {
+          for (int64_t j = 0; j < Wd; ++j) dwconv_border(img, pw, C, Hd, Wd, ks, i, j, orow + j * C);
+        }
+      }
+    }
+  });
+  return out;
+}
+
 #else
 
-bool mlp_available() { return false; }
+bool avx512_available() { return false; }
 
 #endif
 
@@ -938,11 +1057,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ssim_forward", &ssim_forward, "per-plane mean SSIM and cs, and the maps for the backward");
   m.def("ssim_backward", &ssim_backward, "input gradient of ssim_forward's outputs (y constant)");
   m.def("upsample_add", &upsample_add, "bilinear x s up-sampling of NHWC frames plus an s x s table");
-  m.def("mlp_available", &mlp_available, "whether mlp_forward was compiled (AVX-512 targets)");
+  m.def("avx512_available", &avx512_available, "whether the AVX-512 kernels (MLP, depth-wise conv) were compiled");
 #if defined(__AVX512F__)
   m.def("mlp_forward", &mlp_forward, "a ConvNeXt block's [residual +] [mask *] fc2(GELU(fc1(LN(z))))",
         py::arg("z"), py::arg("w1"), py::arg("w2"), py::arg("residual") = py::none(), py::arg("mask") = py::none(),
         py::arg("normalize") = true, py::arg("eps") = 1e-6, py::arg("save") = false);
+  m.def("dwconv_forward", &dwconv_forward, "depth-wise 'same' conv of NHWC frames");
   m.def("mlp_backward", &mlp_backward, "input gradients of mlp_forward: (at fc1's output, at z)");
 #endif
 }

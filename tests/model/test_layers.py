@@ -144,7 +144,7 @@ def test_block_same_on_fused_and_unfused_paths(
     output and gradients within float rounding, with and without a gradient, in patch mode too."""
     from hinerv import fused
 
-    if fused.mlp_kernels() is None:
+    if fused.avx512_kernels() is None:
         pytest.skip("fused MLP unavailable")
     torch.manual_seed(c_in + hidden)
     blk = layers.ConvNeXtBlock(c_in, c_out, hidden, 3)
@@ -198,3 +198,23 @@ def test_upsample_add_matches_the_composition(shape: tuple[int, ...], scale: int
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
         with torch.no_grad():
             torch.testing.assert_close(layers.upsample_add(x, scale, table), ref, rtol=0, atol=1e-6)
+
+
+def test_dwconv_same_as_conv_nhwc_with_gradients() -> None:
+    """layers.dwconv (the AVX-512 kernel where built) against the oneDNN conv, values and gradients."""
+    g = torch.Generator().manual_seed(7)
+    for shape in ((1, 9, 16, 24), (2, 7, 5, 13)):
+        x = torch.randn(shape, generator=g, requires_grad=True)
+        w = torch.randn(shape[-1], 1, 3, 3, generator=g, requires_grad=True)
+        gy = torch.randn(shape, generator=g)
+        y = layers.dwconv(x, w)
+        ref = layers.conv_nhwc(x, w, None, groups=shape[-1])
+        torch.testing.assert_close(y, ref, rtol=1e-6, atol=1e-6)
+        for a, b in zip(
+            torch.autograd.grad(y, (x, w), gy), torch.autograd.grad(ref, (x, w), gy), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)
+        with torch.no_grad():
+            torch.testing.assert_close(layers.dwconv(x, w), ref, rtol=1e-6, atol=1e-6)
+        xd, wd = x.detach().double(), w.detach().double()  # other dtypes: the PyTorch conv
+        torch.testing.assert_close(layers.dwconv(xd, wd), layers.conv_nhwc(xd, wd, None, groups=shape[-1]))
