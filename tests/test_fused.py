@@ -302,3 +302,16 @@ def test_dwconv_does_not_depend_on_threads(km, threads) -> None:
     one = km.dwconv_forward(x, w)
     torch.set_num_threads(2)
     assert torch.equal(one, km.dwconv_forward(x, w))
+
+
+@pytest.mark.parametrize("shape", [(1, 144, 256, 12), (2, 5, 7, 13), (1, 1, 1, 4), (3, 4, 4, 40)])
+def test_head_matches_the_composition(km, shape: tuple[int, ...]) -> None:
+    """Planes whose size is not a multiple of 16 (blocks never span two frames), several frames."""
+    torch.manual_seed(sum(shape))
+    y, w, b = torch.randn(shape) * 3, torch.randn(3, shape[-1]), torch.randn(3)
+    ref = torch.sigmoid(F.linear(y.double(), w.double(), b.double())).permute(0, 3, 1, 2)
+    out = km.head_forward(y, w, b)
+    assert out.shape == ref.shape and out.is_contiguous()
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-6)
+    with pytest.raises(RuntimeError, match="weight"):
+        km.head_forward(y, torch.randn(2, shape[-1]), b)

@@ -1044,6 +1044,72 @@ torch::Tensor dwconv_forward(const torch::Tensor& x, const torch::Tensor& w) {
   return out;
 }
 
+// ---- The RGB head (decoding): sigmoid(w y + b) of channels-last rows into [B, 3, H, W] planes --------------
+// Lanes are pixels: 16 rows are copied into a cache-resident block and read back channel by channel with
+// gathers, so the three dot products and sigmoids are plain lane-wise work and the planes are stored whole.
+
+namespace {
+
+// exp(x) = 2^(x log2 e) for x in [-87, 88] (clamped), with exp_half_square16's 2^f polynomial
+inline __m512 exp16(__m512 x) {
+  __m512 y = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(127.0f));
+  const __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(y, n);
+  __m512 p = _mm512_set1_ps(1.5345810970757157e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399930903688073e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489071726799e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550328642129898e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24022646248340607f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471824645996f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+}  // namespace
+
+torch::Tensor head_forward(const torch::Tensor& y, const torch::Tensor& w, const torch::Tensor& b) {
+  check_float_contiguous(y, "head_forward y");
+  check_float_contiguous(w, "head_forward weight");
+  check_float_contiguous(b, "head_forward bias");
+  TORCH_CHECK(y.dim() == 4, "head_forward: y [B, H, W, C] expected");
+  const int64_t B = y.size(0), C = y.size(3), P = y.size(1) * y.size(2);
+  TORCH_CHECK(w.dim() == 2 && w.size(0) == 3 && w.size(1) == C && b.numel() == 3,
+              "head_forward: weight [3, C] and bias [3] expected");
+  auto out = torch::empty({B, 3, y.size(1), y.size(2)}, y.options());
+  const float* py = y.data_ptr<float>();
+  const float* pw = w.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const int64_t per_plane = (P + 15) / 16;
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(C)));
+  at::parallel_for(0, B * per_plane, 256, [&](int64_t b0, int64_t b1) {
+    std::vector<float> blk(16 * C);
+    for (int64_t bi = b0; bi < b1; ++bi) {
+      const int64_t frame = bi / per_plane, p0 = (bi % per_plane) * 16;
+      const int64_t count = std::min<int64_t>(16, P - p0);
+      const float* src = py + (frame * P + p0) * C;
+      std::memcpy(blk.data(), src, sizeof(float) * count * C);
+      for (int64_t q = count * C; q < 16 * C; ++q) blk[q] = 0.0f;
+      __m512 a0 = _mm512_set1_ps(pb[0]), a1 = _mm512_set1_ps(pb[1]), a2 = _mm512_set1_ps(pb[2]);
+      for (int64_t k = 0; k < C; ++k) {
+        const __m512 v = _mm512_i32gather_ps(rows, blk.data() + k, 4);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(pw[k]), v, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(pw[C + k]), v, a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(pw[2 * C + k]), v, a2);
+      }
+      const __mmask16 keep = first_lanes(count);
+      const __m512 one = _mm512_set1_ps(1.0f);
+      float* dst = po + frame * 3 * P + p0;
+      _mm512_mask_storeu_ps(dst, keep, _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), a0)))));
+      _mm512_mask_storeu_ps(dst + P, keep, _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), a1)))));
+      _mm512_mask_storeu_ps(dst + 2 * P, keep, _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), a2)))));
+    }
+  });
+  return out;
+}
+
 #else
 
 bool avx512_available() { return false; }
@@ -1062,6 +1128,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_forward", &mlp_forward, "a ConvNeXt block's [residual +] [mask *] fc2(GELU(fc1(LN(z))))",
         py::arg("z"), py::arg("w1"), py::arg("w2"), py::arg("residual") = py::none(), py::arg("mask") = py::none(),
         py::arg("normalize") = true, py::arg("eps") = 1e-6, py::arg("save") = false);
+  m.def("head_forward", &head_forward, "sigmoid(w y + b) of NHWC rows as [B, 3, H, W] planes");
   m.def("dwconv_forward", &dwconv_forward, "depth-wise 'same' conv of NHWC frames");
   m.def("mlp_backward", &mlp_backward, "input gradients of mlp_forward: (at fc1's output, at z)");
 #endif

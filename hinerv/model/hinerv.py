@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hinerv import fused
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model.arch import Arch, StageArch, derive_arch, padded_size
@@ -112,12 +113,20 @@ class HiNeRV(nn.Module):
             y = self._forward_patch(idx, gh, gw)
         if y.dtype != torch.float64:
             y = y.float()
-        return y.permute(0, 3, 1, 2).contiguous()
+        return y.contiguous()
 
     def _head(self, x: Tensor) -> Tensor:
-        """RGB in (0, 1) from the last stage's ``[N, H, W, C]``: sigmoid of the biased linear head (its
-        matmul on oneDNN where :func:`linear` uses it: 2x faster than ``addmm`` for these 4..12 inputs)."""
-        return torch.sigmoid(linear(x, self.head.weight) + self.head.bias)
+        """``[N, 3, H, W]`` RGB in (0, 1) from the last stage's ``[N, H, W, C]``: sigmoid of the biased
+        linear head (its matmul on oneDNN where :func:`linear` uses it: 2x faster than ``addmm`` for these
+        4..12 inputs). Inference on a float32 CPU tensor takes the AVX-512 kernel where it is built
+        (:func:`hinerv.fused.avx512_kernels`), which writes the RGB planes in one pass."""
+        w, b = self.head.weight, self.head.bias
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w, b))
+        if not grad and x.device.type == "cpu" and x.dtype == w.dtype == b.dtype == torch.float32:
+            k = fused.avx512_kernels()
+            if k is not None:
+                return k.head_forward(x.contiguous(), w.contiguous(), b.contiguous())  # type: ignore[no-any-return]
+        return torch.sigmoid(linear(x, w) + b).permute(0, 3, 1, 2)
 
     def _forward_frame(self, t: Tensor) -> Tensor:
         x = self.base(t)

@@ -220,3 +220,16 @@ def test_bad_geometry_raises() -> None:
         model(torch.tensor([[0, 0, 0]]), (1, 2))  # 24-pixel tiles: not a multiple of 16
     with pytest.raises(ConfigError):
         model(torch.tensor([0, 0, 0]))
+
+
+def test_inference_kernels_match_the_training_path() -> None:
+    """Without a gradient the CPU forward may take the inference kernels (memoised encodings, fused
+    up-sampling, MLP, depth-wise conv and head); with one, the autograd path. Both give the same frames."""
+    model = HiNeRV(_cfg((2, 1, 1, 1), (2, 2, 2, 2), channels=24), 3, 32, 48)
+    _randomize(model)
+    idx = _frame_idx(3)
+    with torch.no_grad():
+        fast = model(idx)
+    slow = model(idx)
+    assert slow.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=2e-6)
