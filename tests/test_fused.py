@@ -293,6 +293,10 @@ def test_dwconv_refuses_bad_weights(km) -> None:
         km.dwconv_forward(x, torch.randn(8, 1, 2, 2))
     with pytest.raises(RuntimeError, match="odd k"):
         km.dwconv_forward(x, torch.randn(4, 1, 3, 3))
+    with pytest.raises(RuntimeError, match="one shape"):
+        km.dwconv_weight_grad(x, torch.randn(1, 4, 4, 7), 3)
+    with pytest.raises(RuntimeError, match="odd k"):
+        km.dwconv_weight_grad(x, x, 2)
 
 
 def test_dwconv_does_not_depend_on_threads(km, threads) -> None:
@@ -315,3 +319,30 @@ def test_head_matches_the_composition(km, shape: tuple[int, ...]) -> None:
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-6)
     with pytest.raises(RuntimeError, match="weight"):
         km.head_forward(y, torch.randn(2, shape[-1]), b)
+
+
+@pytest.mark.parametrize(
+    "shape, ks", [((1, 20, 30, 24), 3), ((2, 7, 5, 13), 3), ((1, 6, 9, 40), 5), ((1, 1, 2, 8), 3)]
+)
+def test_dwconv_gradients_match_aten(km, shape: tuple[int, ...], ks: int) -> None:
+    torch.manual_seed(sum(shape))
+    x, w, g = (
+        torch.randn(shape, dtype=torch.float64),
+        torch.randn(shape[-1], 1, ks, ks, dtype=torch.float64),
+        torch.randn(shape, dtype=torch.float64),
+    )
+    xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+    gx_ref, gw_ref = torch.autograd.grad(layers.conv_nhwc(xr, wr, None, groups=shape[-1]), (xr, wr), g)
+    gx = km.dwconv_forward(g.float(), w.float().flip(-1, -2).contiguous())
+    gw = km.dwconv_weight_grad(x.float(), g.float(), ks)
+    torch.testing.assert_close(gx.double(), gx_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(gw.double(), gw_ref, rtol=0, atol=2e-6 * gw_ref.abs().max().item())
+
+
+def test_dwconv_weight_grad_does_not_depend_on_threads(km, threads) -> None:
+    torch.manual_seed(4)
+    x, g = torch.randn(2, 37, 41, 24), torch.randn(2, 37, 41, 24)
+    torch.set_num_threads(1)
+    one = km.dwconv_weight_grad(x, g, 3)
+    torch.set_num_threads(2)
+    assert torch.equal(one, km.dwconv_weight_grad(x, g, 3))

@@ -1110,6 +1110,118 @@ torch::Tensor head_forward(const torch::Tensor& y, const torch::Tensor& w, const
   return out;
 }
 
+// Weight gradient of dwconv_forward: gw[c, di, dj] = sum over pixels of g[i, j, c] x[i + di - k/2, j + dj - k/2, c]
+// (zero outside the frame). Each image row's sums go to its own slot and the slots are added in row
+// order, so the result does not depend on the thread count.
+namespace {
+
+// the slot [k * k, Cp] of image row i, channels [c0, c0 + 16) (masked to C)
+void dwconv_wgrad_row(const float* __restrict__ img, const float* __restrict__ grow, int64_t C, int64_t c0,
+                      int64_t Hd, int64_t Wd, int64_t ks, int64_t i, float* __restrict__ slot) {
+  const int64_t Cp = round16(C), half = ks / 2;
+  const __mmask16 keep = first_lanes(C - c0);
+  for (int64_t di = 0; di < ks; ++di) {
+    const int64_t ii = i + di - half;
+    float* srow = slot + di * ks * Cp + c0;
+    if (ii < 0 || ii >= Hd) {
+      for (int64_t dj = 0; dj < ks; ++dj) _mm512_storeu_ps(srow + dj * Cp, _mm512_setzero_ps());
+      continue;
+    }
+    const float* xrow = img + ii * Wd * C + c0;
+    const float* gr = grow + c0;
+    for (int64_t dj = 0; dj < ks; ++dj) {
+      const int64_t off = dj - half;
+      const int64_t j0 = std::max<int64_t>(0, -off), j1 = std::min<int64_t>(Wd, Wd - off);
+      __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      int64_t j = j0;
+      for (; j + 4 <= j1; j += 4) {
+        for (int u = 0; u < 4; ++u)
+          a[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(keep, gr + (j + u) * C),
+                                 _mm512_maskz_loadu_ps(keep, xrow + (j + u + off) * C), a[u]);
+      }
+      for (; j < j1; ++j)
+        a[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(keep, gr + j * C), _mm512_maskz_loadu_ps(keep, xrow + (j + off) * C), a[0]);
+      _mm512_storeu_ps(srow + dj * Cp, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    }
+  }
+}
+
+// dwconv_wgrad_row for 3 x 3 taps: pixel by pixel, the nine sums in registers (the border columns with
+// their taps clipped)
+void dwconv_wgrad_row3(const float* __restrict__ img, const float* __restrict__ grow, int64_t C, int64_t c0,
+                       int64_t Hd, int64_t Wd, int64_t i, float* __restrict__ slot) {
+  const int64_t Cp = round16(C);
+  const __mmask16 keep = first_lanes(C - c0);
+  __m512 acc[9];
+  for (int t = 0; t < 9; ++t) acc[t] = _mm512_setzero_ps();
+  const float* xr[3];
+  bool ok[3];
+  for (int di = 0; di < 3; ++di) {
+    const int64_t ii = i + di - 1;
+    ok[di] = ii >= 0 && ii < Hd;
+    xr[di] = img + (ok[di] ? ii : 0) * Wd * C + c0;
+  }
+  const float* gr = grow + c0;
+  auto edge = [&](int64_t j) {
+    const __m512 gv = _mm512_maskz_loadu_ps(keep, gr + j * C);
+    for (int di = 0; di < 3; ++di) {
+      if (!ok[di]) continue;
+      for (int dj = 0; dj < 3; ++dj) {
+        const int64_t jj = j + dj - 1;
+        if (jj < 0 || jj >= Wd) continue;
+        acc[di * 3 + dj] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(keep, xr[di] + jj * C), acc[di * 3 + dj]);
+      }
+    }
+  };
+  edge(0);
+  for (int64_t j = 1; j < Wd - 1; ++j) {
+    const __m512 gv = _mm512_maskz_loadu_ps(keep, gr + j * C);
+    for (int di = 0; di < 3; ++di) {
+      if (!ok[di]) continue;
+      const float* x = xr[di] + (j - 1) * C;
+      acc[di * 3 + 0] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(keep, x), acc[di * 3 + 0]);
+      acc[di * 3 + 1] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(keep, x + C), acc[di * 3 + 1]);
+      acc[di * 3 + 2] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(keep, x + 2 * C), acc[di * 3 + 2]);
+    }
+  }
+  if (Wd > 1) edge(Wd - 1);
+  for (int t = 0; t < 9; ++t) _mm512_storeu_ps(slot + t * Cp + c0, acc[t]);
+}
+
+}  // namespace
+
+torch::Tensor dwconv_weight_grad(const torch::Tensor& x, const torch::Tensor& g, int64_t ks) {
+  check_float_contiguous(x, "dwconv_weight_grad x");
+  check_float_contiguous(g, "dwconv_weight_grad g");
+  TORCH_CHECK(x.dim() == 4 && g.sizes() == x.sizes(), "dwconv_weight_grad: x and g [B, H, W, C] of one shape expected");
+  TORCH_CHECK(ks >= 1 && ks % 2 == 1, "dwconv_weight_grad: odd k expected");
+  const int64_t B = x.size(0), Hd = x.size(1), Wd = x.size(2), C = x.size(3), Cp = round16(C), R = B * Hd;
+  const int64_t slot = ks * ks * Cp;
+  std::vector<float> part(R * slot);
+  const float* px = x.data_ptr<float>();
+  const float* pg = g.data_ptr<float>();
+  float* pp = part.data();
+  at::parallel_for(0, R, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / Hd, i = r % Hd;
+      for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        if (ks == 3)
+          dwconv_wgrad_row3(px + b * Hd * Wd * C, pg + r * Wd * C, C, c0, Hd, Wd, i, pp + r * slot);
+        else
+          dwconv_wgrad_row(px + b * Hd * Wd * C, pg + r * Wd * C, C, c0, Hd, Wd, ks, i, pp + r * slot);
+      }
+    }
+  });
+  auto gw = torch::empty({C, 1, ks, ks}, x.options());
+  float* pw = gw.data_ptr<float>();
+  std::vector<double> acc(slot, 0.0);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t q = 0; q < slot; ++q) acc[q] += pp[r * slot + q];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < ks * ks; ++t) pw[c * ks * ks + t] = static_cast<float>(acc[t * Cp + c]);
+  return gw;
+}
+
 #else
 
 bool avx512_available() { return false; }
@@ -1129,6 +1241,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("z"), py::arg("w1"), py::arg("w2"), py::arg("residual") = py::none(), py::arg("mask") = py::none(),
         py::arg("normalize") = true, py::arg("eps") = 1e-6, py::arg("save") = false);
   m.def("head_forward", &head_forward, "sigmoid(w y + b) of NHWC rows as [B, 3, H, W] planes");
+  m.def("dwconv_weight_grad", &dwconv_weight_grad, "weight gradient of dwconv_forward");
   m.def("dwconv_forward", &dwconv_forward, "depth-wise 'same' conv of NHWC frames");
   m.def("mlp_backward", &mlp_backward, "input gradients of mlp_forward: (at fc1's output, at z)");
 #endif

@@ -265,8 +265,8 @@ def dwconv(x: Tensor, weight: Tensor) -> Tensor:
 
     Returns:
         ``[N, H, W, C]``: ``conv_nhwc(x, weight, None, groups=C)``. For float32 CPU tensors by the
-        AVX-512 kernel where it is built (:func:`hinerv.fused.avx512_kernels`; the same sums in the same
-        order as oneDNN's, without its ~35 us of set-up a call); the gradient is ATen's conv backward.
+        AVX-512 kernels where they are built (:func:`hinerv.fused.avx512_kernels`; the forward makes the
+        same sums in the same order as oneDNN's, without its ~35 us of set-up a call).
     """
     k = None
     if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.ndim == 4:
@@ -279,7 +279,8 @@ def dwconv(x: Tensor, weight: Tensor) -> Tensor:
 
 
 class _DWConvFn(torch.autograd.Function):
-    """:func:`dwconv` by the kernel, with ATen's convolution backward (what autograd runs for F.conv2d)."""
+    """:func:`dwconv` by the kernels, forward and backward (the weight gradient summed per image row, the
+    rows added in order: independent of the thread count)."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
@@ -292,21 +293,13 @@ class _DWConvFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
-        c, ks = weight.shape[0], weight.shape[-1]
-        gx, gw, _ = torch.ops.aten.convolution_backward(
-            g.contiguous().permute(0, 3, 1, 2),
-            x.permute(0, 3, 1, 2),
-            weight,
-            None,
-            [1, 1],
-            [ks // 2, ks // 2],
-            [1, 1],
-            False,
-            [0, 0],
-            c,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
-        )
-        return (gx.permute(0, 2, 3, 1) if gx is not None else None), gw
+        k = fused.avx512_kernels()
+        assert k is not None
+        g = g.contiguous()
+        # the input gradient is the conv of g with the kernel turned by 180 degrees ('same' padding, odd k)
+        gx = k.dwconv_forward(g, weight.flip(-1, -2).contiguous()) if ctx.needs_input_grad[0] else None
+        gw = k.dwconv_weight_grad(x, g, weight.shape[-1]) if ctx.needs_input_grad[1] else None
+        return gx, gw
 
 
 def lerp_frames(table: Tensor, t: Tensor, frames: int) -> Tensor:
