@@ -730,28 +730,25 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
     dispatch_width(K, [&]<int C>() { layer_norm_rows<C>(z, xn, rs, rows, K, p.eps); });
     a1 = xn;
   }
-  // fc1 + GELU into the hidden rows (hbuf [rows, Hp], or y [rows, H] when training)
+  // fc1 into hbuf [rows, H], then GELU a tile of rows at a time in one run: in place, or into y (and d)
+  // when training
   const bool train = p.y != nullptr;
   const float* a2 = train ? p.y + m0 * H : hbuf;
-  const int64_t lda2 = train ? H : Hp;
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
     const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
     for (int64_t j0 = 0; j0 < Hp; j0 += 16 * kTileVecs) {
       const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
       dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        float* h = hbuf + r0 * Hp + j0;
-        tile_product<MR, NV>(a1 + r0 * K, K, p.w1t + j0, Hp, K,
-                             [&](int r, int v, __m512 acc) { _mm512_storeu_ps(h + r * Hp + 16 * v, acc); });
+        float* h = hbuf + r0 * H + j0;
+        tile_product<MR, NV>(a1 + r0 * K, K, p.w1t + j0, Hp, K, [&](int r, int v, __m512 acc) {
+          _mm512_mask_storeu_ps(h + r * H + 16 * v, first_lanes(H - j0 - 16 * v), acc);
+        });
       });
     }
-    if (train) {
-      for (int r = 0; r < mr; ++r) {
-        const int64_t m = m0 + r0 + r;
-        gelu_range(hbuf + (r0 + r) * Hp, p.y + m * H, p.d + m * H, H);
-      }
-    } else {  // the tile's rows in one run (their zero padding stays zero)
-      gelu_range(hbuf + r0 * Hp, hbuf + r0 * Hp, nullptr, mr * Hp);
-    }
+    if (train)
+      gelu_range(hbuf + r0 * H, p.y + (m0 + r0) * H, p.d + (m0 + r0) * H, mr * H);
+    else
+      gelu_range(hbuf + r0 * H, hbuf + r0 * H, nullptr, mr * H);
   }
   // fc2 (+ mask, + residual) into the output rows
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
@@ -759,7 +756,7 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
     for (int64_t j0 = 0; j0 < Np; j0 += 16 * kTileVecs) {
       const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Np - j0) / 16));
       dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product<MR, NV>(a2 + r0 * lda2, lda2, p.w2t + j0, Np, H, [&](int r, int v, __m512 o) {
+        tile_product<MR, NV>(a2 + r0 * H, H, p.w2t + j0, Np, H, [&](int r, int v, __m512 o) {
           const int64_t m = m0 + r0 + r;
           const int64_t c0 = j0 + 16 * v;
           const int64_t left = N - c0;
