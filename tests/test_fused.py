@@ -214,13 +214,13 @@ def test_mlp_forward_and_backward_against_float64(km, m: int, k_in: int, hidden:
     h = F.linear(F.layer_norm(z, (k_in,), eps=layers.LN_EPS), w1)
     torch.testing.assert_close(y.double(), F.gelu(h).detach(), rtol=0, atol=2e-6 * h.abs().max().item())
     # gradients (no mask or residual: the caller applies those)
-    h.retain_grad()
     out64 = F.linear(F.gelu(h), w2)
     g = torch.randn(m, n_out, dtype=torch.float64)
     out64.backward(g)
-    gh, gz = km.mlp_backward(g.float(), w1.detach().float(), w2.detach().float(), xn, rstd, d, True)
-    torch.testing.assert_close(gh.double(), h.grad, rtol=0, atol=2e-6 * h.grad.abs().max().item())
-    torch.testing.assert_close(gz.double(), z.grad, rtol=0, atol=5e-6 * z.grad.abs().max().item())
+    gz, gw1, gw2 = km.mlp_backward(g.float(), w1.detach().float(), w2.detach().float(), xn, rstd, y, d, True)
+    for got, ref in ((gz, z.grad), (gw1, w1.grad), (gw2, w2.grad)):
+        assert got.shape == ref.shape
+        torch.testing.assert_close(got.double(), ref, rtol=0, atol=5e-6 * ref.abs().max().item())
 
 
 def test_mlp_without_normalisation(km) -> None:
@@ -229,10 +229,10 @@ def test_mlp_without_normalisation(km) -> None:
     (out,) = km.mlp_forward(z, w1, w2, None, None, False, layers.LN_EPS, False)
     ref = _mlp_ref(z.double(), w1.double(), w2.double(), normalize=False)
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-5)
-    _, xn, rstd, _, d = km.mlp_forward(z, w1, w2, None, None, False, layers.LN_EPS, True)
+    _, xn, rstd, y, d = km.mlp_forward(z, w1, w2, None, None, False, layers.LN_EPS, True)
     assert xn is None and rstd is None
     g = torch.randn(50, 8)
-    _, gz = km.mlp_backward(g, w1, w2, z, None, d, False)
+    gz, _, _ = km.mlp_backward(g, w1, w2, z, None, y, d, False)
     z64 = z.double().requires_grad_()
     _mlp_ref(z64, w1.double(), w2.double(), normalize=False).backward(g.double())
     torch.testing.assert_close(gz.double(), z64.grad, rtol=0, atol=1e-5)
@@ -251,7 +251,7 @@ def test_mlp_refuses_mismatched_shapes(km) -> None:
     with pytest.raises(RuntimeError, match="float32"):
         km.mlp_forward(z.double(), w1, w2, None, None, True, 1e-6, False)
     with pytest.raises(RuntimeError, match="needs rstd"):
-        km.mlp_backward(torch.randn(10, 4), w1, w2, z, None, torch.randn(10, 16), True)
+        km.mlp_backward(torch.randn(10, 4), w1, w2, z, None, torch.randn(10, 16), torch.randn(10, 16), True)
 
 
 def test_mlp_does_not_depend_on_threads(km, threads) -> None:
@@ -265,7 +265,7 @@ def test_mlp_does_not_depend_on_threads(km, threads) -> None:
 
     def run() -> list[torch.Tensor]:
         out, xn, rstd, y, d = km.mlp_forward(z, w1, w2, r, None, True, 1e-6, True)
-        return [out, xn, rstd, y, d, *km.mlp_backward(r, w1, w2, xn, rstd, d, True)]
+        return [out, xn, rstd, y, d, *km.mlp_backward(r, w1, w2, xn, rstd, y, d, True)]
 
     torch.set_num_threads(1)
     one = run()

@@ -649,6 +649,37 @@ __attribute__((always_inline)) inline void tile_product(const float* __restrict_
   }
 }
 
+// acc[r][v] = sum_k a[k * lda + r] * b[k * ldb + 16 v ...] (a read transposed; the last of the NV vectors
+// of b loaded under `last`), then epi(r, v, acc[r][v])
+template <int MR, int NV, typename Epi>
+__attribute__((always_inline)) inline void tile_product_at(const float* __restrict__ a, int64_t lda,
+                                                           const float* __restrict__ b, int64_t ldb, int64_t kdim,
+                                                           __mmask16 last, Epi&& epi) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kdim; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, b + k * ldb + 16 * v) : _mm512_loadu_ps(b + k * ldb + 16 * v);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[k * lda + r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) epi(r, v, acc[r][v]);
+  }
+}
+
 // f.template operator()<MR, NV>() for 1 <= mr <= 6, 1 <= nv <= 4
 template <typename F>
 inline void dispatch_tile(int mr, int nv, F&& f) {
@@ -774,9 +805,32 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
 // Input gradients of mlp_forward (without its mask and residual, which the caller applies): from the
 // output gradient g [M, N], gh = (g w2) * GELU' [M, H] (fc1's output gradient, returned for the weight
 // gradient) and gz [M, K], the LayerNorm backward of gh w1.
+// acc [rows_out, cols] += a^T b over `kdim` rows: a [kdim, rows_out] (stride lda), b [kdim, cols] (stride
+// ldb); acc at stride ldc (cols rounded up to 16)
+void add_transposed_product(const float* __restrict__ a, int64_t lda, int64_t rows_out, const float* __restrict__ b,
+                            int64_t ldb, int64_t cols, int64_t kdim, float* __restrict__ acc, int64_t ldc) {
+  const int64_t cp = round16(cols);
+  for (int64_t r0 = 0; r0 < rows_out; r0 += kTileRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows_out - r0));
+    for (int64_t j0 = 0; j0 < cp; j0 += 16 * kTileVecs) {
+      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (cp - j0) / 16));
+      const __mmask16 last = first_lanes(cols - j0 - 16 * (nv - 1));
+      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
+        tile_product_at<MR, NV>(a + r0, lda, b + j0, ldb, kdim, last, [&](int r, int v, __m512 o) {
+          float* c = acc + (r0 + r) * ldc + j0 + 16 * v;
+          _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), o));
+        });
+      });
+    }
+  }
+}
+
+// One block of mlp_backward: gh = (g w2) * GELU' into ghb [rows, H]; gz = LN backward of gh w1; and the
+// block's weight-gradient terms gh^T xn and g^T y added into gw1 [H, Kp] and gw2 [N, Hp].
 void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w2p, const float* __restrict__ w1p,
                         const float* __restrict__ xn, const float* __restrict__ rstd, const float* __restrict__ d,
-                        float* __restrict__ gh, float* __restrict__ gz, float* __restrict__ gbuf, int64_t m0,
+                        const float* __restrict__ y, float* __restrict__ ghb, float* __restrict__ gz,
+                        float* __restrict__ gbuf, float* __restrict__ gw1, float* __restrict__ gw2, int64_t m0,
                         int64_t rows, int64_t K, int64_t H, int64_t N, bool normalize) {
   const int64_t Hp = round16(H), Kp = round16(K);
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
@@ -785,9 +839,9 @@ void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w
       const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
       dispatch_tile(mr, nv, [&]<int MR, int NV>() {
         tile_product<MR, NV>(g + (m0 + r0) * N, N, w2p + j0, Hp, N, [&](int r, int v, __m512 o) {
-          const int64_t at = (m0 + r0 + r) * H + j0 + 16 * v;
+          const int64_t at = (r0 + r) * H + j0 + 16 * v;
           const __mmask16 keep = first_lanes(H - j0 - 16 * v);
-          _mm512_mask_storeu_ps(gh + at, keep, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(keep, d + at)));
+          _mm512_mask_storeu_ps(ghb + at, keep, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(keep, d + m0 * H + at)));
         });
       });
     }
@@ -798,7 +852,7 @@ void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w
     for (int64_t j0 = 0; j0 < Kp; j0 += 16 * kTileVecs) {
       const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Kp - j0) / 16));
       dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product<MR, NV>(gh + (m0 + r0) * H, H, w1p + j0, Kp, H, [&](int r, int v, __m512 o) {
+        tile_product<MR, NV>(ghb + r0 * H, H, w1p + j0, Kp, H, [&](int r, int v, __m512 o) {
           const int64_t c0 = j0 + 16 * v;
           _mm512_mask_storeu_ps(gx + (r0 + r) * K + c0, first_lanes(K - c0), o);
         });
@@ -810,6 +864,8 @@ void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w
       layer_norm_backward_rows<C>(gbuf, xn + m0 * K, rstd + m0, gz + m0 * K, rows, K);
     });
   }
+  add_transposed_product(ghb, H, H, xn + m0 * K, K, K, rows, gw1, Kp);
+  add_transposed_product(g + m0 * N, N, N, y + m0 * H, H, H, rows, gw2, Hp);
 }
 
 }  // namespace
@@ -876,22 +932,26 @@ std::vector<torch::Tensor> mlp_forward(const torch::Tensor& z, const torch::Tens
   return {out};
 }
 
-// The input gradients of mlp_forward(z, w1, w2, normalize=..., save=True) given its output gradient g
-// (already multiplied by the mask, if any) and the saved (xn, rstd, d): returns (gh, gz) with gh the
-// gradient at fc1's output [..., H] and gz the gradient at z [..., K]. xn is z itself without normalize.
+// The gradients of mlp_forward(z, w1, w2, normalize=..., save=True) given its output gradient g (already
+// multiplied by the mask, if any) and the saved (xn, rstd, y, d): returns (gz, gw1, gw2), the gradients at z
+// [..., K], fc1 [H, K] and fc2 [N, H]. xn is z itself without normalize. The weight gradients are summed
+// block by block within fixed groups of rows and the groups added in order: independent of the thread
+// count.
 std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Tensor& w1, const torch::Tensor& w2,
                                         const torch::Tensor& xn, const c10::optional<torch::Tensor>& rstd,
-                                        const torch::Tensor& d, bool normalize) {
+                                        const torch::Tensor& y, const torch::Tensor& d, bool normalize) {
   check_float_contiguous(g, "mlp_backward g");
   check_float_contiguous(w1, "mlp_backward fc1");
   check_float_contiguous(w2, "mlp_backward fc2");
   check_float_contiguous(xn, "mlp_backward xn");
+  check_float_contiguous(y, "mlp_backward y");
   check_float_contiguous(d, "mlp_backward d");
   TORCH_CHECK(w1.dim() == 2 && w2.dim() == 2 && w2.size(1) == w1.size(0), "mlp_backward: fc1 [H, K], fc2 [N, H] expected");
   const int64_t K = w1.size(1), H = w1.size(0), N = w2.size(0);
-  TORCH_CHECK(g.size(-1) == N && xn.size(-1) == K && d.size(-1) == H, "mlp_backward: widths do not match the weights");
+  TORCH_CHECK(g.size(-1) == N && xn.size(-1) == K && d.size(-1) == H && y.size(-1) == H,
+              "mlp_backward: widths do not match the weights");
   const int64_t M = g.numel() / N;
-  TORCH_CHECK(xn.numel() == M * K && d.numel() == M * H, "mlp_backward: row counts differ");
+  TORCH_CHECK(xn.numel() == M * K && d.numel() == M * H && y.numel() == M * H, "mlp_backward: row counts differ");
   const float* prs = nullptr;
   if (normalize) {
     TORCH_CHECK(rstd.has_value() && rstd->defined(), "mlp_backward: normalize needs rstd");
@@ -899,7 +959,7 @@ std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Ten
     TORCH_CHECK(rstd->numel() == M, "mlp_backward: rstd has ", rstd->numel(), " rows, expected ", M);
     prs = rstd->data_ptr<float>();
   }
-  auto gh = torch::empty_like(d);
+  const int64_t Hp = round16(H), Kp = round16(K);
   auto gz = torch::empty_like(xn);
   auto w2p = pack_padded(w2);  // [N, Hp]
   auto w1p = pack_padded(w1);  // [H, Kp]
@@ -907,19 +967,46 @@ std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Ten
   const float* pw2 = w2p.data_ptr<float>();
   const float* pw1 = w1p.data_ptr<float>();
   const float* px = xn.data_ptr<float>();
+  const float* py = y.data_ptr<float>();
   const float* pd = d.data_ptr<float>();
-  float* pgh = gh.data_ptr<float>();
   float* pgz = gz.data_ptr<float>();
+  // fixed groups of blocks, each with its own weight-gradient sums (at most ~64 MB of them)
   const int64_t blocks = (M + kMlpRows - 1) / kMlpRows;
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> gbuf(kMlpRows * K);
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t m0 = b * kMlpRows;
-      mlp_backward_block(pg, pw2, pw1, px, prs, pd, pgh, pgz, gbuf.data(), m0, std::min(kMlpRows, M - m0), K, H, N,
-                         normalize);
+  const int64_t per_group_floats = H * Kp + N * Hp;
+  const int64_t max_groups = std::max<int64_t>(1, (int64_t{16} << 20) / per_group_floats);
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>({(blocks + 15) / 16, int64_t{64}, max_groups}));
+  const int64_t per_group = (blocks + groups - 1) / groups;
+  std::vector<float> sums(groups * per_group_floats, 0.0f);
+  float* psum = sums.data();
+  at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+    std::vector<float> gbuf(kMlpRows * K), ghb(kMlpRows * H);
+    for (int64_t gi = g0; gi < g1; ++gi) {
+      float* gw1 = psum + gi * per_group_floats;
+      float* gw2 = gw1 + H * Kp;
+      for (int64_t b = gi * per_group; b < std::min(blocks, (gi + 1) * per_group); ++b) {
+        const int64_t m0 = b * kMlpRows;
+        mlp_backward_block(pg, pw2, pw1, px, prs, pd, py, ghb.data(), pgz, gbuf.data(), gw1, gw2, m0,
+                           std::min(kMlpRows, M - m0), K, H, N, normalize);
+      }
     }
   });
-  return {gh, gz};
+  auto gw1 = torch::empty({H, K}, g.options());
+  auto gw2 = torch::empty({N, H}, g.options());
+  float* o1 = gw1.data_ptr<float>();
+  float* o2 = gw2.data_ptr<float>();
+  for (int64_t j = 0; j < H; ++j)
+    for (int64_t c = 0; c < K; ++c) {
+      float acc = 0.0f;
+      for (int64_t gi = 0; gi < groups; ++gi) acc += psum[gi * per_group_floats + j * Kp + c];
+      o1[j * K + c] = acc;
+    }
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < H; ++j) {
+      float acc = 0.0f;
+      for (int64_t gi = 0; gi < groups; ++gi) acc += psum[gi * per_group_floats + H * Kp + n * Hp + j];
+      o2[n * H + j] = acc;
+    }
+  return {gz, gw1, gw2};
 }
 
 // ---- Depth-wise conv ('same' zero padding, stride 1, odd k) on channels-last frames ----------------------
@@ -1240,6 +1327,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("head_forward", &head_forward, "sigmoid(w y + b) of NHWC rows as [B, 3, H, W] planes");
   m.def("dwconv_weight_grad", &dwconv_weight_grad, "weight gradient of dwconv_forward");
   m.def("dwconv_forward", &dwconv_forward, "depth-wise 'same' conv of NHWC frames");
-  m.def("mlp_backward", &mlp_backward, "input gradients of mlp_forward: (at fc1's output, at z)");
+  m.def("mlp_backward", &mlp_backward, "gradients of mlp_forward at z, fc1 and fc2");
 #endif
 }

@@ -488,8 +488,8 @@ def _fused_mlp(
 
 class _FusedMLPFn(torch.autograd.Function):
     """:func:`_fused_mlp` with a gradient. Keeps the LayerNorm output and ``rstd``, the GELU output and
-    GELU'(fc1's output), as the unfused layers do; the backward's two matrix products, the GELU and
-    LayerNorm backward run in one kernel, the weight gradients by :func:`_weight_grad`."""
+    GELU'(fc1's output), as the unfused layers do; the backward (both input-gradient products, the GELU
+    and LayerNorm backward and both weight gradients) is one kernel pass over row blocks."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -516,10 +516,7 @@ class _FusedMLPFn(torch.autograd.Function):
         assert k is not None
         g = g.contiguous()
         gm = g if mask is None else g * mask.view(*g.shape[:-1], 1)
-        gh, gz = k.mlp_backward(gm, w1, w2, xn, rstd, d, True)
-        c = g.shape[-1]
-        gw1 = _weight_grad(gh.view(-1, gh.shape[-1]), xn.view(-1, xn.shape[-1]))
-        gw2 = _weight_grad(gm.view(-1, c), y.view(-1, y.shape[-1]))
+        gz, gw1, gw2 = k.mlp_backward(gm, w1, w2, xn, rstd, y, d, True)
         g_res = g if ctx.residual else None  # type: ignore[attr-defined]
         return gz, gw1, gw2, g_res, None
 

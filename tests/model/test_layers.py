@@ -165,8 +165,8 @@ def test_block_same_on_fused_and_unfused_paths(
     fast = run()
     monkeypatch.setattr(layers, "_fused_mlp", lambda *a: None)
     assert "_FusedMLPFnBackward" not in _graph_names(blk(x, mask))
-    for a, b in zip(fast, run(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast, run(), strict=True):  # weight gradients: long sums in another order
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=2e-6 * max(1.0, b.abs().max().item()))
 
 
 @pytest.mark.parametrize(
