@@ -1,4 +1,5 @@
-"""Fused CPU kernels (LayerNorm, GELU, the SSIM loss terms), compiled once per machine on first use.
+"""Fused CPU kernels (the ConvNeXt block, LayerNorm, GELU, up-sampling, the head, the SSIM loss terms),
+compiled once per machine on first use.
 
 ``csrc/fused_cpu.cpp`` holds float32 kernels, each one pass over its data where the PyTorch
 composition takes several:
@@ -8,18 +9,30 @@ composition takes several:
   ``rstd``, so the input need not be kept for it.
 - ``gelu_forward(x, with_derivative) -> (y[, d])``: the exact (erf) GELU and, for training, its
   derivative, so that the backward is one multiplication.
+- ``upsample_add(x, s, table) -> y``: bilinear x s up-sampling of NHWC frames plus a stage's s x s
+  encoding table.
 - ``ssim_forward(x, y, win, c1, c2) -> (s, cs, maps)`` and ``ssim_backward(x, y, win, maps, g_s, g_cs)
   -> gx``: the per-plane mean SSIM and contrast-structure terms of one MS-SSIM scale and their
   gradient with respect to ``x`` (``y`` constant: the training loss's target).
 
-Users: :func:`hinerv.model.layers.layer_norm`, :func:`hinerv.model.layers.gelu` and the training loss
-in :mod:`hinerv.metrics`. They are built with ``torch.utils.cpp_extension`` (a C++ compiler and
+and, in builds for CPUs with AVX-512 (:func:`avx512_kernels`), register-tiled ones:
+
+- ``mlp_forward(z, w1, w2, residual, mask, normalize, eps, save)`` and ``mlp_backward(g, w1, w2, xn,
+  rstd, y, d, normalize) -> (gz, gw1, gw2)``: a ConvNeXt block's ``[residual +] [mask *]
+  fc2(GELU(fc1(LN(z))))`` over blocks of 48 rows whose hidden activations stay in cache, and all of its
+  gradients in one pass;
+- ``dwconv_forward(x, w)`` and ``dwconv_weight_grad(x, g, k)``: the depth-wise 'same' conv of NHWC
+  frames (its input gradient is the conv with the turned kernel);
+- ``head_forward(y, w, b)``: the RGB head, ``sigmoid(w y + b)`` written as ``[B, 3, H, W]`` planes.
+
+Users: :mod:`hinerv.model.layers`, :class:`hinerv.model.HiNeRV` and the training loss in
+:mod:`hinerv.metrics`. They are built with ``torch.utils.cpp_extension`` (a C++ compiler and
 ninja; about 30 s) into torch's extension cache, under a name that hashes the source, the flags, the
 torch version and installation, the ninja binary and the CPU, so a cache shared between machines never
 hands one CPU another's ``-march=native`` build, and two environments never rebuild each other's.
 Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels` returns None and the
 callers use their PyTorch compositions, which compute the same functions (equal within float
-rounding).
+rounding). Reductions run in a fixed order: results do not depend on the thread count.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-// Fused CPU kernels for training and decoding: LayerNorm (no affine), the exact erf GELU, and the SSIM
-// terms of the MS-SSIM training loss.
+// Fused CPU kernels for training and decoding: LayerNorm (no affine), the exact erf GELU, bilinear
+// up-sampling with the local-grid table, and the SSIM terms of the MS-SSIM training loss; with AVX-512, the
+// ConvNeXt block's MLP (forward and backward), the depth-wise conv (forward and backward) and the RGB head.
 //
 // Built on first use by hinerv/fused.py (torch.utils.cpp_extension, -O3 -march=native); the PyTorch
 // compositions in hinerv/model/layers.py and hinerv/metrics.py compute the same functions and are used
