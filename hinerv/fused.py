@@ -132,8 +132,8 @@ def kernels() -> ModuleType | None:
 
 
 def avx512_kernels() -> ModuleType | None:
-    """:func:`kernels` where they include the AVX-512 ones (``mlp_forward``, ``mlp_backward``,
-    ``dwconv_forward``: builds for CPUs with AVX-512), else None."""
+    """:func:`kernels` where they include the AVX-512 ones (the block MLP, depth-wise conv and head
+    kernels: builds for CPUs with AVX-512), else None."""
     k = kernels()
     return k if k is not None and k.avx512_available() else None
 
