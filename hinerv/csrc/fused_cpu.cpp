@@ -606,7 +606,8 @@ torch::Tensor ssim_backward(const torch::Tensor& x, const torch::Tensor& y, cons
 // z: [M, K] rows (the depth-wise conv's output), w1: [H, K] (fc1), w2: [N, H] (fc2). Rows are taken 48 at a
 // time: LayerNorm into a buffer, fc1 by a register-tiled AVX-512 product (6 rows x up to 64 columns per
 // tile), GELU on the tile while it is in cache, then fc2 the same way, adding the residual on the way out.
-// The hidden activations (the network's widest tensors) never leave the cache. Each output element is
+// When decoding, the hidden activations (the network's widest tensors) never leave the cache; training
+// writes what its backward needs (LN output, rstd, GELU output and derivative). Each output element is
 // one dot product summed in k order, so results do not depend on the thread count or the blocking.
 // Compiled only where the compiler targets AVX-512 (avx512_available() says so); elsewhere the callers
 // keep the oneDNN path.
@@ -791,9 +792,7 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
         tile_product<MR, NV>(a2 + r0 * H, H, p.w2t + j0, Np, H, [&](int r, int v, __m512 o) {
           const int64_t m = m0 + r0 + r;
           const int64_t c0 = j0 + 16 * v;
-          const int64_t left = N - c0;
-          const __mmask16 keep =
-              left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+          const __mmask16 keep = first_lanes(N - c0);
           if (p.mask != nullptr) o = _mm512_mul_ps(o, _mm512_set1_ps(p.mask[m]));
           if (p.res != nullptr) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(keep, p.res + m * N + c0));
           _mm512_mask_storeu_ps(p.out + m * N + c0, keep, o);
@@ -803,9 +802,6 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
   }
 }
 
-// Input gradients of mlp_forward (without its mask and residual, which the caller applies): from the
-// output gradient g [M, N], gh = (g w2) * GELU' [M, H] (fc1's output gradient, returned for the weight
-// gradient) and gz [M, K], the LayerNorm backward of gh w1.
 // acc [rows_out, cols] += a^T b over `kdim` rows: a [kdim, rows_out] (stride lda), b [kdim, cols] (stride
 // ldb); acc at stride ldc (cols rounded up to 16)
 void add_transposed_product(const float* __restrict__ a, int64_t lda, int64_t rows_out, const float* __restrict__ b,
