@@ -71,9 +71,6 @@ inline float normal_cdf(float v, float e) {
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-// normal_cdf on 16 lanes, with exp(-v^2 / 2) from a 2^f polynomial (exp_half_square16), and 1 / (1 + p z) by a
-// reciprocal estimate and one Newton step (relative error ~1e-8) instead of a division, which is most of
-// the cost on CPUs with slow vector division.
 // exp(-v^2 / 2) = 2^y, y = -v^2 log2(e) / 2: y = n + f with n an integer and |f| <= 1/2, 2^f by a degree-6
 // polynomial fitted to it on [-1/2, 1/2] (relative error 1.6e-8 with these float coefficients)
 inline __m512 exp_half_square16(__m512 v) {
@@ -91,6 +88,9 @@ inline __m512 exp_half_square16(__m512 v) {
   return _mm512_scalef_ps(p, n);
 }
 
+// normal_cdf on 16 lanes (e = exp(-v^2 / 2) from exp_half_square16), with 1 / (1 + p z) by a
+// reciprocal estimate and one Newton step (relative error ~1e-8) instead of a division, which is most of
+// the cost on CPUs with slow vector division.
 inline __m512 normal_cdf16(__m512 v, __m512 e) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
   // 1 + p z with z = |v| / sqrt(2)
@@ -334,10 +334,9 @@ torch::Tensor upsample_add(const torch::Tensor& x, int64_t s, const torch::Tenso
               "upsample_add: table [B, s, s, C] expected");
   auto out = torch::empty({B, oh, ow, C}, x.options());
   // source index and weights of each output coordinate, as ATen's area_pixel_compute_source_index
-  auto coords = [s](int64_t n_in, int64_t n_out, std::vector<int64_t>& i0, std::vector<int64_t>& i1,
-                    std::vector<float>& l0, std::vector<float>& l1) {
+  auto coords = [](int64_t n_in, int64_t n_out, std::vector<int64_t>& i0, std::vector<int64_t>& i1,
+                   std::vector<float>& l0, std::vector<float>& l1) {
     const float scale = static_cast<float>(n_in) / static_cast<float>(n_out);
-    (void)s;
     for (int64_t o = 0; o < n_out; ++o) {
       float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
       src = src < 0.0f ? 0.0f : src;
