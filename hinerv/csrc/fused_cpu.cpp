@@ -71,6 +71,11 @@ inline float normal_cdf(float v, float e) {
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+// the lanes of a 16-float vector that hold the first min(left, 16) of the values left
+inline __mmask16 first_lanes(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
 // exp(-v^2 / 2) = 2^y, y = -v^2 log2(e) / 2: y = n + f with n an integer and |f| <= 1/2, 2^f by a degree-6
 // polynomial fitted to it on [-1/2, 1/2] (relative error 1.6e-8 with these float coefficients)
 inline __m512 exp_half_square16(__m512 v) {
@@ -115,7 +120,7 @@ void gelu_range(const float* x, float* y, float* d, int64_t n) {
   constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 #if defined(__AVX512F__)
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 keep = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 keep = first_lanes(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(keep, x + i);
     const __m512 e = exp_half_square16(v);
     const __m512 cdf = normal_cdf16(v, e);
@@ -620,42 +625,15 @@ constexpr int64_t kMlpRows = 48;  // rows per block (a multiple of kTileRows and
 
 inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
-// acc[r][v] = sum_k a[r * lda + k] * b[k * ldb + 16 v ...], r < MR, v < NV (b holds >= 16 NV columns);
-// then epi(r, v, acc[r][v]) for each. Everything is inlined and unrolled so acc stays in registers.
-template <int MR, int NV, typename Epi>
-__attribute__((always_inline)) inline void tile_product(const float* __restrict__ a, int64_t lda,
-                                                        const float* __restrict__ b, int64_t ldb, int64_t kdim,
-                                                        Epi&& epi) {
-  __m512 acc[MR][NV];
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < kdim; ++k) {
-    __m512 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * ldb + 16 * v);
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r * lda + k]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) epi(r, v, acc[r][v]);
-  }
-}
+constexpr __mmask16 kAllLanes = 0xFFFF;
 
-// acc[r][v] = sum_k a[k * lda + r] * b[k * ldb + 16 v ...] (a read transposed; the last of the NV vectors
-// of b loaded under `last`), then epi(r, v, acc[r][v])
+// acc[r][v] = sum_k a[r * ars + k * aks] * b[k * ldb + 16 v ...], r < MR, v < NV, the last of the NV vectors of
+// b loaded under `last` (the others whole); then epi(r, v, acc[r][v]) for each. a is read row-major (ars = lda,
+// aks = 1) or transposed (ars = 1, aks = lda). Everything is inlined and unrolled so acc stays in registers.
 template <int MR, int NV, typename Epi>
-__attribute__((always_inline)) inline void tile_product_at(const float* __restrict__ a, int64_t lda,
-                                                           const float* __restrict__ b, int64_t ldb, int64_t kdim,
-                                                           __mmask16 last, Epi&& epi) {
+__attribute__((always_inline)) inline void tile_product(const float* __restrict__ a, int64_t ars, int64_t aks,
+                                                        const float* __restrict__ b, int64_t ldb, int64_t kdim,
+                                                        __mmask16 last, Epi&& epi) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) {
@@ -669,7 +647,7 @@ __attribute__((always_inline)) inline void tile_product_at(const float* __restri
       bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, b + k * ldb + 16 * v) : _mm512_loadu_ps(b + k * ldb + 16 * v);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
-      const __m512 av = _mm512_set1_ps(a[k * lda + r]);
+      const __m512 av = _mm512_set1_ps(a[r * ars + k * aks]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
@@ -702,6 +680,23 @@ inline void dispatch_tile(int mr, int nv, F&& f) {
 #undef HINERV_TILE_NV
 }
 
+// f.template operator()<MR, NV>(r0, j0) for each register tile of rows [r0, r0 + mr) across cols_p columns (a
+// multiple of 16), up to 64 columns a tile
+template <typename F>
+inline void for_each_column_tile(int64_t r0, int mr, int64_t cols_p, F&& f) {
+  for (int64_t j0 = 0; j0 < cols_p; j0 += 16 * kTileVecs) {
+    const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (cols_p - j0) / 16));
+    dispatch_tile(mr, nv, [&]<int MR, int NV>() { f.template operator()<MR, NV>(r0, j0); });
+  }
+}
+
+// the same over every register tile of a rows x cols_p block, 6 rows at a time
+template <typename F>
+inline void for_each_tile(int64_t rows, int64_t cols_p, F&& f) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows)
+    for_each_column_tile(r0, static_cast<int>(std::min<int64_t>(kTileRows, rows - r0)), cols_p, f);
+}
+
 // [R, C] row-major -> [C, round16(R)] (zero-padded columns): a weight laid out for tile_product's b
 torch::Tensor pack_transposed(const torch::Tensor& w) {
   const auto wc = w.contiguous();
@@ -729,10 +724,6 @@ torch::Tensor pack_padded(const torch::Tensor& w) {
     for (int64_t c = cols; c < cp; ++c) dst[r * cp + c] = 0.0f;
   }
   return out;
-}
-
-inline __mmask16 first_lanes(int64_t left) {
-  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
 struct MlpArgs {
@@ -768,57 +759,41 @@ void mlp_block(const MlpArgs& p, int64_t m0, int64_t rows, float* xbuf, float* r
   const float* a2 = train ? p.y + m0 * H : hbuf;
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
     const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
-    for (int64_t j0 = 0; j0 < Hp; j0 += 16 * kTileVecs) {
-      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
-      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        float* h = hbuf + r0 * H + j0;
-        tile_product<MR, NV>(a1 + r0 * K, K, p.w1t + j0, Hp, K, [&](int r, int v, __m512 acc) {
-          _mm512_mask_storeu_ps(h + r * H + 16 * v, first_lanes(H - j0 - 16 * v), acc);
-        });
+    for_each_column_tile(r0, mr, Hp, [&]<int MR, int NV>(int64_t r0, int64_t j0) {
+      float* h = hbuf + r0 * H + j0;
+      tile_product<MR, NV>(a1 + r0 * K, K, 1, p.w1t + j0, Hp, K, kAllLanes, [&](int r, int v, __m512 acc) {
+        _mm512_mask_storeu_ps(h + r * H + 16 * v, first_lanes(H - j0 - 16 * v), acc);
       });
-    }
+    });
     if (train)
       gelu_range(hbuf + r0 * H, p.y + (m0 + r0) * H, p.d + (m0 + r0) * H, mr * H);
     else
       gelu_range(hbuf + r0 * H, hbuf + r0 * H, nullptr, mr * H);
   }
   // fc2 (+ mask, + residual) into the output rows
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
-    for (int64_t j0 = 0; j0 < Np; j0 += 16 * kTileVecs) {
-      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Np - j0) / 16));
-      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product<MR, NV>(a2 + r0 * H, H, p.w2t + j0, Np, H, [&](int r, int v, __m512 o) {
-          const int64_t m = m0 + r0 + r;
-          const int64_t c0 = j0 + 16 * v;
-          const __mmask16 keep = first_lanes(N - c0);
-          if (p.mask != nullptr) o = _mm512_mul_ps(o, _mm512_set1_ps(p.mask[m]));
-          if (p.res != nullptr) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(keep, p.res + m * N + c0));
-          _mm512_mask_storeu_ps(p.out + m * N + c0, keep, o);
-        });
-      });
-    }
-  }
+  for_each_tile(rows, Np, [&]<int MR, int NV>(int64_t r0, int64_t j0) {
+    tile_product<MR, NV>(a2 + r0 * H, H, 1, p.w2t + j0, Np, H, kAllLanes, [&](int r, int v, __m512 o) {
+      const int64_t m = m0 + r0 + r;
+      const int64_t c0 = j0 + 16 * v;
+      const __mmask16 keep = first_lanes(N - c0);
+      if (p.mask != nullptr) o = _mm512_mul_ps(o, _mm512_set1_ps(p.mask[m]));
+      if (p.res != nullptr) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(keep, p.res + m * N + c0));
+      _mm512_mask_storeu_ps(p.out + m * N + c0, keep, o);
+    });
+  });
 }
 
 // acc [rows_out, cols] += a^T b over `kdim` rows: a [kdim, rows_out] (stride lda), b [kdim, cols] (stride
 // ldb); acc at stride ldc (cols rounded up to 16)
 void add_transposed_product(const float* __restrict__ a, int64_t lda, int64_t rows_out, const float* __restrict__ b,
                             int64_t ldb, int64_t cols, int64_t kdim, float* __restrict__ acc, int64_t ldc) {
-  const int64_t cp = round16(cols);
-  for (int64_t r0 = 0; r0 < rows_out; r0 += kTileRows) {
-    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows_out - r0));
-    for (int64_t j0 = 0; j0 < cp; j0 += 16 * kTileVecs) {
-      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (cp - j0) / 16));
-      const __mmask16 last = first_lanes(cols - j0 - 16 * (nv - 1));
-      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product_at<MR, NV>(a + r0, lda, b + j0, ldb, kdim, last, [&](int r, int v, __m512 o) {
-          float* c = acc + (r0 + r) * ldc + j0 + 16 * v;
-          _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), o));
-        });
-      });
-    }
-  }
+  for_each_tile(rows_out, round16(cols), [&]<int MR, int NV>(int64_t r0, int64_t j0) {
+    const __mmask16 last = first_lanes(cols - j0 - 16 * (NV - 1));
+    tile_product<MR, NV>(a + r0, 1, lda, b + j0, ldb, kdim, last, [&](int r, int v, __m512 o) {
+      float* c = acc + (r0 + r) * ldc + j0 + 16 * v;
+      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), o));
+    });
+  });
 }
 
 // One block of mlp_backward: gh = (g w2) * GELU' into ghb [rows, H]; gz = LN backward of gh w1; and the
@@ -829,32 +804,20 @@ void mlp_backward_block(const float* __restrict__ g, const float* __restrict__ w
                         float* __restrict__ gbuf, float* __restrict__ gw1, float* __restrict__ gw2, int64_t m0,
                         int64_t rows, int64_t K, int64_t H, int64_t N, bool normalize) {
   const int64_t Hp = round16(H), Kp = round16(K);
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
-    for (int64_t j0 = 0; j0 < Hp; j0 += 16 * kTileVecs) {
-      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Hp - j0) / 16));
-      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product<MR, NV>(g + (m0 + r0) * N, N, w2p + j0, Hp, N, [&](int r, int v, __m512 o) {
-          const int64_t at = (r0 + r) * H + j0 + 16 * v;
-          const __mmask16 keep = first_lanes(H - j0 - 16 * v);
-          _mm512_mask_storeu_ps(ghb + at, keep, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(keep, d + m0 * H + at)));
-        });
-      });
-    }
-  }
+  for_each_tile(rows, Hp, [&]<int MR, int NV>(int64_t r0, int64_t j0) {
+    tile_product<MR, NV>(g + (m0 + r0) * N, N, 1, w2p + j0, Hp, N, kAllLanes, [&](int r, int v, __m512 o) {
+      const int64_t at = (r0 + r) * H + j0 + 16 * v;
+      const __mmask16 keep = first_lanes(H - j0 - 16 * v);
+      _mm512_mask_storeu_ps(ghb + at, keep, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(keep, d + m0 * H + at)));
+    });
+  });
   float* gx = normalize ? gbuf : gz + m0 * K;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    const int mr = static_cast<int>(std::min<int64_t>(kTileRows, rows - r0));
-    for (int64_t j0 = 0; j0 < Kp; j0 += 16 * kTileVecs) {
-      const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (Kp - j0) / 16));
-      dispatch_tile(mr, nv, [&]<int MR, int NV>() {
-        tile_product<MR, NV>(ghb + r0 * H, H, w1p + j0, Kp, H, [&](int r, int v, __m512 o) {
-          const int64_t c0 = j0 + 16 * v;
-          _mm512_mask_storeu_ps(gx + (r0 + r) * K + c0, first_lanes(K - c0), o);
-        });
-      });
-    }
-  }
+  for_each_tile(rows, Kp, [&]<int MR, int NV>(int64_t r0, int64_t j0) {
+    tile_product<MR, NV>(ghb + r0 * H, H, 1, w1p + j0, Kp, H, kAllLanes, [&](int r, int v, __m512 o) {
+      const int64_t c0 = j0 + 16 * v;
+      _mm512_mask_storeu_ps(gx + (r0 + r) * K + c0, first_lanes(K - c0), o);
+    });
+  });
   if (normalize) {
     dispatch_width(K, [&]<int C>() {
       layer_norm_backward_rows<C>(gbuf, xn + m0 * K, rstd + m0, gz + m0 * K, rows, K);
@@ -986,22 +949,11 @@ std::vector<torch::Tensor> mlp_backward(const torch::Tensor& g, const torch::Ten
       }
     }
   });
-  auto gw1 = torch::empty({H, K}, g.options());
-  auto gw2 = torch::empty({N, H}, g.options());
-  float* o1 = gw1.data_ptr<float>();
-  float* o2 = gw2.data_ptr<float>();
-  for (int64_t j = 0; j < H; ++j)
-    for (int64_t c = 0; c < K; ++c) {
-      float acc = 0.0f;
-      for (int64_t gi = 0; gi < groups; ++gi) acc += psum[gi * per_group_floats + j * Kp + c];
-      o1[j * K + c] = acc;
-    }
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < H; ++j) {
-      float acc = 0.0f;
-      for (int64_t gi = 0; gi < groups; ++gi) acc += psum[gi * per_group_floats + H * Kp + n * Hp + j];
-      o2[n * H + j] = acc;
-    }
+  for (int64_t gi = 1; gi < groups; ++gi)  // the groups added in order into the first one
+    for (int64_t q = 0; q < per_group_floats; ++q) psum[q] += psum[gi * per_group_floats + q];
+  auto total = torch::from_blob(psum, {per_group_floats}, g.options());  // [H, Kp] then [N, Hp]
+  auto gw1 = total.narrow(0, 0, H * Kp).view({H, Kp}).narrow(1, 0, K).clone(at::MemoryFormat::Contiguous);
+  auto gw2 = total.narrow(0, H * Kp, N * Hp).view({N, Hp}).narrow(1, 0, H).clone(at::MemoryFormat::Contiguous);
   return {gz, gw1, gw2};
 }
 
