@@ -19,9 +19,19 @@ def k():
 
 
 @pytest.fixture
-def threads():
+def same_at_1_and_2_threads():
+    """A check that ``run()`` gives the same tensors, bit for bit, at 1 and at 2 intra-op threads (the
+    thread count is restored afterwards)."""
     n = torch.get_num_threads()
-    yield
+
+    def check(run) -> None:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(2)
+        for a, b in zip(one, run(), strict=True):
+            assert torch.equal(a, b)
+
+    yield check
     torch.set_num_threads(n)
 
 
@@ -73,7 +83,7 @@ def test_gelu_special_values(k) -> None:
     assert d.tolist()[0] == 0.5 and abs(d[1]) < 1e-30 and d[2] == 1.0
 
 
-def test_results_do_not_depend_on_threads(k, threads) -> None:
+def test_results_do_not_depend_on_threads(k, same_at_1_and_2_threads) -> None:
     torch.manual_seed(0)
     x = torch.randn(70_000, 24)
     img, tgt = torch.rand(1, 3, 120, 160), torch.rand(1, 3, 120, 160)
@@ -84,11 +94,7 @@ def test_results_do_not_depend_on_threads(k, threads) -> None:
         gx = k.ssim_backward(img, tgt, win, maps, torch.ones(1, 3), torch.ones(1, 3))
         return [*k.layer_norm_forward(x, 1e-6), *k.gelu_forward(x, True), s, cs, gx]
 
-    torch.set_num_threads(1)
-    one = run()
-    torch.set_num_threads(2)
-    for a, b in zip(one, run(), strict=True):
-        assert torch.equal(a, b)
+    same_at_1_and_2_threads(run)
 
 
 @pytest.mark.parametrize(
@@ -254,7 +260,7 @@ def test_mlp_refuses_mismatched_shapes(km) -> None:
         km.mlp_backward(torch.randn(10, 4), w1, w2, z, None, torch.randn(10, 16), torch.randn(10, 16), True)
 
 
-def test_mlp_does_not_depend_on_threads(km, threads) -> None:
+def test_mlp_does_not_depend_on_threads(km, same_at_1_and_2_threads) -> None:
     torch.manual_seed(2)
     z, w1, w2, r = (
         torch.randn(5000, 24),
@@ -267,11 +273,7 @@ def test_mlp_does_not_depend_on_threads(km, threads) -> None:
         out, xn, rstd, y, d = km.mlp_forward(z, w1, w2, r, None, True, 1e-6, True)
         return [out, xn, rstd, y, d, *km.mlp_backward(r, w1, w2, xn, rstd, y, d, True)]
 
-    torch.set_num_threads(1)
-    one = run()
-    torch.set_num_threads(2)
-    for a, b in zip(one, run(), strict=True):
-        assert torch.equal(a, b)
+    same_at_1_and_2_threads(run)
 
 
 @pytest.mark.parametrize(
@@ -299,13 +301,10 @@ def test_dwconv_refuses_bad_weights(km) -> None:
         km.dwconv_weight_grad(x, x, 2)
 
 
-def test_dwconv_does_not_depend_on_threads(km, threads) -> None:
+def test_dwconv_does_not_depend_on_threads(km, same_at_1_and_2_threads) -> None:
     torch.manual_seed(3)
     x, w = torch.randn(2, 40, 50, 24), torch.randn(24, 1, 3, 3)
-    torch.set_num_threads(1)
-    one = km.dwconv_forward(x, w)
-    torch.set_num_threads(2)
-    assert torch.equal(one, km.dwconv_forward(x, w))
+    same_at_1_and_2_threads(lambda: [km.dwconv_forward(x, w)])
 
 
 @pytest.mark.parametrize("shape", [(1, 144, 256, 12), (2, 5, 7, 13), (1, 1, 1, 4), (3, 4, 4, 40)])
@@ -339,10 +338,7 @@ def test_dwconv_gradients_match_aten(km, shape: tuple[int, ...], ks: int) -> Non
     torch.testing.assert_close(gw.double(), gw_ref, rtol=0, atol=2e-6 * gw_ref.abs().max().item())
 
 
-def test_dwconv_weight_grad_does_not_depend_on_threads(km, threads) -> None:
+def test_dwconv_weight_grad_does_not_depend_on_threads(km, same_at_1_and_2_threads) -> None:
     torch.manual_seed(4)
     x, g = torch.randn(2, 37, 41, 24), torch.randn(2, 37, 41, 24)
-    torch.set_num_threads(1)
-    one = km.dwconv_weight_grad(x, g, 3)
-    torch.set_num_threads(2)
-    assert torch.equal(one, km.dwconv_weight_grad(x, g, 3))
+    same_at_1_and_2_threads(lambda: [km.dwconv_weight_grad(x, g, 3)])
