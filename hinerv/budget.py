@@ -15,15 +15,16 @@ and the seconds per step depend on the machine. This module
   (:class:`BudgetKeeper`, an epoch hook);
 * estimates the training time left after each step from the per-stage costs (:class:`EtaEstimator`).
 
-Nothing here knows the pipeline beyond the :class:`~hinerv.train.Trainer` interface (``train_step``,
-``_batch``, ``_start_stage``, ``state_dict`` / ``load_state_dict``, ``schedule``, ``stage``, ``epoch``,
-``T``, ``grid``), so it works for any ``Trainer`` subclass. It does no printing: a :class:`Plan` is handed
-to the caller's progress callback, and the CLI prints it.
+Nothing here knows a pipeline: it plans over the trainer's stage list (:meth:`Trainer.stage_list
+<hinerv.train.Trainer.stage_list>`: each stage's epochs and the schedule slots they come from) and
+measures through the trainer's public probe (:meth:`Trainer.probe <hinerv.train.Trainer.probe>`), so it
+works for any recipe. Step costs are per stage; schedule fitting is per slot, a slot costing what the
+stage that takes it costs. It does no printing: a :class:`Plan` is handed to the caller's progress
+callback, and the CLI prints it.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import time
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from hinerv.errors import ConfigError
-from hinerv.train import STAGES, Schedule
+from hinerv.train import SCHEDULE_SLOTS, Schedule
 
 if TYPE_CHECKING:
+    from hinerv.recipe import Stage
     from hinerv.train import Trainer, TrainEvent
 
 __all__ = [
@@ -96,8 +98,9 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def fit_schedule(schedule: Schedule, total_epochs: int, stages: Sequence[str] = STAGES) -> Schedule:
-    """Scale the given stages of ``schedule`` to ``total_epochs`` epochs in all, keeping their proportions.
+def fit_schedule(schedule: Schedule, total_epochs: int, stages: Sequence[str] = SCHEDULE_SLOTS) -> Schedule:
+    """Scale the given slots (``main``, ``prune``, ``qat``) of ``schedule`` to ``total_epochs`` epochs in
+    all, keeping their proportions.
 
     Every stage that has epochs keeps at least one (so pruning and QAT still happen); the warm-up scales
     with the main stage. Stages not in ``stages`` are left as they are (used to re-fit the rest of a run).
@@ -143,15 +146,24 @@ class StepCosts:
         return steps_per_epoch * self.step.get(stage, self.step.get("main", max(self.step.values())))
 
     def schedule_seconds(
-        self, schedule: Schedule, steps_per_epoch: int, stages: Sequence[str] = STAGES
+        self, schedule: Schedule, steps_per_epoch: int, stages: Sequence[str] = SCHEDULE_SLOTS
     ) -> float:
-        """Training seconds of the given stages of ``schedule``."""
+        """Training seconds of the given slots of ``schedule`` (costs keyed by slot)."""
         return sum(schedule.epochs(st) * self.epoch_seconds(st, steps_per_epoch) for st in stages)
 
 
-def _sync(trainer: Trainer) -> None:
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
+def _slot_costs(costs: StepCosts, stages: Sequence[Stage]) -> StepCosts:
+    """``costs`` keyed by schedule slot: a slot costs what the stage that takes its epochs costs."""
+    return StepCosts(
+        {slot: costs.epoch_seconds(st.name, 1) for st in stages for slot in st.slots}, costs.forward
+    )
+
+
+def _stages_from(trainer: Trainer) -> list[Stage]:
+    """The trainer's stages from the current one on (none when done)."""
+    stages = list(trainer.stage_list())
+    names = [st.name for st in stages]
+    return [] if trainer.stage not in names else stages[names.index(trainer.stage) :]
 
 
 def measure_step_seconds(
@@ -164,60 +176,45 @@ def measure_step_seconds(
 ) -> dict[str, float]:
     """Seconds per optimizer step of each stage, measured with real steps on ``trainer``.
 
-    For each stage (default: every stage the schedule still has epochs for), the stage is entered as the
-    trainer would enter it (``_start_stage``: fresh optimizer, pruning masks, QAT), ``warmup`` steps run
+    For each stage (default: the trainer's current stage and the later ones that have epochs), the stage
+    is entered as training would enter it (fresh optimizer, the recipe's preparation), ``warmup`` steps run
     untimed on the first stage only (allocator and kernel caches), then ``steps`` steps are timed (the
-    later stages time ``max(1, steps // 2)``). The batches come from a private generator, and the trainer's
-    complete state (model, optimizer, masks, generators, stage, clock) is restored afterwards from a deep
-    copy of its ``state_dict``: training after a measurement is bit-identical to training without one.
+    later stages time ``max(1, steps // 2)``). Everything runs inside :meth:`Trainer.probe
+    <hinerv.train.Trainer.probe>`: private batches, and the trainer's complete state restored afterwards,
+    so training after a measurement is bit-identical to training without one.
 
     When the first (warm-up) step already takes more than ``slow`` seconds, one more step is timed and the
     other stages are taken to cost the same (two steps instead of five): at that scale the stage
-    differences (masks, Quant-Noise) are a few per cent, while a first step carries large one-off costs
+    differences (masks, noise) are a few per cent, while a first step carries large one-off costs
     (a 1080p step measured 110 s first, 68 s after).
     """
     if stages is None:
-        if trainer.stage in STAGES:
-            start = STAGES.index(trainer.stage)
-            stages = [st for st in STAGES[start:] if trainer.schedule.epochs(st) > 0]
-        else:  # a subclass's own stage (or "done"): measure where the trainer is
-            stages = [] if trainer.done else [trainer.stage]
+        stages = [st.name for st in _stages_from(trainer) if st.epochs > 0]
     if not stages:
         return {}
-    state = copy.deepcopy(trainer.state_dict())
-    was_training = trainer.model.training
     out: dict[str, float] = {}
-    B = trainer.grid[0] * trainer.grid[1]
-    order = torch.randperm(trainer.T * B, generator=torch.Generator().manual_seed(0x5EED))
-    k = 0
-    try:
-        trainer.model.train()
+    with trainer.probe() as probe:
         for i, st in enumerate(stages):
-            trainer._start_stage(st)
+            probe.enter(st)
             if i == 0 and warmup > 0:
-                _sync(trainer)
+                probe.synchronize()
                 t0 = time.perf_counter()
                 for _ in range(warmup):
-                    trainer.train_step(*trainer._batch(order, k % trainer.T))
-                    k += 1
-                _sync(trainer)
+                    probe.step()
+                probe.synchronize()
                 first = (time.perf_counter() - t0) / warmup
                 if first > slow:
                     t0 = time.perf_counter()
-                    trainer.train_step(*trainer._batch(order, k % trainer.T))
-                    _sync(trainer)
+                    probe.step()
+                    probe.synchronize()
                     return dict.fromkeys(stages, time.perf_counter() - t0)
             n = steps if i == 0 else max(1, steps // 2)
-            _sync(trainer)
+            probe.synchronize()
             t0 = time.perf_counter()
             for _ in range(n):
-                trainer.train_step(*trainer._batch(order, k % trainer.T))
-                k += 1
-            _sync(trainer)
+                probe.step()
+            probe.synchronize()
             out[st] = (time.perf_counter() - t0) / n
-    finally:
-        trainer.load_state_dict(state)
-        trainer.model.train(was_training)
     return out
 
 
@@ -231,13 +228,13 @@ def measure_forward_seconds(trainer: Trainer, slow: float = 2.0) -> float:
     try:
         t0 = time.perf_counter()
         trainer.reconstruct(t)
-        _sync(trainer)
+        trainer.policy.synchronize()
         first = time.perf_counter() - t0
         if first > slow:
             return first
         t0 = time.perf_counter()
         trainer.reconstruct(t)
-        _sync(trainer)
+        trainer.policy.synchronize()
         return time.perf_counter() - t0
     finally:
         trainer.model.train(was_training)
@@ -324,15 +321,15 @@ class Plan:
         return line
 
 
-def _remaining(trainer: Trainer, schedule: Schedule) -> dict[str, int]:
-    """Epochs still to run per stage, for ``schedule`` at the trainer's position."""
-    if trainer.stage not in STAGES:
-        return dict.fromkeys(STAGES, 0)
-    i = STAGES.index(trainer.stage)
-    out = {}
-    for j, st in enumerate(STAGES):
-        n = schedule.epochs(st)
-        out[st] = 0 if j < i else (n - trainer.epoch if j == i else n)
+def _remaining(trainer: Trainer) -> dict[str, int]:
+    """Epochs still to run per stage, at the trainer's position under its current schedule."""
+    stages = trainer.stage_list()
+    names = [st.name for st in stages]
+    i = names.index(trainer.stage) if trainer.stage in names else len(names)
+    out = {
+        st.name: 0 if j < i else (st.epochs - trainer.epoch if j == i else st.epochs)
+        for j, st in enumerate(stages)
+    }
     return {st: max(0, n) for st, n in out.items()}
 
 
@@ -374,13 +371,16 @@ def plan_training(
     notes: list[str] = []
     if not costs.step:
         raise ConfigError("nothing left to train: no step time to plan with")
-    fresh = trainer.stage == STAGES[0] and trainer.epoch == 0
+    stages = trainer.stage_list()
+    fresh = trainer.stage == stages[0].name and trainer.epoch == 0
     if budget_seconds is not None and fresh:
         available = budget_seconds - elapsed - finish
-        trainer.schedule, fits = _best_fit(trainer.schedule, costs, T, available, STAGES)
+        slots = [slot for st in stages for slot in st.slots]
+        fitted = _best_fit(trainer.schedule, _slot_costs(costs, stages), T, available, slots)
+        trainer.schedule, fits = fitted
     elif budget_seconds is not None and not fresh:
         notes.append("resumed: the schedule fitted when this encode started is kept")
-    rem = _remaining(trainer, trainer.schedule)
+    rem = _remaining(trainer)
     stage_steps = {st: n * T for st, n in rem.items()}
     train = sum(rem[st] * costs.epoch_seconds(st, T) for st in rem if rem[st])
     return Plan(
@@ -439,10 +439,12 @@ class BudgetKeeper:
 
     def _calibrated_done(self, trainer: Trainer) -> float:
         """Calibrated seconds of the epochs the trainer has completed."""
-        i = STAGES.index(trainer.stage) if trainer.stage in STAGES else len(STAGES)
-        done = sum(trainer.schedule.epochs(st) * self.costs.epoch_seconds(st, trainer.T) for st in STAGES[:i])
-        if i < len(STAGES):
-            done += trainer.epoch * self.costs.epoch_seconds(trainer.stage, trainer.T)
+        stages, T = trainer.stage_list(), trainer.T
+        names = [st.name for st in stages]
+        i = names.index(trainer.stage) if trainer.stage in names else len(names)
+        done = sum(st.epochs * self.costs.epoch_seconds(st.name, T) for st in stages[:i])
+        if i < len(names):
+            done += trainer.epoch * self.costs.epoch_seconds(trainer.stage, T)
         return done
 
     def ratio(self, trainer: Trainer) -> float:
@@ -454,45 +456,54 @@ class BudgetKeeper:
 
     def __call__(self, trainer: Trainer) -> None:
         stage = trainer.stage
-        if stage not in STAGES:
+        planned = trainer.stage_list(self.shape)
+        names = [st.name for st in planned]
+        if stage not in names:
             return
-        todo = [st for st in STAGES[STAGES.index(stage) :] if self.shape.epochs(st) > 0]
-        todo = [st for st in todo if trainer.schedule.epochs(st) > 0 or st != stage]
+        now = {st.name: st.epochs for st in trainer.stage_list()}
+        todo = [st for st in planned[names.index(stage) :] if st.epochs > 0]
+        todo = [st for st in todo if now[st.name] > 0 or st.name != stage]
         if not todo:
             return
         r = self.ratio(trainer)
         corrected = StepCosts({k: v * r for k, v in self.costs.step.items()}, self.costs.forward * r)
         T = trainer.T
-        done = trainer.epoch if stage in todo else 0
+        todo_names = [st.name for st in todo]
+        done = trainer.epoch if stage in todo_names else 0
         available = self.budget - (time.perf_counter() - self.started) - finish_seconds(T, corrected.forward)
 
         def left(sched: Schedule) -> float:
+            epochs = {st.name: st.epochs for st in trainer.stage_list(sched)}
             return sum(
-                (sched.epochs(st) - (done if st == stage else 0)) * corrected.epoch_seconds(st, T)
-                for st in todo
+                (epochs[st] - (done if st == stage else 0)) * corrected.epoch_seconds(st, T)
+                for st in todo_names
             )
 
         epoch_cost = corrected.epoch_seconds(stage, T)
         if abs(left(trainer.schedule) - available) <= max(self.tolerance * self.budget, epoch_cost):
             return
-        cheapest = max(1e-9, min(corrected.epoch_seconds(st, T) for st in todo))
-        n = max(len(todo), done + len(todo) + int(max(0.0, available) / cheapest) + 1)
+        k = sum(len(st.slots) for st in todo)
+        cheapest = max(1e-9, min(corrected.epoch_seconds(st, T) for st in todo_names))
+        n = max(k, done + k + int(max(0.0, available) / cheapest) + 1)
         while True:
             cand = self._refit(trainer.schedule, n, todo, stage, done)
-            if left(cand) <= available or n <= len(todo):
+            if left(cand) <= available or n <= k:
                 break
             n -= 1
         if cand != trainer.schedule:
             trainer.schedule = cand
             self.refits += 1
 
-    def _refit(self, current: Schedule, n: int, todo: list[str], stage: str, done: int) -> Schedule:
-        """``todo`` stages of ``current`` fitted to ``n`` epochs in the planned proportions, >= ``done``
-        epochs for the running stage (the stage ends now when it equals ``done``)."""
-        fitted = fit_schedule(self.shape, max(n, len(todo)), todo)
-        changes: dict[str, int] = {_FIELDS[st]: fitted.epochs(st) for st in todo}
-        if stage in todo:
-            changes[_FIELDS[stage]] = max(changes[_FIELDS[stage]], done, 1)
+    def _refit(self, current: Schedule, n: int, todo: list[Stage], stage: str, done: int) -> Schedule:
+        """The slots of the ``todo`` stages of ``current`` fitted to ``n`` epochs in the planned
+        proportions, >= ``done`` epochs for the running stage (the stage ends now when it equals ``done``)."""
+        slots = [slot for st in todo for slot in st.slots]
+        fitted = fit_schedule(self.shape, max(n, len(slots)), slots)
+        changes: dict[str, int] = {_FIELDS[sl]: fitted.epochs(sl) for sl in slots}
+        for st in todo:
+            if st.name == stage:  # the running stage keeps at least the epochs it has done (and one)
+                fields = [_FIELDS[sl] for sl in st.slots]
+                changes[fields[0]] += max(0, max(done, 1) - sum(changes[f] for f in fields))
         if "main_epochs" in changes:
             changes["warmup_epochs"] = min(current.warmup_epochs, changes["main_epochs"])
         out = replace(current, **changes)  # type: ignore[arg-type]
@@ -536,7 +547,9 @@ class EtaEstimator:
         ratio = (now - self._t0) / self._work if self._work > 0 else 1.0
         sched = self.trainer.schedule
         left = ((ev.stage_epochs - ev.epoch) * ev.steps + ev.steps - ev.step) * c
-        if ev.stage in STAGES:
-            for st in STAGES[STAGES.index(ev.stage) + 1 :]:
-                left += sched.epochs(st) * ev.steps * self._step_cost(st)
+        stages = self.trainer.stage_list(sched)
+        names = [st.name for st in stages]
+        if ev.stage in names:
+            for st in stages[names.index(ev.stage) + 1 :]:
+                left += st.epochs * ev.steps * self._step_cost(st.name)
         return left * ratio

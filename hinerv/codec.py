@@ -1,15 +1,16 @@
-"""The codec: video file -> trained, pruned, quantized, entropy-coded network -> bitstream file, and back.
+"""The codec: video file -> trained, entropy-coded network -> bitstream file, and back.
 
-Encoding (:func:`encode_file`):
+It orchestrates only; what is trained and how it is coded belongs to the chosen pipeline
+(:mod:`hinerv.pipelines`). Encoding (:func:`encode_file`):
 
-1. read the source through :mod:`hinerv.io` into an integer RGB cache ``[T, 3, Hp, Wp]`` (padded by edge
-   replication to a multiple of the model's total up-sampling);
-2. build the model from ``--size`` (the size ladder) or ``--preset``;
-3. train -> prune -> QAT (:class:`hinerv.train.Trainer`), checkpointing atomically into a work folder, so a
-   killed encode continues with ``resume=True`` and encodes at other bit depths reuse the pruned model;
-4. quantize every ``ndim >= 2`` tensor, keep biases as float16, pack (:mod:`hinerv.bitstream`);
-5. decode the packed bytes again (exactly what a decoder will do), write the reconstruction and measure it
-   against the source with :mod:`hinerv.metrics`.
+1. resolve the request once (:meth:`hinerv.options.EncodeOptions.resolve`) and check every path;
+2. read the source through :mod:`hinerv.io` into an integer RGB cache ``[T, 3, Hp, Wp]`` (padded by edge
+   replication to a multiple of the model's total up-sampling) and build the model (size or preset);
+3. plan (time budget) and train (:class:`hinerv.train.Trainer` with the pipeline's recipe),
+   checkpointing atomically into a work folder, so a killed encode continues with ``resume=True``;
+4. export the bitstream (the pipeline's);
+5. verify: decode the packed bytes again (exactly what a decoder will do), write the reconstruction
+   and measure it against the source with :mod:`hinerv.metrics`.
 
 Decoding (:func:`decode_file`) rebuilds the network from the bitstream alone and runs it for the requested
 frames only (every frame is independent: random access is free).
@@ -17,10 +18,8 @@ frames only (every frame is independent: random access is free).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -32,29 +31,30 @@ import numpy as np
 import torch
 
 from hinerv import __version__
-from hinerv.bitstream import CodedTensor, QuantTensor, Stream, pack, peek, unpack
+from hinerv.bitstream import Stream, peek, unpack
 from hinerv.budget import BudgetKeeper, EtaEstimator, Plan, plan_training
 from hinerv.config import ModelConfig
+from hinerv.device import DevicePolicy, resolve_device
 from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
-from hinerv.io.base import fix_mode, make_temp
+from hinerv.io.base import atomic_write
 from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
-from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
-from hinerv.ratecontrol import fit_step_factor
-from hinerv.rdtrain import RDSettings, RDTrainer, default_lambda
-from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
+from hinerv.options import EncodeOptions, EncodePlan
+from hinerv.pipelines import Checkpoints, ModelContext, pipeline_for_format
+from hinerv.train import Trainer, TrainEvent
 from hinerv.types import VideoInfo
 from hinerv.validate import check_decode_request, check_encode_request
 
 __all__ = [
     "EncodeOptions",
+    "EncodePlan",
     "EncodeReport",
     "DecodeReport",
     "encode_file",
     "encode_video",
     "decode_file",
-    "decode_bytes",
+    "decode_frames",
     "load_decoder",
     "inspect_file",
     "resolve_device",
@@ -68,87 +68,6 @@ ProgressCallback = Callable[[TrainEvent | Plan | str], None]
 MAX_FRAMES = 1 << 20
 MAX_SIDE = 1 << 14
 MAX_PARAMS = 1 << 28
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How to encode.
-
-    Attributes:
-        size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W.
-        preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
-        bits: quantization bit depth of weights and grids (6, 7 or 8; 2..16 accepted).
-        schedule: ``full`` (reference 300+60+30 epochs), ``short`` (60+12+6), ``tiny`` or a TOML path.
-        epochs: if set, rescales the schedule so the main stage has this many epochs.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        seed: model initialisation, batch order and Quant-Noise seed.
-        scale_mode: quantizer scale rule (:func:`hinerv.quant.scale_axes_for`).
-        amp: fp16 autocast on CUDA.
-        compile: ``torch.compile`` the model for training.
-        pipeline: ``"paper"`` (the faithful HiNeRV path: prune -> QAT -> histogram coding, format v1)
-            or ``"rd"`` (rate–distortion training with learned steps and parametric / context
-            entropy models, format v2; ``bits`` and ``scale_mode`` do not apply).
-        lam: λ of the rd pipeline (rate weight in ``D + λ·bpp``); None: the size ladder's value
-            (:func:`hinerv.rdtrain.default_lambda`: 1 for ``s``, halved with each size up).
-        target_bpp: rd pipeline: adapt λ during training and fit the steps after it so the file
-            lands within ±5 % of this many bits per pixel.
-        distortion: rd pipeline: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
-        granularity: rd pipeline: learned steps per ``"tensor"`` or per output ``"channel"``.
-        proxy: rd pipeline: rounding proxy of the first rate-aware stage, ``"ste"`` or ``"noise"``.
-        rate_term: rd pipeline: False trains without the rate term (ablation).
-        grid_context: rd pipeline: allow the context model for feature grids (ablation switch).
-        time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
-            it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
-        max_memory: bytes of activations one training forward/backward may take (large frames train in
-            micro-batches above it); ``None``: :data:`hinerv.train.DEFAULT_MAX_MEMORY`.
-    """
-
-    size: str | None = "s"
-    preset: str | None = None
-    bits: int = 6
-    schedule: str = "full"
-    epochs: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    scale_mode: ScaleMode = "reference"
-    amp: bool = True
-    compile: bool = False
-    time_budget: float | None = None
-    max_memory: int | None = None
-    pipeline: str = "paper"
-    lam: float | None = None
-    target_bpp: float | None = None
-    distortion: str = "reference"
-    granularity: str = "tensor"
-    proxy: str = "ste"
-    rate_term: bool = True
-    grid_context: bool = True
-    float_epochs: int | None = 0
-    step_lr_scale: float = 30.0
-    lambda_ramp: float = 0.5
-    pretrain: bool = True
-
-    def rd_settings(self) -> RDSettings:
-        """The rd pipeline's training settings (validated)."""
-        lam = self.lam if self.lam is not None else default_lambda(self.size or self.preset, self.distortion)
-        return RDSettings(
-            lam=lam,
-            distortion=self.distortion,  # type: ignore[arg-type]
-            granularity=self.granularity,  # type: ignore[arg-type]
-            proxy=self.proxy,  # type: ignore[arg-type]
-            rate=self.rate_term,
-            target_bpp=self.target_bpp,
-            step_lr_scale=self.step_lr_scale,
-            lambda_ramp=self.lambda_ramp,
-            pretrain=self.pretrain,
-            float_epochs=self.float_epochs
-            if self.float_epochs is not None
-            else self.resolved_schedule().warmup_epochs,
-        )
-
-    def resolved_schedule(self) -> Schedule:
-        s = load_schedule(self.schedule)
-        return s.with_main_epochs(self.epochs) if self.epochs is not None else s
 
 
 @dataclass(frozen=True)
@@ -209,16 +128,6 @@ class DecodeReport:
     info: VideoInfo
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; errors for unavailable CUDA."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but no CUDA device is available")
-    return d
-
-
 # --------------------------------------------------------------------------------------------- frames
 def _cache_dtype(bit_depth: int) -> torch.dtype:
     return torch.uint8 if bit_depth <= 8 else (torch.int16 if bit_depth <= 15 else torch.int32)
@@ -238,94 +147,18 @@ def load_rgb_cache(reader: VideoReader, hp: int, wp: int) -> torch.Tensor:
     return cache
 
 
-def build_model(opts: EncodeOptions, info: VideoInfo) -> tuple[ModelConfig, str]:
-    """The model config for this video, and a short label (preset or size name)."""
+def build_config(plan: EncodePlan, info: VideoInfo) -> ModelConfig:
+    """The model config of this request for this video (a preset wins over the size ladder)."""
+    opts = plan.options
     if opts.preset:
         cfg, _geometry = load_preset(opts.preset)
-        return cfg, opts.preset
+        return cfg
     if not opts.size:
         raise ConfigError("give a --size or a --preset")
-    return ladder_config(opts.size, info.width, info.height, info.frames), opts.size
+    return ladder_config(opts.size, info.width, info.height, info.frames)
 
 
-# --------------------------------------------------------------------------------------------- export
-def _is_layer(name: str) -> bool:
-    return name.endswith("weight")
-
-
-def export_stream(
-    model: HiNeRV,
-    masks: dict[str, torch.Tensor],
-    info: VideoInfo,
-    cfg: ModelConfig,
-    bits: int,
-    scale_mode: ScaleMode,
-    meta: dict[str, Any],
-) -> Stream:
-    """Quantize the model into a :class:`~hinerv.bitstream.Stream` (canonical tensor order)."""
-    params = dict(model.named_parameters())
-    tensors: list[QuantTensor] = []
-    for name in model.quantizable_names():
-        w = params[name].detach().float().cpu()
-        mask = masks.get(name)
-        if mask is not None:
-            mask = mask.cpu()
-            w = w * mask
-        axes = scale_axes_for(tuple(w.shape), mode=scale_mode, layer=_is_layer(name))
-        q, scales = quantize(w, bits, axes)
-        tensors.append(
-            QuantTensor(
-                shape=tuple(w.shape),
-                bits=bits,
-                scale_axes=axes,
-                scales=scales,
-                q=q,
-                mask=None if mask is None else mask.numpy().astype(bool),
-            )
-        )
-    quantizable = set(model.quantizable_names())
-    vectors = [
-        p.detach().cpu().to(torch.float16).numpy().reshape(-1)
-        for n, p in model.named_parameters()
-        if n not in quantizable
-    ]
-    return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=vectors)
-
-
-def _context_view(model: HiNeRV, name: str) -> tuple[int, int] | None:
-    """``(T, R)`` view of a feature grid for context coding (time slices, rows), else None."""
-    parts = name.split(".")
-    if name.startswith("base.grids."):
-        return model.base.level_frames[int(parts[2])], model.base.height
-    if ".enc.grids." in name:
-        enc = model.stages[int(parts[1])].enc
-        return enc.level_frames[int(parts[4])], enc.scale
-    return None
-
-
-def export_rd_stream(
-    model: HiNeRV,
-    rate: Any,
-    info: VideoInfo,
-    cfg: ModelConfig,
-    meta: dict[str, Any],
-    *,
-    grid_context: bool = True,
-    step_factor: float = 1.0,
-) -> Stream:
-    """A format-v2 :class:`~hinerv.bitstream.Stream` of every parameter, quantized with the learned
-    steps of ``rate`` (a :class:`hinerv.rate.RateModel`) times ``step_factor``."""
-    params = dict(model.named_parameters())
-    if list(params) != rate.names:
-        raise ConfigError("rate model does not match the network's parameters")
-    tensors = []
-    for name, (q, step) in zip(rate.names, rate.export(params, step_factor), strict=True):
-        axes = tuple(a for a in range(q.ndim) if step.shape[a] > 1)
-        view = _context_view(model, name) if grid_context else None
-        tensors.append(CodedTensor(tuple(q.shape), axes, step, q, "auto", view))
-    return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=[])
-
-
+# --------------------------------------------------------------------------------------------- decode
 def _expected_shapes_all(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int, ...]]:
     """Format v2: the shapes of every parameter (all are coded), validated like :func:`_expected_shapes`."""
     return _expected_shapes(info, fields, every_param=True)
@@ -357,7 +190,7 @@ def _expected_shapes(
 
 
 def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeRV, VideoInfo, Stream]:
-    """Rebuild the network from a bitstream alone.
+    """Rebuild the network from a bitstream alone (the pipeline of its format version fills it in).
 
     Validates the header and the config against the tensor shapes *before* allocating the model, so a
     lying header cannot trigger a huge allocation.
@@ -365,32 +198,17 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     Raises:
         BitstreamError: malformed stream or a config that does not match its tensors.
     """
-    v2 = peek(data).version >= 2
-    stream = unpack(data, expected_shapes=_expected_shapes_all if v2 else _expected_shapes)
+    version = peek(data).version
+    pipe = pipeline_for_format(version)
+    every = pipe is not None and pipe.codes_every_parameter
+    stream = unpack(data, expected_shapes=_expected_shapes_all if every else _expected_shapes)
+    if pipe is None:
+        raise BitstreamError(f"no pipeline decodes format version {version}")
     info = stream.info
     cfg = ModelConfig.from_fields(dict(stream.model))
     hp, wp = padded_size(info.height, info.width, cfg)
     model = HiNeRV(cfg, info.frames, hp, wp)
-    params = dict(model.named_parameters())
-    if v2:  # every parameter is a coded tensor, in named_parameters order (shapes checked)
-        if stream.vectors:
-            raise BitstreamError("format-v2 stream carries unexpected vectors")
-        with torch.no_grad():
-            for p_, t in zip(params.values(), stream.tensors, strict=True):
-                p_.copy_(torch.from_numpy(t.dequantize()))
-        model.to(device).eval()
-        return model, info, stream
-    qnames = model.quantizable_names()  # shapes already checked by unpack(expected_shapes=...)
-    others = [n for n in params if n not in set(qnames)]
-    if len(others) != len(stream.vectors):
-        raise BitstreamError("vector count in the stream does not match the model")
-    with torch.no_grad():
-        for n, t in zip(qnames, stream.tensors, strict=True):
-            params[n].copy_(dequantize(t.q, t.scales))
-        for n, v in zip(others, stream.vectors, strict=True):
-            if params[n].numel() != v.size:
-                raise BitstreamError("vector size does not match the model")
-            params[n].copy_(torch.from_numpy(v.astype(np.float32)).view_as(params[n]))
+    pipe.load(model, stream)
     model.to(device).eval()
     return model, info, stream
 
@@ -406,27 +224,17 @@ def decode_frames(
 ) -> Iterator[np.ndarray]:
     """Run the decoder network for ``frames``; yields float32 ``[3, H, W]`` RGB in [0, 1] (cropped).
 
-    ``batch`` frames go through the network at once (default 4 on CUDA, 1 on CPU); the encoder's own
-    reconstruction and :func:`decode_file` use the same default, so they run the same kernels.
+    ``batch`` frames go through the network at once (default: :meth:`DevicePolicy.decode_batch`); the
+    encoder's own reconstruction and :func:`decode_file` use the same default, so they run the same kernels.
     """
     device = torch.device(device)
-    batch = batch or (4 if device.type == "cuda" else 1)
+    batch = batch or DevicePolicy(device).decode_batch()
     ts = list(frames)
     for i in range(0, len(ts), batch):
         t = torch.tensor(ts[i : i + batch], dtype=torch.long, device=device)
         idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
         out = model(idx, (1, 1)).float()[:, :, : info.height, : info.width]
         yield from out.cpu().numpy()
-
-
-def decode_bytes(
-    data: bytes, *, frames: range | None = None, device: str = "auto"
-) -> tuple[VideoInfo, Iterator[np.ndarray]]:
-    """Decode a bitstream held in memory; returns the video info and a frame iterator (float RGB)."""
-    dev = resolve_device(device)
-    model, info, _ = load_decoder(data, dev)
-    rng = range(info.frames) if frames is None else frames
-    return info, decode_frames(model, info, rng, device=dev)
 
 
 def _parse_range(frames: tuple[int, int | None] | None, total: int) -> range:
@@ -484,7 +292,9 @@ def inspect_file(src: Path | str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- encode
-def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptions, sched: Schedule) -> str:
+def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan) -> str:
+    """What a resumed work folder must match: source file, video, model, schedule, seed, budget and the
+    pipeline's own training settings."""
     st = src.stat()
     key = {
         "source": str(src.resolve()),
@@ -492,37 +302,20 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, opts: EncodeOptio
         "mtime_ns": st.st_mtime_ns,
         "info": {k: str(v) for k, v in asdict(info).items()},
         "model": cfg.to_fields(),
-        "schedule": asdict(sched),
-        "seed": opts.seed,
+        "schedule": asdict(plan.schedule),
+        "seed": plan.options.seed,
         "version": __version__,
-        **({"time_budget": opts.time_budget} if opts.time_budget else {}),
+        **({"time_budget": plan.options.time_budget} if plan.options.time_budget else {}),
     }
-    if opts.pipeline != "paper":
-        key["rd"] = {
-            "pipeline": opts.pipeline,
-            **{k: v for k, v in asdict(opts.rd_settings()).items()},
-            "grid_context": opts.grid_context,
-        }
+    extra = plan.pipeline.fingerprint(plan.settings)
+    if extra is not None:
+        key[plan.pipeline.name] = extra
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        fix_mode(tmp)  # the usual 0644 under the umask, like decoded videos, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def encode_video(
     reader: VideoReader,
-    opts: EncodeOptions,
+    plan: EncodePlan,
     *,
     workdir: Path,
     resume: bool = False,
@@ -530,92 +323,78 @@ def encode_video(
     progress: ProgressCallback | None = None,
     epoch_hook: Callable[[Trainer], None] | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Train, prune, quantize and pack; returns the bitstream and training facts.
-
-    Checkpoints live in ``workdir``: ``state.ckpt`` (rolling, every minute and at stage ends),
-    ``pruned.ckpt`` (after the prune stage; reused by encodes at another bit depth) and
-    ``qat-b{bits}[-{scale_mode}].ckpt`` (the finished run). Training up to the pruned model does not
-    depend on the bit depth or the scale rule, so those reuse ``pruned.ckpt``.
-    """
+    """Build the model, train it with the plan's pipeline and export it; returns the bitstream and
+    training facts. Checkpoints live in ``workdir`` (the pipeline names them)."""
     t_start = time.perf_counter()
-    info = reader.info
-    dev = resolve_device(opts.device)
-    if opts.compile and dev.type != "cuda":
-        # measured on CPU: dynamo fails inside the oneDNN linear; with that bypassed, inductor fails on
-        # dynamic shapes, and with static shapes a size-s step ran 1.7x slower than eager after 67 s
-        raise ConfigError(
-            "--compile is supported on CUDA only (on CPU, torch.compile of this model fails or runs slower)"
-        )
-    sched = opts.resolved_schedule()
-    cfg, label = build_model(opts, info)
+    info, policy = reader.info, plan.policy
+    cfg = build_config(plan, info)
     hp, wp = padded_size(info.height, info.width, cfg)
-    torch.manual_seed(opts.seed)
-    model = HiNeRV(cfg, info.frames, hp, wp).to(dev)
+    torch.manual_seed(plan.options.seed)
+    model = HiNeRV(cfg, info.frames, hp, wp).to(policy.device)
     if progress:
         progress("load")
     cache = load_rgb_cache(reader, hp, wp)
-    if dev.type == "cuda":
-        cache = cache.to(dev)
-    if opts.pipeline == "rd":
-        return _encode_rd(model, cache, info, cfg, label, opts, sched, dev, workdir, resume, fingerprint,
-                          t_start, progress, epoch_hook)  # fmt: skip
-    if opts.pipeline != "paper":
-        raise ConfigError(f"unknown pipeline {opts.pipeline!r} (paper or rd)")
+    if policy.frames_on_device():
+        cache = cache.to(policy.device)
+    ctx = ModelContext(model, info, cfg, plan.label, plan.options.seed, f"hinerv {__version__}")
+    pipe = plan.pipeline
     trainer = Trainer(
         model,
         cache,
         info.peak,
-        sched,
-        bits=opts.bits,
-        scale_mode=opts.scale_mode,
-        **_trainer_kwargs(opts, dev),
+        plan.schedule,
+        recipe=pipe.recipe(plan.settings, ctx),
+        device=policy,
+        seed=plan.options.seed,
+        compile=plan.options.compile,
+        max_memory=plan.max_memory,
     )
-    qat_key = f"b{opts.bits}" + ("" if opts.scale_mode == "reference" else f"-{opts.scale_mode}")
-    state, pruned, final = workdir / "state.ckpt", workdir / "pruned.ckpt", workdir / f"qat-{qat_key}.ckpt"
-    _prepare_workdir(workdir, resume, fingerprint, label, [state, pruned, *workdir.glob("qat-b*.ckpt")])
-    if resume and final.exists():
-        trainer.load(final)
-        trained_before = trainer.elapsed
-    else:
-        if resume and state.exists():
-            trainer.load(state)
-            if trainer.stage in ("qat", "done") and trainer.qat_key != (opts.bits, opts.scale_mode):
-                trainer.load(pruned)  # the rolling state is another QAT's; pruned.ckpt precedes it
-        trained_before = trainer.elapsed
-        epoch_hook, progress = _plan(trainer, opts, t_start, progress, epoch_hook)
-        if trainer.stage in ("main", "prune"):
-            trainer.fit(progress, checkpoint=state, stop_after="prune", epoch_hook=epoch_hook)
-            trainer.save(pruned)
-        trainer.set_bits(opts.bits)
-        trainer.scale_mode = opts.scale_mode
-        trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
-        trainer.save(final)
+    ckpts = pipe.checkpoints(workdir, plan.settings)
+    _prepare_workdir(workdir, resume, fingerprint, plan.label, ckpts.stale)
+    trained_before = _train(trainer, ckpts, plan, resume, t_start, progress, epoch_hook)
     if progress:
         progress("export")
-    meta = {
-        "encoder": f"hinerv {__version__}",
-        "model": label,
-        "pipeline": "paper",
-        "bits": opts.bits,
-        "schedule": trainer.schedule.name,
-        "seed": opts.seed,
-    }
-    stream = export_stream(model, trainer.masks, info, cfg, opts.bits, opts.scale_mode, meta)
-    data = pack(stream)
-    return data, _facts(trainer, trained_before, label, cfg)
-
-
-def _facts(trainer: Trainer, trained_before: float, label: str, cfg: ModelConfig) -> dict[str, Any]:
-    """Training facts of an encode. The trainer's clock covers every session that trained this model,
-    reused stages included, so the report gives the real cost of the bitstream even when most of it
-    was computed earlier."""
-    return {
-        "train_seconds": trainer.elapsed,
+    data, extra = pipe.export(trainer, plan.settings, ctx)
+    facts = {
+        "train_seconds": trainer.elapsed,  # every session that trained this model, reused stages included
         "trained_before": trained_before,
-        "params": sum(p.numel() for p in trainer.model.parameters()),
-        "model": label,
+        "params": sum(p.numel() for p in model.parameters()),
+        "model": plan.label,
         "cfg": cfg,
     }
+    return data, {**facts, **extra}
+
+
+def _train(
+    trainer: Trainer,
+    ckpts: Checkpoints,
+    plan: EncodePlan,
+    resume: bool,
+    t_start: float,
+    progress: ProgressCallback | None,
+    epoch_hook: Callable[[Trainer], None] | None,
+) -> float:
+    """Train to the end, resuming from and saving the pipeline's checkpoints; returns the training
+    seconds of earlier sessions."""
+    if resume and ckpts.final.exists():
+        trainer.load(ckpts.final)
+        return trainer.elapsed
+    if resume and ckpts.state.exists():
+        trainer.load(ckpts.state)
+        if ckpts.on_resume is not None:
+            ckpts.on_resume(trainer)
+    trained_before = trainer.elapsed
+    epoch_hook, progress = _plan(trainer, plan, t_start, progress, epoch_hook)
+    order = (*trainer.stages, "done")
+    for stage, path in ckpts.milestones:
+        if order.index(trainer.stage) <= order.index(stage):
+            trainer.fit(progress, checkpoint=ckpts.state, stop_after=stage, epoch_hook=epoch_hook)
+            trainer.save(path)
+    if ckpts.before_last is not None:
+        ckpts.before_last(trainer)
+    trainer.fit(progress, checkpoint=ckpts.state, epoch_hook=epoch_hook)
+    trainer.save(ckpts.final)
+    return trained_before
 
 
 def _prepare_workdir(workdir: Path, resume: bool, fingerprint: str, label: str, stale: list[Path]) -> None:
@@ -634,94 +413,14 @@ def _prepare_workdir(workdir: Path, resume: bool, fingerprint: str, label: str, 
     job.write_text(json.dumps({"fingerprint": fingerprint, "model": label}))
 
 
-def _encode_rd(
-    model: HiNeRV,
-    cache: torch.Tensor,
-    info: VideoInfo,
-    cfg: ModelConfig,
-    label: str,
-    opts: EncodeOptions,
-    sched: Schedule,
-    dev: torch.device,
-    workdir: Path,
-    resume: bool,
-    fingerprint: str,
-    t_start: float,
-    progress: ProgressCallback | None,
-    epoch_hook: Callable[[Trainer], None] | None,
-) -> tuple[bytes, dict[str, Any]]:
-    """The rd pipeline: rate–distortion training, then the format-v2 stream (rate control included)."""
-    pixels = info.frames * info.height * info.width
-    meta: dict[str, Any] = {
-        "encoder": f"hinerv {__version__}",
-        "model": label,
-        "pipeline": "rd",
-        "schedule": sched.name,  # replaced by the (possibly budget-fitted) trainer's schedule
-        "seed": opts.seed,
-        "distortion": opts.distortion,
-    }
-
-    def stream_at(tr: RDTrainer, factor: float = 1.0) -> Stream:
-        m = {**meta, "schedule": tr.schedule.name, "lambda": float(tr.lam)}
-        return export_rd_stream(
-            model, tr.rate, info, cfg, m, grid_context=opts.grid_context, step_factor=factor
-        )
-
-    def probe(tr: RDTrainer) -> float:
-        return 8 * len(pack(stream_at(tr))) / pixels
-
-    trainer = RDTrainer(
-        model,
-        cache,
-        info.peak,
-        sched,
-        rd=opts.rd_settings(),
-        pixels=pixels,
-        rate_probe=probe if opts.target_bpp else None,
-        **_trainer_kwargs(opts, dev),
-    )
-    state, final = workdir / "state.ckpt", workdir / "rd.ckpt"
-    _prepare_workdir(workdir, resume, fingerprint, label, [state, final])
-    if resume and final.exists():
-        trainer.load(final)
-        trained_before = trainer.elapsed
-    else:
-        if resume and state.exists():
-            trainer.load(state)
-        trained_before = trainer.elapsed
-        epoch_hook, progress = _plan(trainer, opts, t_start, progress, epoch_hook)
-        trainer.fit(progress, checkpoint=state, epoch_hook=epoch_hook)
-        trainer.save(final)
-    if progress:
-        progress("export")
-    factor = 1.0
-    if opts.target_bpp:
-        target_bytes = opts.target_bpp * pixels / 8
-        factor, _ = fit_step_factor(lambda f: len(pack(stream_at(trainer, f))), target_bytes, tolerance=0.02)
-    data = pack(stream_at(trainer, factor))
-    facts = _facts(trainer, trained_before, label, cfg)
-    return data, {**facts, "lambda": float(trainer.lam), "step_factor": factor}
-
-
-def _trainer_kwargs(opts: EncodeOptions, dev: torch.device) -> dict[str, Any]:
-    """The :class:`~hinerv.train.Trainer` keyword arguments both pipelines take from the options."""
-    return {
-        "device": dev,
-        "seed": opts.seed,
-        "amp": opts.amp,
-        "compile": opts.compile,
-        "max_memory": opts.max_memory or DEFAULT_MAX_MEMORY,
-    }
-
-
 def _plan(
     trainer: Trainer,
-    opts: EncodeOptions,
+    plan: EncodePlan,
     t_start: float,
     progress: ProgressCallback | None,
     epoch_hook: Callable[[Trainer], None] | None,
 ) -> tuple[Callable[[Trainer], None] | None, ProgressCallback | None]:
-    """Measure the step time, fit the schedule to ``opts.time_budget`` and report the plan.
+    """Measure the step time, fit the schedule to the time budget and report the plan.
 
     Returns the epoch hook to train with (the caller's, plus a :class:`~hinerv.budget.BudgetKeeper`
     that re-fits the remaining schedule to the time left when the predicted finish drifts) and the
@@ -730,13 +429,14 @@ def _plan(
     """
     if trainer.done:
         return epoch_hook, progress
-    plan = plan_training(trainer, opts.time_budget, elapsed_seconds=time.perf_counter() - t_start)
+    budget = plan.options.time_budget
+    tplan = plan_training(trainer, budget, elapsed_seconds=time.perf_counter() - t_start)
     if progress:
-        progress(plan)
-        progress = _with_eta(progress, EtaEstimator(trainer, plan.costs))
-    if opts.time_budget is None or plan.notes:
+        progress(tplan)
+        progress = _with_eta(progress, EtaEstimator(trainer, tplan.costs))
+    if budget is None or tplan.notes:
         return epoch_hook, progress
-    keeper = BudgetKeeper(trainer, opts.time_budget, t_start, plan.costs, plan.finish_seconds)
+    keeper = BudgetKeeper(trainer, budget, t_start, tplan.costs, tplan.finish_seconds)
     if epoch_hook is None:
         return keeper, progress
     user_hook = epoch_hook
@@ -758,7 +458,7 @@ def _with_eta(progress: ProgressCallback, eta: EtaEstimator) -> ProgressCallback
 def encode_file(
     src: Path | str,
     dst: Path | str,
-    opts: EncodeOptions,
+    opts: EncodeOptions | EncodePlan,
     *,
     workdir: Path | str | None = None,
     resume: bool = False,
@@ -772,10 +472,10 @@ def encode_file(
     Args:
         src: any input :func:`hinerv.io.open_video` reads.
         dst: output bitstream path (written atomically).
-        opts: model size, bits, schedule, device.
+        opts: the request, or one already resolved (:meth:`EncodeOptions.resolve`).
         workdir: checkpoint folder; default ``<dst>.work`` (removed after a successful encode). An
-            explicit folder is kept, so later encodes of the same source at other bit depths reuse it.
-        resume: continue a killed encode (or reuse the pruned model) from ``workdir``.
+            explicit folder is kept, so later encodes of the same source reuse what they can of it.
+        resume: continue a killed encode (or reuse a milestone checkpoint) from ``workdir``.
         recon: also write the decoded video here (any writable format).
         progress: callback for training steps and phase messages.
         reader_options: keyword options for :func:`hinerv.io.open_video` (raw ``.yuv`` size, fps, ...).
@@ -788,37 +488,18 @@ def encode_file(
     t_start = time.perf_counter()
     keep = workdir is not None
     wd = Path(workdir) if workdir is not None else dst.with_name(dst.name + ".work")
-    check_encode_request(src, dst, opts, recon=recon, workdir=workdir, default_workdir=wd)
+    plan = check_encode_request(src, dst, opts, recon=recon, workdir=workdir, default_workdir=wd)
     new_wd = not wd.exists()  # a user error found later must not leave a folder this call made
     reader = open_video(src, **(reader_options or {}))
     try:
         info = reader.info
-        cfg, _ = build_model(opts, info)
-        fp = _fingerprint(src, info, cfg, opts, opts.resolved_schedule())
+        fp = _fingerprint(src, info, build_config(plan, info), plan)
         data, facts = encode_video(
-            reader, opts, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook
+            reader, plan, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook
         )
-        if progress:
-            progress("decode")
-        # Decode the packed bytes exactly as a decoder would; the metrics describe the real output.
-        t_dec = time.perf_counter()
-        dev = resolve_device(opts.device)
-        model, dinfo, _ = load_decoder(data, dev)
-        rec_path = wd / ("recon.y4m" if info.chroma == "420" else "recon_png")
-        with open_writer(rec_path, dinfo) as w:
-            for x in decode_frames(model, dinfo, range(dinfo.frames), device=dev):
-                w.write_rgb(x)
-        decode_seconds = time.perf_counter() - t_dec
-        if progress:
-            progress("measure")
-        with open_video(rec_path) as rec:
-            metrics = compare_videos(reader, rec).as_dict()
-        if recon is not None:
-            with open_video(rec_path) as rec, open_writer(Path(recon), dinfo) as w:
-                for t in range(len(rec)):
-                    y, u, v = rec.read_yuv(t)
-                    w.write_yuv(y, u, v)
-        _atomic_write_bytes(dst, data)
+        metrics, decode_seconds = _verify(data, reader, wd, plan.policy, recon, progress)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(dst, lambda f: f.write(data))
     except HinervError:
         if new_wd:
             shutil.rmtree(wd, ignore_errors=True)
@@ -836,9 +517,9 @@ def encode_file(
         decode_seconds=decode_seconds,
         info=info,
         params=facts["params"],
-        bits=opts.bits if opts.pipeline == "paper" else 0,
+        bits=plan.pipeline.report_bits(plan.settings),
         model=facts["model"],
-        pipeline=opts.pipeline,
+        pipeline=plan.pipeline.name,
         lam=facts.get("lambda"),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
@@ -846,3 +527,34 @@ def encode_file(
     if not keep:
         shutil.rmtree(wd, ignore_errors=True)
     return report
+
+
+def _verify(
+    data: bytes,
+    reader: VideoReader,
+    wd: Path,
+    policy: DevicePolicy,
+    recon: Path | str | None,
+    progress: ProgressCallback | None,
+) -> tuple[dict[str, Any], float]:
+    """Decode the packed bytes exactly as a decoder would, write the reconstruction (into the work
+    folder, and to ``recon``) and measure it against the source; returns (metrics, decode seconds)."""
+    if progress:
+        progress("decode")
+    t_dec = time.perf_counter()
+    model, dinfo, _ = load_decoder(data, policy.device)
+    rec_path = wd / ("recon.y4m" if reader.info.chroma == "420" else "recon_png")
+    with open_writer(rec_path, dinfo) as w:
+        for x in decode_frames(model, dinfo, range(dinfo.frames), device=policy.device):
+            w.write_rgb(x)
+    decode_seconds = time.perf_counter() - t_dec
+    if progress:
+        progress("measure")
+    with open_video(rec_path) as rec:
+        metrics = compare_videos(reader, rec).as_dict()
+    if recon is not None:
+        with open_video(rec_path) as rec, open_writer(Path(recon), dinfo) as w:
+            for t in range(len(rec)):
+                y, u, v = rec.read_yuv(t)
+                w.write_yuv(y, u, v)
+    return metrics, decode_seconds

@@ -2,7 +2,7 @@
 
 Two mechanisms, used together by :mod:`hinerv.codec`:
 
-* during training, :func:`hinerv.rdtrain.adapt_lambda` moves λ after every epoch towards the target
+* during training, :func:`hinerv.pipelines.rd.adapt_lambda` moves λ after every epoch towards the target
   (the network learns to spend the bits well);
 * after training, :func:`fit_step_factor` scales every learned step by one common factor, found by
   bisection on the real coded size, so the file lands within a tolerance of the target.

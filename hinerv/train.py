@@ -1,16 +1,11 @@
-"""Per-video over-fitting: main training, pruning fine-tune and quantization-aware training.
+"""Per-video over-fitting: the training loop, its events and checkpoints, for any recipe.
 
-The schedule follows the reference (hinerv-reference.md §5): loss ``0.7 * L1 + 0.3 * (1 - MS-SSIM 5x5)``
-per patch, Adam, linear warm-up then cosine (measured from step 0, as timm), gradient clipping at norm 1,
-random batches of patches drawn from the whole video (one batch = one frame's worth of pixels; one epoch =
-every patch of every frame once = T steps). Three stages, each with a fresh Adam:
-
-1. ``main``: ``main_epochs`` with warm-up;
-2. ``prune``: one-shot global magnitude pruning (:mod:`hinerv.prune`), then ``prune_epochs`` of fine-tune;
-3. ``qat``: ``qat_epochs`` of Quant-Noise (:mod:`hinerv.quant`) at the bit depth that will be coded,
-   lr scaled by ``qat_lr_scale``.
-
-Unlike the reference, fake quantization is computed only in the QAT stage, and QAT uses the target bit depth.
+The schedule follows the reference (hinerv-reference.md §5): Adam, linear warm-up then cosine (measured
+from step 0, as timm), gradient clipping at norm 1, random batches of patches drawn from the whole video
+(one batch = one frame's worth of pixels; one epoch = every patch of every frame once = T steps). The
+:class:`Schedule` gives epochs to three slots (``main``, ``prune``, ``qat``); a recipe maps its own stages
+onto them (the paper pipeline's stages are the slots themselves: :mod:`hinerv.pipelines.paper`), each
+stage with a fresh Adam. One optimizer step is :class:`hinerv.step.StepRunner`'s.
 
 This module does no I/O except the checkpoint file it is handed (written atomically) and no printing:
 progress goes to a callback.
@@ -18,8 +13,8 @@ progress goes to a callback.
 
 from __future__ import annotations
 
+import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -28,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call
 
+from hinerv.device import DEFAULT_MAX_MEMORY, DevicePolicy
 from hinerv.errors import ConfigError
-from hinerv.metrics import ms_ssim
-from hinerv.prune import magnitude_masks
-from hinerv.quant import ScaleMode, quant_noise, scale_axes_for
+from hinerv.io.base import atomic_write
+from hinerv.recipe import Recipe, Stage
+from hinerv.step import StepRunner, choose_patch_grid
 
 try:
     import tomllib
@@ -43,18 +38,18 @@ except ModuleNotFoundError:  # Python 3.10
 
 __all__ = [
     "Schedule",
+    "SCHEDULE_SLOTS",
     "load_schedule",
     "list_schedules",
     "TrainEvent",
     "Trainer",
+    "StepProbe",
     "choose_patch_grid",
-    "STAGES",
+    "DEFAULT_MAX_MEMORY",
 ]
 
-STAGES = ("main", "prune", "qat")
-
-#: default activation budget of one training forward/backward (see ``Trainer(max_memory=...)``)
-DEFAULT_MAX_MEMORY = 3 << 30
+#: the schedule's epoch slots, in training order (a recipe's stages take their epochs from these)
+SCHEDULE_SLOTS = ("main", "prune", "qat")
 
 
 @dataclass(frozen=True)
@@ -128,34 +123,6 @@ def load_schedule(name: str) -> Schedule:
     return sched
 
 
-def choose_patch_grid(
-    height: int,
-    width: int,
-    upscale: int,
-    target: int = 120,
-    min_side: int = 72,
-    frame_mode_pixels: int = 640 * 480,
-) -> tuple[int, int]:
-    """Tiling (gh, gw) of the padded frame into training patches.
-
-    Frames of at most ``frame_mode_pixels`` train whole (grid (1, 1)): patch mode recomputes halos
-    around every tile, which costs ~2x at these sizes, and a whole small frame fits in memory anyway.
-    Larger frames are tiled like the reference: patch sides are multiples of ``upscale`` (the model's
-    total up-sampling) so each patch maps to whole base-grid cells, closest to ``target`` (the
-    reference's 120 at 1080p) and at least ``min_side`` (the 5-scale MS-SSIM with a 5x5 window needs
-    > 64 px), else the whole side.
-    """
-    if height * width <= frame_mode_pixels:
-        return 1, 1
-
-    def best(n: int) -> int:
-        cells = n // upscale
-        options = [g for g in range(1, cells + 1) if cells % g == 0 and (n // g >= min_side or g == 1)]
-        return min(options, key=lambda g: (abs(n // g - target), g))
-
-    return best(height), best(width)
-
-
 @dataclass(frozen=True)
 class TrainEvent:
     """What the trainer reports to its callback after every optimizer step.
@@ -187,7 +154,7 @@ def _lr_at(step: int, total: int, warmup: int, lr: float, warmup_lr: float, min_
 
 
 class Trainer:
-    """Over-fits a :class:`hinerv.model.HiNeRV` to one video.
+    """Over-fits a :class:`hinerv.model.HiNeRV` to one video, following a :class:`~hinerv.recipe.Recipe`.
 
     Args:
         model: the network, already on ``device``; its output covers the padded frame.
@@ -195,22 +162,16 @@ class Trainer:
             already padded to the model's size (edge replication), on ``device`` or CPU.
         peak: ``2**bit_depth - 1``, the value of white in ``frames``.
         schedule: epochs and hyper-parameters.
-        bits: the bit depth that will be coded (used by QAT).
-        scale_mode: quantizer scale rule (see :func:`hinerv.quant.scale_axes_for`).
-        device: torch device.
-        seed: seeds the batch order and the Quant-Noise masks.
+        recipe: what the pipeline trains (stages, parameter transform, penalty, extra state); bound to
+            ``model`` here.
+        device: a torch device, its name, or a :class:`~hinerv.device.DevicePolicy` (which then also
+            decides ``amp``).
+        seed: seeds the batch order and the recipe's noise (``noise_gen``).
         amp: fp16 autocast + loss scaling on CUDA (ignored on CPU).
         compile: wrap the model with ``torch.compile``.
-        max_memory: bytes the activations of one forward/backward may take. A step's patch batch
-            (one frame's worth of tiles, with halos) that the model estimates above this is run as
-            micro-batches with gradient accumulation (the same step, within float rounding).
-            ``None``: never split.
+        max_memory: bytes the activations of one forward/backward may take; a larger step runs as
+            micro-batches (:class:`~hinerv.step.StepRunner`). ``None``: never split.
     """
-
-    #: the stages this trainer runs, in order (subclasses define their own)
-    stages: tuple[str, ...] = STAGES
-    #: stages that train at ``lr * qat_lr_scale`` (no warm-up, cosine to ``min_lr * qat_lr_scale``)
-    qat_lr_stages: tuple[str, ...] = ("qat",)
 
     def __init__(
         self,
@@ -219,75 +180,122 @@ class Trainer:
         peak: int,
         schedule: Schedule,
         *,
-        bits: int = 6,
-        scale_mode: ScaleMode = "reference",
-        device: torch.device | str = "cpu",
+        recipe: Recipe,
+        device: DevicePolicy | torch.device | str = "cpu",
         seed: int = 0,
         amp: bool = True,
         compile: bool = False,
         max_memory: int | None = DEFAULT_MAX_MEMORY,
     ) -> None:
+        if isinstance(device, DevicePolicy):
+            self.policy = device
+        else:
+            dev = torch.device(device)
+            self.policy = DevicePolicy(dev, amp=amp and dev.type == "cuda")
+        self.device = self.policy.device
         self.model = model
-        self.device = torch.device(device)
-        self.frames = frames
-        self.peak = float(peak)
         self.schedule = schedule
-        self.bits = bits
-        self.scale_mode: ScaleMode = scale_mode
+        self.recipe = recipe
         self.seed = seed
-        T, _, H, W = frames.shape
-        self.T, self.H, self.W = T, H, W
-        up = int(model.cfg.upscale)
-        self.grid = choose_patch_grid(H, W, up)
-        self.ph, self.pw = H // self.grid[0], W // self.grid[1]
-        self.amp = amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self._fwd: Callable[..., torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
-        self.prunable = list(model.prunable_names())  # type: ignore[operator]
-        self.quantizable = list(model.quantizable_names())  # type: ignore[operator]
-        self.masks: dict[str, torch.Tensor] = {}
+        self.runner = StepRunner(model, frames, peak, self.policy, compile=compile, max_memory=max_memory)
+        self.T = self.runner.T
         self.gen = torch.Generator().manual_seed(seed)  # batch order
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(seed + 1)  # Quant-Noise masks
-        self.stage = "main"
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(seed + 1)  # recipe noise
+        recipe.bind(self)
+        self.stage = self.stages[0]
         self.epoch = 0  # completed epochs within the current stage
         self.elapsed = 0.0  # training seconds so far, summed over resumed sessions
         self.optimizer = self._new_optimizer()
-        self.micro_batch = self._micro_batch(max_memory)
 
-    def _micro_batch(self, max_memory: int | None) -> int:
-        """Patches per forward pass: the whole step's batch unless its activations exceed ``max_memory``."""
-        B = self.grid[0] * self.grid[1]
-        estimate = getattr(self.model, "activation_bytes", None)
-        if max_memory is None or estimate is None or B == 1:
-            return B
-        per = max(1, int(estimate(self.grid)))
-        return max(1, min(B, int(max_memory // per)))
+    # ------------------------------------------------------------------ stages
+    def stage_list(self, schedule: Schedule | None = None) -> tuple[Stage, ...]:
+        """The recipe's stages under ``schedule`` (default: the current one, which a time budget may
+        change)."""
+        return self.recipe.stages(schedule or self.schedule)
 
-    # ------------------------------------------------------------------ state
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """Everything the optimizer updates (subclasses add their own parameters)."""
-        return list(self.model.parameters())
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The recipe's stage names, in order."""
+        return tuple(st.name for st in self.stage_list())
+
+    def stage_info(self, stage: str) -> Stage:
+        """The :class:`~hinerv.recipe.Stage` called ``stage`` (KeyError: no such stage)."""
+        return {st.name: st for st in self.stage_list()}[stage]
 
     def stage_epochs(self, stage: str) -> int:
-        """Epochs of ``stage`` in this trainer's schedule."""
-        return self.schedule.epochs(stage)
+        """Epochs of ``stage`` under the current schedule."""
+        return self.stage_info(stage).epochs
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
-        params, adam = self.trainable_parameters(), self._adam_impl()
-        return torch.optim.Adam(params, lr=self.schedule.lr, betas=self.adam_betas, eps=1e-8, **adam)
+    grid = property(lambda self: self.runner.grid, doc="Patch grid (gh, gw) of a training step.")
+    micro_batch = property(lambda self: self.runner.micro_batch, doc="Patches per forward pass.")
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs completed over all stages."""
+        if self.stage == "done":
+            return self.total_epochs
+        names = self.stages
+        return sum(self.stage_epochs(s) for s in names[: names.index(self.stage)]) + self.epoch
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs over all stages."""
+        return sum(st.epochs for st in self.stage_list())
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names the trainer lacks: the state its recipe exposes (``masks``, ``rate``)
+        recipe = self.__dict__.get("recipe")
+        if recipe is not None and name in recipe.exposed:
+            return getattr(recipe, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything the optimizer updates: the model's parameters, then the recipe's."""
+        return list(self.model.parameters()) + self.recipe.extra_parameters()
 
     @property
     def adam_betas(self) -> tuple[float, float]:
         """Adam's (beta1, beta2) for this schedule."""
         return 0.9, self.schedule.adam_beta2
 
-    def _adam_impl(self) -> dict[str, bool | None]:
-        """Adam implementation flags: the fused kernel on CPU (one pass over all parameters instead of a
-        dozen small ops per tensor; the same update within float rounding), torch's default elsewhere."""
-        if self.device.type == "cpu":
-            return {"fused": True, "foreach": None}
-        return {}
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        groups = self.recipe.param_groups()
+        flags = self.policy.adam_flags()
+        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=self.adam_betas, eps=1e-8, **flags)
 
+    def enter_stage(self, stage: str) -> None:
+        """Start ``stage`` at its first epoch: the recipe prepares it, then a fresh optimizer."""
+        self.stage, self.epoch = stage, 0
+        self.recipe.start_stage(stage)
+        self.optimizer = self._new_optimizer()
+
+    def _advance_stage(self) -> None:
+        """Move past finished (or empty) stages."""
+        while self.stage != "done" and self.epoch >= self.stage_epochs(self.stage):
+            names = self.stages
+            nxt = names.index(self.stage) + 1
+            if nxt == len(names):
+                self.stage, self.epoch = "done", 0
+                return
+            self.enter_stage(names[nxt])
+
+    def stage_finished(self, stage: str) -> bool:
+        """Whether ``stage`` is over (the trainer first moves past finished stages)."""
+        order = (*self.stages, "done")
+        self._advance_stage()
+        return order.index(self.stage) > order.index(stage)
+
+    def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
+        s, st = self.schedule, self.stage_info(self.stage)
+        k = st.lr_scale
+        warm = s.warmup_epochs * steps_per_epoch if st.warmup else 0
+        return _lr_at(step, st.epochs * steps_per_epoch, warm, s.lr * k, s.warmup_lr * k, s.min_lr * k)
+
+    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-exactly (tensors and primitives only)."""
         return {
@@ -296,13 +304,11 @@ class Trainer:
             "elapsed": self.elapsed,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "masks": {k: v.cpu() for k, v in self.masks.items()},
+            "scaler": self.runner.scaler.state_dict(),
             "gen": self.gen.get_state(),
             "noise_gen": self.noise_gen.get_state(),
             "schedule": asdict(self.schedule),
-            "bits": self.bits,
-            "scale_mode": self.scale_mode,
+            **self.recipe.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -313,120 +319,25 @@ class Trainer:
         self.stage = state["stage"]
         self.epoch = int(state["epoch"])
         self.elapsed = float(state.get("elapsed", 0.0))
-        self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
+        self.recipe.load_state_dict(state)
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
         for g in self.optimizer.param_groups:  # the saved groups carry the writer's implementation flags
-            g.update(self._adam_impl())
-        self.scaler.load_state_dict(state["scaler"])
+            g.update(self.policy.adam_flags())
+        self.runner.scaler.load_state_dict(state["scaler"])
         self.gen.set_state(state["gen"])
-        self.bits = int(state["bits"])
-        self.scale_mode = state.get("scale_mode", self.scale_mode)
         self.noise_gen.set_state(state["noise_gen"])
 
     def save(self, path: Path) -> None:
-        """Write a checkpoint atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write a checkpoint atomically (temp file, fsync, rename)."""
+        state = self.state_dict()
+        atomic_write(Path(path), lambda f: torch.save(state, f))
 
     def load(self, path: Path) -> None:
         """Resume from :meth:`save`'s file (``weights_only``: no code is ever unpickled)."""
         self.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
 
-    @property
-    def epochs_done(self) -> int:
-        """Epochs completed over all stages."""
-        if self.stage == "done":
-            return self.total_epochs
-        return sum(self.stage_epochs(s) for s in self.stages[: self.stages.index(self.stage)]) + self.epoch
-
-    @property
-    def total_epochs(self) -> int:
-        """Epochs over all stages."""
-        return sum(self.stage_epochs(s) for s in self.stages)
-
-    @property
-    def done(self) -> bool:
-        return self.stage == "done"
-
-    @property
-    def qat_key(self) -> tuple[int, str]:
-        """What the QAT stage depends on besides the pruned model: (bits, scale rule)."""
-        return self.bits, self.scale_mode
-
-    def set_bits(self, bits: int) -> None:
-        """Change the QAT bit depth (allowed before the QAT stage has started)."""
-        if self.stage == "qat" and self.epoch > 0:
-            raise ConfigError("cannot change bits in the middle of QAT")
-        self.bits = bits
-
-    # ------------------------------------------------------------------ forward
-    def effective_params(self, training: bool) -> dict[str, torch.Tensor]:
-        """Parameter overrides for the current stage: masked weights, plus Quant-Noise during QAT."""
-        params = dict(self.model.named_parameters())
-        out: dict[str, torch.Tensor] = {}
-        for n, m in self.masks.items():
-            out[n] = params[n] * m
-        if self.stage == "qat" and training:
-            for n in self.quantizable:
-                w = out.get(n, params[n])
-                axes = scale_axes_for(w.shape, mode=self.scale_mode, layer=n.endswith("weight"))
-                out[n] = quant_noise(w, self.bits, axes, self.schedule.quant_noise, self.noise_gen)
-        return out
-
-    def _batch(self, order: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gh, gw = self.grid
-        B = gh * gw
-        sel = order[step * B : (step + 1) * B]
-        t, rest = sel // B, sel % B
-        ih, iw = rest // gw, rest % gw
-        idx = torch.stack([t, ih, iw], dim=1)
-        view = self.frames.view(self.T, 3, gh, self.ph, gw, self.pw)
-        tgt = view[t.to(self.frames.device), :, ih.to(self.frames.device), :, iw.to(self.frames.device), :]
-        tgt = tgt.to(self.device, non_blocking=True).float() / self.peak
-        return idx.to(self.device), tgt
-
-    def _loss(self, out: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.schedule
-        out = out.float()
-        mse = F.mse_loss(out.detach(), tgt)
-        loss = s.l1_weight * (out - tgt).abs().mean()
-        if s.msssim_weight:
-            loss = (
-                loss
-                + s.msssim_weight * (1 - ms_ssim(out, tgt, data_range=1.0, win_size=s.msssim_window)).mean()
-            )
-        return loss, mse
-
-    def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
-        s = self.schedule
-        total = self.stage_epochs(self.stage) * steps_per_epoch
-        if self.stage == "main":
-            return _lr_at(step, total, s.warmup_epochs * steps_per_epoch, s.lr, s.warmup_lr, s.min_lr)
-        scale = s.qat_lr_scale if self.stage in self.qat_lr_stages else 1.0
-        return _lr_at(step, total, 0, s.lr * scale, s.lr * scale, s.min_lr * scale)
-
-    def _start_stage(self, stage: str) -> None:
-        self.stage, self.epoch = stage, 0
-        if stage == "prune" and self.schedule.prune_epochs > 0:  # zero epochs: no pruning (reference)
-            params = dict(self.model.named_parameters())
-            total = sum(p.numel() for p in self.model.parameters())
-            self.masks = magnitude_masks(
-                {n: params[n] for n in self.prunable}, self.schedule.prune_ratio, total
-            )
-        self.optimizer = self._new_optimizer()
-
-    def _advance_stage(self) -> None:
-        """Move past finished (or empty) stages."""
-        while self.stage != "done" and self.epoch >= self.stage_epochs(self.stage):
-            nxt = self.stages.index(self.stage) + 1
-            if nxt == len(self.stages):
-                self.stage, self.epoch = "done", 0
-                return
-            self._start_stage(self.stages[nxt])
-
+    # ------------------------------------------------------------------ training
     def train_step(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
         """One optimizer step on a batch at the current learning rate; returns (loss, MSE).
 
@@ -434,73 +345,15 @@ class Trainer:
             idx: int64 ``[N, 3]`` patch indices (t, ih, iw) in the trainer's patch grid.
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
-        n = idx.shape[0]
-        if self.micro_batch < n:
-            loss_v, mse_v = self._accumulate(idx, tgt)
-        else:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                params = self.effective_params(True)
-                fwd_args = (idx, self.grid)
-                out = functional_call(self._fwd, params, fwd_args) if params else self._fwd(*fwd_args)
-            loss, mse = self._loss(out, tgt)
-            penalty = self.step_penalty()
-            if penalty is not None:
-                loss = loss + penalty
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            loss_v, mse_v = float(loss.detach()), float(mse)
-        self.scaler.unscale_(self.optimizer)
-        if self.schedule.grad_clip > 0:
-            foreach = True if self.device.type == "cpu" else None  # torch's default is per-tensor on CPU
-            torch.nn.utils.clip_grad_norm_(
-                self.trainable_parameters(), self.schedule.grad_clip, foreach=foreach
-            )
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return loss_v, mse_v
-
-    def _accumulate(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
-        """Gradients of the whole batch's loss, computed in micro-batches of ``self.micro_batch`` patches.
-
-        The loss is a mean over equal-sized patches, so the batch loss is the sum of the micro-batch
-        losses weighted by their share of the batch. Masked / Quant-Noise parameters are computed once
-        for the whole step (one noise draw, as without splitting): the micro-batches run on detached
-        copies, and their accumulated gradients are pushed through the parameter transform at the end.
-        """
-        n = idx.shape[0]
-        self.optimizer.zero_grad(set_to_none=True)
-        eff = self.effective_params(True)
-        penalty = self.step_penalty()
-        leaves = {k: v.detach().requires_grad_(True) for k, v in eff.items()}
-        loss_sum, mse_sum = 0.0, 0.0
-        for i in range(0, n, self.micro_batch):
-            sl = slice(i, min(n, i + self.micro_batch))
-            w = (sl.stop - sl.start) / n
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                if leaves:
-                    out = functional_call(self._fwd, leaves, (idx[sl], self.grid))
-                else:
-                    out = self._fwd(idx[sl], self.grid)
-            loss, mse = self._loss(out, tgt[sl])
-            self.scaler.scale(loss * w).backward()
-            loss_sum += float(loss.detach()) * w
-            mse_sum += float(mse) * w
-            del out, loss
-        used = [k for k in leaves if leaves[k].grad is not None]
-        roots = [eff[k] for k in used]
-        grads = [leaves[k].grad for k in used]
-        if penalty is not None:  # once per step, through the same parameter transform
-            roots.append(self.scaler.scale(penalty))
-            grads.append(torch.ones_like(penalty))
-            loss_sum += float(penalty.detach())
-        if roots:
-            torch.autograd.backward(roots, grads)
-        return loss_sum, mse_sum
-
-    def step_penalty(self) -> torch.Tensor | None:
-        """A loss term of the whole step added once to the batch loss (after :meth:`effective_params`);
-        None here. The rd pipeline's rate term lives in its override."""
-        return None
+        return self.runner.step(
+            idx,
+            tgt,
+            transform=lambda: self.recipe.transform(True),
+            loss_fn=self.recipe.loss,
+            optimizer=self.optimizer,
+            clip_params=self.trainable_parameters(),
+            grad_clip=self.schedule.grad_clip,
+        )
 
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""
@@ -514,34 +367,23 @@ class Trainer:
         order = torch.randperm(self.T * B, generator=self.gen)
         total_mse, total_loss = 0.0, 0.0
         stage_epochs = self.stage_epochs(self.stage)
-        done_before = self.epochs_done
+        done_before, total_epochs = self.epochs_done, self.total_epochs
         for step in range(steps):
             lr = self._stage_lr(self.epoch * steps + step, steps)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)
-            loss, mse = self.train_step(*self._batch(order, step))
+            loss, mse = self.train_step(*self.runner.batch(order, step))
             total_mse += mse
             total_loss += loss
             if callback is not None:
-                m = total_mse / (step + 1)
-                callback(
-                    TrainEvent(
-                        stage=self.stage,
-                        epoch=self.epoch + 1,
-                        stage_epochs=stage_epochs,
-                        step=step + 1,
-                        steps=steps,
-                        global_epoch=done_before,
-                        total_epochs=self.total_epochs,
-                        loss=total_loss / (step + 1),
-                        psnr=10 * math.log10(1 / max(m, 1e-10)),
-                        lr=lr,
-                        epoch_done=step + 1 == steps,
-                    )
-                )
+                m, n = total_mse / (step + 1), step + 1
+                psnr = 10 * math.log10(1 / max(m, 1e-10))
+                callback(TrainEvent(self.stage, self.epoch + 1, stage_epochs, n, steps, done_before,
+                                    total_epochs, total_loss / n, psnr, lr, n == steps))  # fmt: skip
         self.epoch += 1
         self.elapsed += time.perf_counter() - t_start
         self._advance_stage()
+        self.recipe.after_epoch()
         return total_mse / steps
 
     def fit(
@@ -561,7 +403,7 @@ class Trainer:
         """
         last_stage, last_save = self.stage, time.monotonic()
         while not self.done:
-            if stop_after is not None and self._stage_finished(stop_after):
+            if stop_after is not None and self.stage_finished(stop_after):
                 break
             self.run_epoch(callback)
             if epoch_hook is not None:
@@ -574,16 +416,57 @@ class Trainer:
                 self.save(checkpoint)
                 last_save = time.monotonic()
 
-    def _stage_finished(self, stage: str) -> bool:
-        order = (*self.stages, "done")
-        self._advance_stage()
-        return order.index(self.stage) > order.index(stage)
+    def probe(self, seed: int = 0x5EED) -> StepProbe:
+        """Real training steps that leave no trace (step-time measurement): see :class:`StepProbe`."""
+        return StepProbe(self, seed)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def reconstruct(self, t: torch.Tensor) -> torch.Tensor:
-        """Float frames ``[N, 3, Hp, Wp]`` in (0, 1) for frame indices ``t`` with masks, no noise."""
+        """Float frames ``[N, 3, Hp, Wp]`` in (0, 1) for frame indices ``t``, with the recipe's inference
+        parameters (masks, rounding; no noise)."""
         self.model.eval()
         idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1).to(self.device)
-        params = self.effective_params(False)
+        params, _ = self.recipe.transform(False)
         return functional_call(self.model, params, (idx, (1, 1))) if params else self.model(idx, (1, 1))
+
+
+class StepProbe:
+    """Steps of any stage that leave the trainer as it was (``with trainer.probe() as p:``, then
+    ``p.enter(stage)`` and ``p.step()``).
+
+    On entering, the trainer's complete state (model, optimizer, recipe state, generators, stage, clock) is
+    deep-copied; on exit it is restored. The probe's batches come from a private generator. Training after
+    a probe is bit-identical to training without one.
+    """
+
+    def __init__(self, trainer: Trainer, seed: int) -> None:
+        self.trainer = trainer
+        B = trainer.grid[0] * trainer.grid[1]
+        self._order = torch.randperm(trainer.T * B, generator=torch.Generator().manual_seed(seed))
+        self._k = 0
+
+    def __enter__(self) -> StepProbe:
+        tr = self.trainer
+        self._state = copy.deepcopy(tr.state_dict())
+        self._was_training = tr.model.training
+        tr.model.train()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.trainer.load_state_dict(self._state)
+        self.trainer.model.train(self._was_training)
+
+    def enter(self, stage: str) -> None:
+        """Enter ``stage`` as training would (recipe preparation, fresh optimizer)."""
+        self.trainer.enter_stage(stage)
+
+    def step(self) -> None:
+        """One real optimizer step of the current stage on the next probe batch."""
+        tr = self.trainer
+        tr.train_step(*tr.runner.batch(self._order, self._k % tr.T))
+        self._k += 1
+
+    def synchronize(self) -> None:
+        """Wait for the device (before reading a clock)."""
+        self.trainer.policy.synchronize()

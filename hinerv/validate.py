@@ -18,8 +18,13 @@ from typing import TYPE_CHECKING, Literal
 
 from hinerv.errors import ConfigError, InputError
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 if TYPE_CHECKING:
-    from hinerv.codec import EncodeOptions
+    from hinerv.options import EncodeOptions, EncodePlan
     from hinerv.train import Schedule
 
 __all__ = [
@@ -266,8 +271,6 @@ def check_schedule(schedule: str, epochs: int | None = None) -> Schedule:
     Raises:
         ConfigError: unknown name, unreadable or malformed TOML, bad keys or values, ``epochs < 1``.
     """
-    import tomllib
-
     from hinerv.train import load_schedule
 
     check_epochs(epochs)
@@ -302,62 +305,47 @@ def check_model(size: str | None, preset: str | None) -> None:
         raise ConfigError(f"unknown model size {size!r}; choices: {', '.join(SIZES)}")
 
 
-def _check_device(device: str) -> None:
-    from hinerv.codec import resolve_device
-
-    try:
-        resolve_device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-
-
 # --------------------------------------------------------------------------------------------- requests
-def _workdir_files(wd: Path) -> list[Path]:
+def _workdir_files(wd: Path, plan: EncodePlan) -> list[Path]:
     # what encode_video / encode_file write or delete inside the work folder
-    return [wd / n for n in ("job.json", "state.ckpt", "pruned.ckpt", "recon.y4m", "recon_png")]
+    ckpts = plan.pipeline.checkpoints(wd, plan.settings).files()
+    return [wd / "job.json", *ckpts, wd / "recon.y4m", wd / "recon_png"]
 
 
 def check_encode_request(
     src: PathLike,
     dst: PathLike,
-    opts: EncodeOptions,
+    opts: EncodeOptions | EncodePlan,
     *,
     recon: PathLike | None = None,
     workdir: PathLike | None = None,
     default_workdir: PathLike | None = None,
-    bits_allowed: Sequence[int] = LIBRARY_BITS,
-) -> None:
+) -> EncodePlan:
     """Everything :func:`hinerv.codec.encode_file` can check before reading a frame.
 
-    Options (bits, size / preset, schedule and epochs, quantizer scale rule, device), the names and
-    folders of the bitstream, ``recon`` and work folder, and that no output is an input.
+    The options (:meth:`hinerv.options.EncodeOptions.resolve`: size / preset, schedule and epochs,
+    pipeline settings, device), the names and folders of the bitstream, ``recon`` and work folder, and
+    that no output (the work folder's files included) is an input.
 
     Args:
         src: the source video.
         dst: the bitstream to write.
-        opts: the encode options.
+        opts: the encode options, or a plan already resolved from them.
         recon: optional decoded-video output.
         workdir: an explicit work folder (kept), or None.
         default_workdir: the work folder used when ``workdir`` is None (deleted after success).
-        bits_allowed: accepted ``opts.bits``.
+
+    Returns:
+        The resolved plan.
 
     Raises:
         InputError, ConfigError: the first problem found.
     """
     if not Path(src).exists():
         raise InputError(f"no such file or folder: {src}")
+    plan = opts.resolve() if hasattr(opts, "resolve") else opts
     wd = Path(workdir) if workdir is not None else (Path(default_workdir) if default_workdir else None)
-    check_not_same_file([src], [dst, recon] + ([wd, *_workdir_files(wd)] if wd is not None else []))
-    check_bits(opts.bits, bits_allowed)
-    check_model(opts.size, opts.preset)
-    check_schedule(opts.schedule, opts.epochs)
-    if opts.scale_mode not in ("reference", "channel"):
-        raise ConfigError(f"--scale-mode must be reference or channel, got {opts.scale_mode!r}")
-    if opts.pipeline not in ("paper", "rd"):
-        raise ConfigError(f"--pipeline must be paper or rd, got {opts.pipeline!r}")
-    if opts.pipeline == "rd":
-        opts.rd_settings()  # λ, distortion, proxy, target rate
-    _check_device(opts.device)
+    check_not_same_file([src], [dst, recon] + ([wd, *_workdir_files(wd, plan)] if wd is not None else []))
     check_output_path(dst, "bitstream", create_parent=True)
     if recon is not None:
         check_output_path(recon, "video")
@@ -368,11 +356,10 @@ def check_encode_request(
         if workdir is None:
             check_not_inside([src], wd)
     check_distinct_outputs([dst, recon, wd])
+    return plan
 
 
-def check_decode_request(
-    src: PathLike, dst: PathLike, frames: tuple[int, int | None] | None = None
-) -> None:
+def check_decode_request(src: PathLike, dst: PathLike, frames: tuple[int, int | None] | None = None) -> None:
     """Everything :func:`hinerv.codec.decode_file` can check before reading the bitstream: the
     output's name and folder, that it is not the input, and the frame range's form.
 

@@ -16,6 +16,7 @@ from hinerv.budget import (
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV
+from hinerv.pipelines.paper import PaperRecipe
 from hinerv.train import Schedule, Trainer, load_schedule
 
 TINY = ModelConfig(
@@ -33,7 +34,7 @@ def _trainer(sched: Schedule = SCHED) -> Trainer:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (3, 3, 32, 32), generator=g, dtype=torch.uint8)
-    return Trainer(HiNeRV(TINY, 3, 32, 32), frames, 255, sched, seed=0)
+    return Trainer(HiNeRV(TINY, 3, 32, 32), frames, 255, sched, recipe=PaperRecipe(), seed=0)
 
 
 def test_parse_duration() -> None:

@@ -3,6 +3,7 @@ determinism and hostile bitstreams."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,13 @@ from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file, 
 from hinerv.errors import BitstreamError, InputError
 from hinerv.io import open_video
 from hinerv.metrics import compare_videos
+from hinerv.pipelines.paper import PaperOptions
 from hinerv.sample import write_sample
 from hinerv.types import VideoInfo
 
-OPTS = EncodeOptions(size="xxs", bits=6, schedule="tiny", device="cpu", seed=0)
+OPTS = EncodeOptions(
+    size="xxs", schedule="tiny", device="cpu", seed=0, pipeline="paper", settings=PaperOptions(bits=6)
+)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +116,7 @@ def test_killed_encode_resumes_to_the_same_bitstream(
     assert rep.encode_seconds >= rep.train_seconds
     # another bit depth reuses the pruned model: only QAT runs again
     encode_file(
-        clip, tmp_path / "b8.bin", EncodeOptions(**{**OPTS.__dict__, "bits": 8}), workdir=wd, resume=True
+        clip, tmp_path / "b8.bin", replace(OPTS, settings=PaperOptions(bits=8)), workdir=wd, resume=True
     )
     assert (wd / "qat-b8.ckpt").exists() and (wd / "qat-b6.ckpt").exists()
     b6, b8 = (torch.load(wd / f"qat-b{b}.ckpt", weights_only=True) for b in (6, 8))
@@ -120,7 +124,7 @@ def test_killed_encode_resumes_to_the_same_bitstream(
     assert any(not torch.equal(b6["model"][k], b8["model"][k]) for k in b6["model"])  # QAT ran again
     assert (tmp_path / "b8.bin").stat().st_size > dst.stat().st_size
     # ... and so does another scale rule; coming back to the first settings reproduces its stream
-    ch = EncodeOptions(**{**OPTS.__dict__, "scale_mode": "channel"})
+    ch = replace(OPTS, settings=PaperOptions(scale_mode="channel"))
     encode_file(clip, tmp_path / "ch.bin", ch, workdir=wd, resume=True)
     assert (wd / "qat-b6-channel.ckpt").exists()
     encode_file(clip, tmp_path / "again.bin", OPTS, workdir=wd, resume=True)
@@ -175,5 +179,5 @@ def test_compile_on_cpu_is_refused_and_leaves_nothing(clip: Path, tmp_path: Path
 
     out = tmp_path / "c.bin"
     with pytest.raises(ConfigError, match="--compile"):
-        encode_file(clip, out, EncodeOptions(size="xxs", schedule="tiny", device="cpu", compile=True))
+        encode_file(clip, out, replace(OPTS, compile=True))
     assert sorted(tmp_path.iterdir()) == []

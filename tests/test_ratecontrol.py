@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hinerv.pipelines.rd import adapt_lambda
 from hinerv.ratecontrol import fit_step_factor
-from hinerv.rdtrain import adapt_lambda
 
 
 def test_fit_step_factor_lands_on_a_decreasing_size_curve() -> None:

@@ -1,7 +1,8 @@
-"""The rd pipeline's trainer (hinerv.rdtrain) and its end-to-end codec path."""
+"""The rd pipeline's training recipe (hinerv.pipelines.rd) and its end-to-end codec path."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,17 @@ from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV, ladder_config, padded_size
-from hinerv.rdtrain import LADDER_LAMBDA, RDSettings, RDTrainer, default_lambda, grid_names
+from hinerv.pipelines.rd import LADDER_LAMBDA, RDOptions, RDRecipe, RDSettings, default_lambda, grid_names
 from hinerv.sample import write_sample
-from hinerv.train import Schedule, load_schedule
+from hinerv.train import Schedule, Trainer, load_schedule
 
-RD = EncodeOptions(size="xxs", schedule="tiny", device="cpu", seed=0, pipeline="rd", lam=1.0,
-                   distortion="reference")  # fmt: skip
+RD = EncodeOptions(size="xxs", schedule="tiny", device="cpu", seed=0, pipeline="rd",
+                   settings=RDOptions(lam=1.0, distortion="reference"))  # fmt: skip
 
 
 def _trainer(
     lam: float, distortion: str = "mse", schedule: Schedule | None = None, pretrain: bool = True
-) -> RDTrainer:
+) -> Trainer:
     torch.manual_seed(0)
     cfg: ModelConfig = ladder_config("xxs", 64, 48, 4)
     hp, wp = padded_size(48, 64, cfg)
@@ -30,7 +31,8 @@ def _trainer(
     g = torch.Generator().manual_seed(0)
     frames = (torch.rand(4, 3, hp, wp, generator=g) * 255).to(torch.uint8)
     rd = RDSettings(lam=lam, distortion=distortion, pretrain=pretrain)  # type: ignore[arg-type]
-    return RDTrainer(model, frames, 255, schedule or load_schedule("tiny"), rd=rd, pixels=4 * 48 * 64)
+    recipe = RDRecipe(rd, pixels=4 * 48 * 64)
+    return Trainer(model, frames, 255, schedule or load_schedule("tiny"), recipe=recipe)
 
 
 def test_stages_epochs_and_grid_names() -> None:
@@ -101,9 +103,10 @@ def test_default_lambda_follows_the_size_ladder() -> None:
     assert all(LADDER_LAMBDA[a] > LADDER_LAMBDA[b] for a, b in zip(sizes, sizes[1:], strict=False))
     # EncodeOptions without λ takes the ladder's; an explicit λ wins
     opts = EncodeOptions(size="l", pipeline="rd")
-    assert opts.rd_settings().lam == 0.25
-    assert EncodeOptions(size="l", pipeline="rd", lam=2.0).rd_settings().lam == 2.0
-    assert EncodeOptions(size="l", pipeline="rd", distortion="mse").rd_settings().lam == pytest.approx(0.0125)
+    assert opts.resolve().settings.lam == 0.25
+    assert EncodeOptions(size="l", pipeline="rd", settings=RDOptions(lam=2.0)).resolve().settings.lam == 2.0
+    mse = EncodeOptions(size="l", pipeline="rd", settings=RDOptions(distortion="mse"))
+    assert mse.resolve().settings.lam == pytest.approx(0.0125)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +142,6 @@ def test_target_bpp_lands_within_five_percent(clip: Path, tmp_path: Path) -> Non
     out = tmp_path / "t.bin"
     base = encode_file(clip, tmp_path / "b.bin", RD)
     target = base.bpp * 1.3
-    opts = EncodeOptions(**{**RD.__dict__, "target_bpp": target})
+    opts = replace(RD, settings=replace(RD.settings, target_bpp=target))
     rep = encode_file(clip, out, opts)
     assert abs(rep.bpp - target) <= 0.05 * target

@@ -13,6 +13,7 @@ import torch
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV
+from hinerv.pipelines.paper import PaperRecipe
 from hinerv.train import Schedule, Trainer, _lr_at, choose_patch_grid, list_schedules, load_schedule
 
 TINY = ModelConfig(
@@ -37,7 +38,7 @@ def _frames(T: int = 4, H: int = 64, W: int = 64) -> torch.Tensor:
 def _trainer(sched: Schedule, seed: int = 0) -> Trainer:
     torch.manual_seed(seed)
     model = HiNeRV(TINY, 4, 64, 64)
-    return Trainer(model, _frames(), 255, sched, bits=6, seed=seed)
+    return Trainer(model, _frames(), 255, sched, recipe=PaperRecipe(bits=6), seed=seed)
 
 
 def test_patch_grid_matches_reference_at_1080p() -> None:
@@ -154,8 +155,8 @@ def test_micro_batches_give_the_same_step() -> None:
     trs = []
     for micro in (4, 3, 1):
         tr = _trainer(sched)
-        tr.grid, tr.ph, tr.pw = (2, 2), 32, 32
-        tr.micro_batch = micro
+        tr.runner.grid, tr.runner.ph, tr.runner.pw = (2, 2), 32, 32
+        tr.runner.micro_batch = micro
         trs.append(tr)
     for tr in trs:
         tr.fit()
@@ -170,7 +171,7 @@ def test_max_memory_sets_the_micro_batch() -> None:
     model = HiNeRV(TINY, 4, 64, 64)
     per = model.activation_bytes((2, 2))
     assert 0 < per < model.activation_bytes((1, 1))
-    tr = Trainer(model, _frames(), 255, Schedule(), max_memory=None)
+    tr = Trainer(model, _frames(), 255, Schedule(), recipe=PaperRecipe(), max_memory=None)
     assert tr.micro_batch == 1  # frame mode: one frame per step, nothing to split
 
 

@@ -10,6 +10,7 @@ import pytest
 from hinerv import validate as V
 from hinerv.codec import EncodeOptions
 from hinerv.errors import ConfigError, InputError
+from hinerv.pipelines.paper import PaperOptions
 
 
 @pytest.fixture()
@@ -126,19 +127,23 @@ def test_schedule_and_model(tmp_path: Path) -> None:
         V.check_model("s", "no-such-preset")
 
 
+def _paper(**kw: object) -> EncodeOptions:
+    return EncodeOptions(schedule="tiny", pipeline="paper", **kw)  # type: ignore[arg-type]
+
+
 def test_encode_request(src: Path, tmp_path: Path) -> None:
-    ok = EncodeOptions(size="xxs", schedule="tiny", device="cpu")
+    ok = EncodeOptions(size="xxs", schedule="tiny", device="cpu", pipeline="paper")
     wd = tmp_path / "o.bin.work"
     V.check_encode_request(src, tmp_path / "o.bin", ok, recon=tmp_path / "r.y4m", default_workdir=wd)
     cases: list[tuple[dict, type[Exception], str]] = [
         ({"dst": src}, InputError, "refusing to write"),
         ({"recon": src}, InputError, "refusing to write"),
         ({"recon": tmp_path / "r.bin"}, InputError, "unknown output extension"),
-        ({"opts": EncodeOptions(bits=99, schedule="tiny")}, ConfigError, "--bits"),
-        ({"opts": EncodeOptions(epochs=0, schedule="tiny")}, ConfigError, "at least 1"),
-        ({"opts": EncodeOptions(size="zz", schedule="tiny")}, ConfigError, "size"),
-        ({"opts": EncodeOptions(scale_mode="x", schedule="tiny")}, ConfigError, "scale-mode"),  # type: ignore[arg-type]
-        ({"opts": EncodeOptions(device="tpu", schedule="tiny")}, ConfigError, "device"),
+        ({"opts": _paper(settings=PaperOptions(bits=99))}, ConfigError, "--bits"),
+        ({"opts": _paper(epochs=0)}, ConfigError, "at least 1"),
+        ({"opts": _paper(size="zz")}, ConfigError, "size"),
+        ({"opts": _paper(settings=PaperOptions(scale_mode="x"))}, ConfigError, "scale-mode"),  # type: ignore[arg-type]
+        ({"opts": _paper(device="tpu")}, ConfigError, "device"),
         ({"recon": tmp_path / "o.bin"}, InputError, "unknown output extension|same file"),
     ]
     for change, exc, match in cases:

@@ -27,6 +27,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,8 +46,23 @@ def _label(v: str, kw: dict) -> str:
     return f"{v}-" + "-".join(f"{k}{val}" for k, val in sorted(kw.items()))
 
 
+def _options(size: str, epochs: int, kw: dict) -> Any:
+    """The encode options of one variant: ``lam`` / ``distortion`` are rd options, ``size`` an encode
+    option, everything else an ablation switch (``rate_term`` is :class:`RDAblation`'s ``rate``)."""
+    from hinerv.codec import EncodeOptions
+    from hinerv.pipelines.rd import RDAblation, RDOptions
+
+    kw = dict(kw)
+    size = kw.pop("size", size)
+    lam, distortion = kw.pop("lam", None), kw.pop("distortion", "reference")
+    if "rate_term" in kw:
+        kw["rate"] = kw.pop("rate_term")
+    rd = RDOptions(lam=lam, distortion=distortion, ablation=RDAblation(**kw))
+    return EncodeOptions(size=size, schedule="short", epochs=epochs, device="cpu", pipeline="rd", settings=rd)
+
+
 def run(clip: Path, out: Path, size: str, epochs: int, part: tuple[int, int]) -> None:
-    from hinerv.codec import EncodeOptions, encode_file
+    from hinerv.codec import encode_file
 
     jobs = [(v, kw) for v, kws in VARIANTS.items() for kw in kws]
     for i, (v, kw) in enumerate(jobs):
@@ -55,8 +71,7 @@ def run(clip: Path, out: Path, size: str, epochs: int, part: tuple[int, int]) ->
         dst = out / f"{_label(v, kw)}.json"
         if dst.exists():
             continue
-        opts = EncodeOptions(**{"size": size, "schedule": "short", "epochs": epochs, "pipeline": "rd",
-                                "distortion": "reference", "device": "cpu", **kw})  # fmt: skip
+        opts = _options(size, epochs, kw)
         t0 = time.perf_counter()
         rep = encode_file(clip, out / f"{_label(v, kw)}.bin", opts)
         d = rep.as_dict()

@@ -4,8 +4,9 @@ the rd pipeline's per-epoch rate probe (one pack of the stream, used with --targ
 
     python tools/bench_rd_time.py clip.y4m --sizes s,m --steps 40 --rounds 3 [--threads 1]
 
-Paper stages: main (plain forward), prune (masked), qat (Quant-Noise). rd stages: main (noise proxy +
-rate), ste (straight-through + rate). Prints a table; ``--json`` writes the numbers to stdout as JSON.
+Paper stages: main (plain forward), prune (masked), qat (Quant-Noise). rd stages: prune (rounding
+proxy + rate), qat (straight-through + rate); its main stage is the paper's. Prints a table; ``--json``
+writes the numbers to stdout as JSON.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import time
 import torch
 
 from hinerv.bitstream import pack
-from hinerv.codec import EncodeOptions, build_model, export_rd_stream, load_rgb_cache
+from hinerv.codec import load_rgb_cache
 from hinerv.io import open_video
-from hinerv.model import HiNeRV, padded_size
-from hinerv.rdtrain import RDTrainer
+from hinerv.model import HiNeRV, ladder_config, padded_size
+from hinerv.pipelines import ModelContext
+from hinerv.pipelines.paper import PaperRecipe
+from hinerv.pipelines.rd import RDRecipe, RDSettings, default_lambda, export_rd_stream
 from hinerv.train import Trainer, load_schedule
 
 
@@ -28,7 +31,7 @@ def _steps(tr: Trainer, n: int) -> float:
     order = torch.randperm(tr.T * tr.grid[0] * tr.grid[1], generator=torch.Generator().manual_seed(0))
     t0 = time.perf_counter()
     for i in range(n):
-        tr.train_step(*tr._batch(order, i % tr.T))
+        tr.train_step(*tr.runner.batch(order, i % tr.T))
     return (time.perf_counter() - t0) / n
 
 
@@ -48,31 +51,31 @@ def main(argv: list[str] | None = None) -> int:
     sched = load_schedule("short")
     out: dict[str, dict[str, list[float]]] = {}
     for size in a.sizes.split(","):
-        opts = EncodeOptions(size=size, pipeline="rd", distortion="reference")
-        cfg, _ = build_model(opts, info)
+        cfg = ladder_config(size, info.width, info.height, info.frames)
         hp, wp = padded_size(info.height, info.width, cfg)
         cache = load_rgb_cache(reader, hp, wp)
         torch.manual_seed(0)
-        paper = Trainer(HiNeRV(cfg, info.frames, hp, wp), cache, info.peak, sched)
+        paper = Trainer(HiNeRV(cfg, info.frames, hp, wp), cache, info.peak, sched, recipe=PaperRecipe())
         torch.manual_seed(0)
         rd_model = HiNeRV(cfg, info.frames, hp, wp)
-        rd = RDTrainer(rd_model, cache, info.peak, sched, rd=opts.rd_settings(),
-                       pixels=info.frames * info.height * info.width)  # fmt: skip
+        recipe = RDRecipe(RDSettings(lam=default_lambda(size)), pixels=info.frames * info.height * info.width)
+        rd = Trainer(rd_model, cache, info.peak, sched, recipe=recipe)
+        ctx = ModelContext(rd_model, info, cfg, size, 0, "bench")
         res: dict[str, list[float]] = {
-            k: [] for k in ("paper main", "paper qat", "rd main", "rd ste", "rd probe")
+            k: [] for k in ("paper main", "paper qat", "rd prune", "rd qat", "rd probe")
         }
         for _ in range(a.rounds):  # interleaved: old and new see the same machine load
-            paper._start_stage("main")
+            paper.enter_stage("main")
             res["paper main"].append(_steps(paper, a.steps))
-            paper._start_stage("prune")
-            paper._start_stage("qat")
+            paper.enter_stage("prune")
+            paper.enter_stage("qat")
             res["paper qat"].append(_steps(paper, a.steps))
-            rd._start_stage("main")
-            res["rd main"].append(_steps(rd, a.steps))
-            rd._start_stage("ste")
-            res["rd ste"].append(_steps(rd, a.steps))
+            rd.enter_stage("prune")
+            res["rd prune"].append(_steps(rd, a.steps))
+            rd.enter_stage("qat")
+            res["rd qat"].append(_steps(rd, a.steps))
             t0 = time.perf_counter()
-            pack(export_rd_stream(rd_model, rd.rate, info, cfg, {}))
+            pack(export_rd_stream(rd_model, recipe.rate, ctx, {}))
             res["rd probe"].append(time.perf_counter() - t0)
         out[size] = res
     reader.close()

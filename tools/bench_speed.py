@@ -96,15 +96,22 @@ def measure(
     model = HiNeRV(cfg, frames, hp, wp).to(dev)
     cache = torch.randint(0, 256, (frames, 3, hp, wp), dtype=torch.uint8, device=dev)
     sched = Schedule(name="speed", main_epochs=1000, warmup_epochs=1, prune_epochs=0, qat_epochs=0)
-    tr = Trainer(model, cache, 255, sched, device=dev, amp=amp, compile=compile)
+    try:  # checkouts with training recipes (the paper pipeline's is the plain trainer of older ones)
+        from hinerv.pipelines.paper import PaperRecipe
+    except ImportError:
+        recipe: dict[str, Any] = {}
+    else:
+        recipe = {"recipe": PaperRecipe()}
+    tr = Trainer(model, cache, 255, sched, device=dev, amp=amp, compile=compile, **recipe)
+    batch = tr.runner.batch if hasattr(tr, "runner") else tr._batch
     B = tr.grid[0] * tr.grid[1]
     order = torch.randperm(frames * B)
     for s in range(3):  # warm-up (allocator, kernels, compile)
-        tr.train_step(*tr._batch(order, s % frames))
+        tr.train_step(*batch(order, s % frames))
     _sync(dev)
     t0 = time.perf_counter()
     for s in range(steps):
-        tr.train_step(*tr._batch(order, s % frames))
+        tr.train_step(*batch(order, s % frames))
     _sync(dev)
     train_ms = (time.perf_counter() - t0) / steps * 1000
     model.eval()

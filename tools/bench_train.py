@@ -32,8 +32,10 @@ from rich.table import Table
 
 from hinerv.bench.sources import prepare_source
 from hinerv.bitstream import unpack
-from hinerv.codec import EncodeOptions, encode_file, resolve_device
+from hinerv.codec import EncodeOptions, encode_file
+from hinerv.device import resolve_device
 from hinerv.entropy import entropy_bits
+from hinerv.pipelines.paper import PaperOptions
 from hinerv.train import Trainer
 
 console = Console()
@@ -132,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         probe: Probe | None = None
         for i, bits in enumerate(bits_list):
             opts = EncodeOptions(
-                size=size, bits=bits, schedule=args.schedule, epochs=args.epochs, device=args.device
+                size=size,
+                schedule=args.schedule,
+                epochs=args.epochs,
+                device=args.device,
+                pipeline="paper",
+                settings=PaperOptions(bits=bits),
             )
-            sched = opts.resolved_schedule()
+            sched = opts.resolve().schedule
             if i == 0:
                 probe = Probe(sched.total_epochs, info.height, info.width)
             out = work / f"{size}-{args.schedule}-b{bits}.bin"

@@ -24,6 +24,7 @@ from typing import Any
 from hinerv.bench.sources import Source
 from hinerv.errors import ConfigError, InputError
 from hinerv.io.hevc import decode_hevc, encode_hevc, x265_info
+from hinerv.pipelines import DEFAULT_PIPELINE
 
 __all__ = [
     "RatePoint",
@@ -260,9 +261,10 @@ class HiNeRVCodec(Codec):
         schedule: ``full`` / ``short`` / ``tiny`` / TOML path; epochs: main-stage epoch override.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the sweep may assign ``cuda:i``).
         seed: training seed.
-        pipeline: ``paper`` (points: size x bits) or ``rd`` (points: size x λ, or size x target bpp).
+        pipeline: ``rd`` (the default of every entry point; points: size x λ, or size x target bpp) or
+            ``paper`` (points: size x bits).
         lambdas: rd pipeline: λ values (one point each per size); empty: each size's ladder λ
-            (:func:`hinerv.rdtrain.default_lambda`).
+            (:func:`hinerv.pipelines.rd.default_lambda`).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``mse`` or ``reference``.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
@@ -270,7 +272,7 @@ class HiNeRVCodec(Codec):
 
     sizes: tuple[str, ...] = ("s", "m", "l")
     bits: tuple[int, ...] = (6,)
-    pipeline: str = "paper"
+    pipeline: str = DEFAULT_PIPELINE
     lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
     distortion: str = "reference"
@@ -334,7 +336,7 @@ class HiNeRVCodec(Codec):
                     for s in self.sizes
                     for b in self.target_bpps
                 ]
-            from hinerv.rdtrain import default_lambda
+            from hinerv.pipelines.rd import default_lambda
 
             return [
                 RatePoint(f"{s}-l{lam:g}", {"size": s, "lam": float(lam)}, group=f"{s}-l{lam:g}")
@@ -362,21 +364,28 @@ class HiNeRVCodec(Codec):
         progress: PointProgress | None = None,
     ) -> dict[str, Any]:
         from hinerv.codec import EncodeOptions, decode_file, encode_file
+        from hinerv.pipelines.paper import PaperOptions
+        from hinerv.pipelines.rd import RDOptions
         from hinerv.train import TrainEvent
 
         dev = device or self.device
         rd = self.pipeline == "rd"
+        if rd:
+            settings: Any = RDOptions(
+                lam=float(point.params["lam"]) if "lam" in point.params else None,
+                target_bpp=point.params.get("target_bpp"),
+                distortion=self.distortion,
+            )
+        else:
+            settings = PaperOptions(bits=int(point.params.get("bits", 6)))
         opts = EncodeOptions(
             size=str(point.params["size"]),
-            bits=int(point.params.get("bits", 6)),
             schedule=self.schedule,
             epochs=self.epochs,
             device=dev,
             seed=self.seed,
             pipeline=self.pipeline,
-            lam=float(point.params["lam"]) if "lam" in point.params else None,
-            target_bpp=point.params.get("target_bpp"),
-            distortion=self.distortion,
+            settings=settings,
             time_budget=self.time_budget,
         )
         workdir.mkdir(parents=True, exist_ok=True)

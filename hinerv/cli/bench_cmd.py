@@ -18,6 +18,7 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, out_console, print_json, print_table
 from hinerv.errors import ConfigError, InputError
+from hinerv.pipelines import DEFAULT_PIPELINE
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -137,7 +138,7 @@ def _build_codecs(
     sizes: tuple[str, ...] | None,
     bits: tuple[int, ...] | None,
     schedule: str,
-    pipeline: str = "paper",
+    pipeline: str | None = None,
     lambdas: tuple[float, ...] | None = None,
     target_bpps: tuple[float, ...] | None = None,
     distortion: str = "reference",
@@ -174,7 +175,8 @@ def _build_codecs(
                 kw["sizes"] = sizes
             if bits:
                 kw["bits"] = bits
-            kw["pipeline"] = pipeline
+            # the encode command's rule: --bits alone selects paper, else the default pipeline
+            kw["pipeline"] = pipeline or ("paper" if bits else DEFAULT_PIPELINE)
             kw["distortion"] = distortion
             if lambdas:
                 kw["lambdas"] = lambdas
@@ -218,7 +220,8 @@ def bench_run(
     schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, short, fast, "
                                                "tiny or a .toml.")] = "full",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
-    pipeline: Annotated[str, typer.Option(help="HiNeRV pipeline: paper or rd.")] = "paper",
+    pipeline: Annotated[str | None, typer.Option(help="HiNeRV pipeline: rd (default) or paper (the default "
+                                                       "when --bits is given).")] = None,
     lambdas: Annotated[str | None, typer.Option("--lambdas", help="rd pipeline: λ values, e.g. 0.5,1,2 "
                                                 "(one point each; default: each size's ladder λ).")] = None,
     target_bpp: Annotated[str | None, typer.Option("--target-bpp", help="rd pipeline: target "

@@ -18,13 +18,13 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, HinervError, InputError
+from hinerv.pipelines import DEFAULT_PIPELINE, PIPELINE_NAMES
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
 
 __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 
-#: the pipeline ``hinerv encode`` and ``hinerv demo`` use unless told otherwise (see the README's results);
-#: ``--bits`` alone still selects ``paper``, the only pipeline it applies to
-DEFAULT_PIPELINE = "rd"
+#: ``--bits`` alone still selects ``paper``, the only pipeline it applies to; otherwise the default is
+#: :data:`hinerv.pipelines.DEFAULT_PIPELINE`, the same for every entry point
 
 
 def _allocator_for(path: Path, reader_options: dict[str, Any]) -> None:
@@ -59,12 +59,12 @@ def _prepare_fused_kernels(device: str, quiet: bool) -> None:
     """Load the fused CPU kernels (:mod:`hinerv.fused`) before the work starts, so that their one-time
     build (~30 s on a new machine or torch) shows as such instead of as a stalled first step."""
     from hinerv import fused
-    from hinerv.codec import resolve_device
+    from hinerv.device import DevicePolicy
 
     try:
-        if resolve_device(device).type != "cpu":
+        if not DevicePolicy.resolve(device).fused_cpu_kernels():
             return
-    except (HinervError, RuntimeError):  # a bad --device is left to the command, which reports it
+    except HinervError:  # a bad --device is left to the command, which reports it
         return
     if not fused.enabled() or fused.loaded():
         return
@@ -87,13 +87,25 @@ def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
     and the checked bit depth (6 unless given; refused with the rd pipeline, which learns its steps)."""
     if pipeline is None:
         pipeline = "paper" if bits is not None else DEFAULT_PIPELINE
-    if pipeline not in ("paper", "rd"):
-        raise ConfigError(f"--pipeline must be paper or rd, got {pipeline!r}")
+    if pipeline not in PIPELINE_NAMES:
+        raise ConfigError(f"--pipeline must be {' or '.join(PIPELINE_NAMES)}, got {pipeline!r}")
     if pipeline == "rd" and bits is not None:
         raise ConfigError("--bits applies to --pipeline paper (the rd pipeline learns its step sizes)")
     bits = 6 if bits is None else bits
     check_bits(bits, CLI_BITS)
     return pipeline, bits
+
+
+def _pipeline_settings(
+    pipeline: str, bits: int, scale_mode: str, lam: float | None, target_bpp: float | None, distortion: str
+) -> Any:
+    """The chosen pipeline's settings from the command-line options that belong to it."""
+    from hinerv.pipelines.paper import PaperOptions
+    from hinerv.pipelines.rd import RDOptions
+
+    if pipeline == "paper":
+        return PaperOptions(bits=bits, scale_mode=scale_mode)  # type: ignore[arg-type]
+    return RDOptions(lam=lam, target_bpp=target_bpp, distortion=distortion)
 
 
 def _progress(quiet: bool, eta_field: bool = False) -> Progress:
@@ -283,30 +295,26 @@ def encode(
     from hinerv.budget import parse_duration
     from hinerv.codec import EncodeOptions, encode_file
 
-    # the CLI's own rules; encode_file checks everything else before it reads a frame
+    # the CLI's own rules; the request is resolved (every option checked) before any work
     pipeline, bits = _pipeline(pipeline, bits)
     check_epochs(epochs)
     check_frame_count(frames)
+    if pipeline == "paper" and (lam is not None or target_bpp is not None):
+        raise ConfigError("--lambda and --target-bpp need --pipeline rd")
     opts = EncodeOptions(
         size=size,
         preset=preset,
-        bits=bits,
         schedule=schedule,
         epochs=epochs,
         time_budget=parse_duration(time_budget) if time_budget else None,
         max_memory=_bytes_option(max_memory),
         device=device,
         seed=seed,
-        scale_mode=scale_mode,  # type: ignore[arg-type]
         compile=compile,
         pipeline=pipeline,
-        lam=lam,
-        target_bpp=target_bpp,
-        distortion=distortion,
+        settings=_pipeline_settings(pipeline, bits, scale_mode, lam, target_bpp, distortion),
     )
-    if pipeline == "paper" and (lam is not None or target_bpp is not None):
-        raise ConfigError("--lambda and --target-bpp need --pipeline rd")
-    opts.rd_settings()  # validates λ, distortion and target before any work
+    plan = opts.resolve()
     ropts = _reader_options(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
@@ -316,7 +324,7 @@ def encode(
         report = encode_file(
             input,
             output,
-            opts,
+            plan,
             workdir=workdir,
             resume=resume,
             recon=recon,
@@ -431,7 +439,8 @@ def demo(
     keep_freed_memory_for(width, height)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
-    opts = EncodeOptions(size=size, bits=bits, schedule=schedule, device=device, pipeline=pipeline, lam=lam)
+    settings = _pipeline_settings(pipeline, bits, "reference", lam, None, "reference")
+    opts = EncodeOptions(size=size, schedule=schedule, device=device, pipeline=pipeline, settings=settings)
     _prepare_fused_kernels(device, quiet or json)
     with _encode_progress(quiet) as cb:
         report = encode_file(src, out / "sample.bin", opts, progress=cb)

@@ -8,9 +8,10 @@ import shutil
 import socket
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,7 +25,9 @@ __all__ = [
     "Planes",
     "VideoReader",
     "VideoWriter",
+    "atomic_write",
     "clean_stale_temps",
+    "commit_temp",
     "fix_mode",
     "make_temp",
 ]
@@ -299,6 +302,35 @@ def make_temp(path: Path, *, suffix: str = ".tmp", directory: bool = False) -> P
     return Path(tmp)
 
 
+def commit_temp(tmp: Path, path: Path) -> None:
+    """Finish an atomic write: flush ``tmp`` to disk (fsync), give it the usual mode, rename it onto
+    ``path``. Every atomic writer of the package ends here, so a crash leaves the old file or the new
+    one, never a torn one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fix_mode(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file next to ``path``, which then
+    replaces ``path`` (:func:`commit_temp`); on any error the temporary file is removed.
+
+    Raises:
+        InputError: the parent folder does not exist.
+    """
+    f = AtomicFile(path)
+    try:
+        write(f.file)
+    except BaseException:
+        f.discard()
+        raise
+    f.commit()
+
+
 class AtomicFile:
     """A temporary file next to ``path``; :meth:`commit` renames it onto ``path``."""
 
@@ -308,11 +340,12 @@ class AtomicFile:
         self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit() / discard()
 
     def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        fix_mode(self.tmp)
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.close()
+            commit_temp(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def discard(self) -> None:
         self.file.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hinerv.errors import ConfigError, InputError
-from hinerv.io.base import VideoReader
+from hinerv.io.base import VideoReader, commit_temp
 from hinerv.types import VideoInfo
 
 __all__ = ["encode_hevc", "decode_hevc", "x265_info"]
@@ -148,7 +147,7 @@ def encode_hevc(
                 out.mux(pkt)
         finally:
             out.close()
-        os.replace(tmp, dst)
+        commit_temp(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

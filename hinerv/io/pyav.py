@@ -13,7 +13,6 @@ missing, mpeg4; other formats are converted to 8-bit 4:2:0 with :mod:`hinerv.col
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from hinerv.color import rgb_to_yuv, yuv_to_rgb
 from hinerv.errors import InputError
-from hinerv.io.base import Planes, VideoReader, VideoWriter, _check_info, fix_mode, make_temp
+from hinerv.io.base import Planes, VideoReader, VideoWriter, _check_info, commit_temp, make_temp
 from hinerv.types import VideoInfo
 
 __all__ = ["PyAVReader", "PyAVWriter", "READ_EXTENSIONS", "WRITE_FORMATS"]
@@ -275,8 +274,7 @@ class PyAVWriter(VideoWriter):
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
-        fix_mode(self._tmp)
-        os.replace(self._tmp, self.path)
+        commit_temp(self._tmp, self.path)
 
     def _discard(self) -> None:
         try:

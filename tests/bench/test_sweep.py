@@ -182,7 +182,7 @@ def _has_ray() -> bool:
 
 @pytest.mark.slow
 def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
-    codec = HiNeRVCodec(sizes=("xxs", "xs"), bits=(6, 8), schedule="tiny", device="cpu")
+    codec = HiNeRVCodec(sizes=("xxs", "xs"), bits=(6, 8), schedule="tiny", device="cpu", pipeline="paper")
     pts = codec.points()
     assert [p.label for p in pts] == ["xxs-q6", "xxs-q8", "xs-q6", "xs-q8"]
     assert [p.group for p in pts] == ["xxs", "xxs", "xs", "xs"]
@@ -190,7 +190,7 @@ def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
     reason = codec.available()
     if reason:
         pytest.skip(f"HiNeRV adapter not run: {reason}")
-    c = HiNeRVCodec(sizes=("xxs",), bits=(6, 8), schedule="tiny", device="cpu")
+    c = HiNeRVCodec(sizes=("xxs",), bits=(6, 8), schedule="tiny", device="cpu", pipeline="paper")
     s = run_sweep([c], [SourceSpec("clip", clip)], tmp_path / "o")
     assert s.ran == 2, s.failed
     res = json.loads((tmp_path / "o" / "hinerv-tiny.json").read_text())["results"]
@@ -201,7 +201,7 @@ def test_hinerv_codec_ladder_and_adapter(clip: Path, tmp_path: Path) -> None:
 def test_hinerv_codec_time_budget_names_the_run() -> None:
     from hinerv.bench.specs import codec_from_fields
 
-    c = HiNeRVCodec(sizes=("xxs",), schedule="short", time_budget=600.0)
+    c = HiNeRVCodec(sizes=("xxs",), schedule="short", time_budget=600.0, pipeline="paper")
     assert c.name == "hinerv-short-t600s" and "600 s per encode" in c.description()
     assert codec_from_fields({"codec": "hinerv", "time_budget": 90}).time_budget == 90
 

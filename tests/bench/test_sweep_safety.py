@@ -142,7 +142,8 @@ def _alive(pid: int) -> bool:
 def test_kill_9_of_bench_run_ends_its_pool_workers(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "hinerv", "bench", "run", str(clip), "-o", str(out), "-c", "hinerv",
-           "--sizes", "xxs,xs", "--schedule", "full", "--device", "cpu", "-j", "2", "--quiet"]  # fmt: skip
+           "--sizes", "xxs,xs", "--schedule", "full", "--device", "cpu", "-j", "2", "--quiet",
+           "--pipeline", "paper"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

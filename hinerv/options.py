@@ -1,0 +1,104 @@
+"""An encode request: the user's :class:`EncodeOptions`, resolved once into an immutable :class:`EncodePlan`.
+
+Resolution validates every option, loads the schedule, chooses the device and precision
+(:class:`~hinerv.device.DevicePolicy`) and derives the chosen pipeline's settings; everything below the
+codec's entry points receives the plan and derives nothing again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hinerv.device import DEFAULT_MAX_MEMORY, DevicePolicy
+from hinerv.pipelines import DEFAULT_PIPELINE, Pipeline, get_pipeline
+from hinerv.pipelines.base import resolve_type
+from hinerv.train import Schedule
+from hinerv.validate import check_model, check_schedule
+
+__all__ = ["EncodeOptions", "EncodePlan"]
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode: the fields every pipeline shares, and the chosen pipeline's own settings.
+
+    Attributes:
+        size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W.
+        preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
+        schedule: ``full`` (reference 300+60+30 epochs), ``short`` (60+12+6), ``tiny`` or a TOML path.
+        epochs: if set, rescales the schedule so the main stage has this many epochs.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        seed: model initialisation, batch order and noise seed.
+        amp: fp16 autocast on CUDA.
+        compile: ``torch.compile`` the model for training (CUDA only).
+        time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
+            it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
+        max_memory: bytes of activations one training forward/backward may take (large frames train in
+            micro-batches above it); ``None``: :data:`hinerv.device.DEFAULT_MAX_MEMORY`.
+        pipeline: ``"rd"`` (the default: rate–distortion training with learned steps and entropy
+            models, format v2) or ``"paper"`` (the faithful HiNeRV path: prune -> QAT -> histogram
+            coding, format v1); see :mod:`hinerv.pipelines`.
+        settings: the pipeline's options (:class:`hinerv.pipelines.rd.RDOptions`,
+            :class:`hinerv.pipelines.paper.PaperOptions`); None: its defaults.
+    """
+
+    size: str | None = "s"
+    preset: str | None = None
+    schedule: str = "full"
+    epochs: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    amp: bool = True
+    compile: bool = False
+    time_budget: float | None = None
+    max_memory: int | None = None
+    pipeline: str = DEFAULT_PIPELINE
+    settings: Any = None
+
+    def resolve(self) -> EncodePlan:
+        """Validate every option and resolve them into the plan the codec runs.
+
+        Raises:
+            ConfigError: the first invalid option.
+        """
+        pipe = get_pipeline(self.pipeline)
+        options = resolve_type(self.settings, pipe)
+        check_model(self.size, self.preset)
+        schedule = check_schedule(self.schedule, self.epochs)
+        # λ's ladder default follows --size when given (the CLI always gives one), else the preset
+        settings = pipe.resolve(options, label=self.size or self.preset, schedule=schedule)
+        policy = DevicePolicy.resolve(self.device, self.amp)
+        policy.check_compile(self.compile)
+        return EncodePlan(
+            options=self,
+            schedule=schedule,
+            policy=policy,
+            pipeline=pipe,
+            settings=settings,
+            label=self.preset or self.size or "",
+            max_memory=self.max_memory or DEFAULT_MAX_MEMORY,
+        )
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """A validated, resolved encode request (made by :meth:`EncodeOptions.resolve` only).
+
+    Attributes:
+        options: the request as given.
+        schedule: the loaded schedule (``epochs`` applied; a time budget fits it later, on the trainer).
+        policy: device and precision.
+        pipeline: the chosen pipeline.
+        settings: its resolved settings (e.g. :class:`hinerv.pipelines.rd.RDSettings` with λ filled in).
+        label: the model's name in the stream and report (preset, else size).
+        max_memory: activation bytes of one training step.
+    """
+
+    options: EncodeOptions
+    schedule: Schedule
+    policy: DevicePolicy
+    pipeline: Pipeline
+    settings: Any
+    label: str
+    max_memory: int

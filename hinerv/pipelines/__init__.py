@@ -1,0 +1,57 @@
+"""The encoding pipelines, one module each, and their registry.
+
+A pipeline (:class:`~hinerv.pipelines.base.Pipeline`) says how a video's network is trained (its
+:class:`~hinerv.recipe.Recipe`), which checkpoints it keeps, how the trained network becomes a bitstream
+and how a bitstream becomes the network again. To add one: write ``hinerv/pipelines/<name>.py`` with a
+``PIPELINE`` object and register its module in :data:`PIPELINE_MODULES` below. Modules are imported on
+first use, so the names are cheap to import (the CLI's option checks).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from hinerv.errors import ConfigError
+from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
+
+__all__ = [
+    "PIPELINE_MODULES",
+    "PIPELINE_NAMES",
+    "DEFAULT_PIPELINE",
+    "get_pipeline",
+    "pipeline_for_format",
+    "Pipeline",
+    "ModelContext",
+    "Checkpoints",
+]
+
+#: pipeline name -> the module holding its ``PIPELINE`` (registration: one line per pipeline)
+PIPELINE_MODULES: dict[str, str] = {
+    "paper": "hinerv.pipelines.paper",
+    "rd": "hinerv.pipelines.rd",
+}
+
+PIPELINE_NAMES: tuple[str, ...] = tuple(PIPELINE_MODULES)
+
+#: the pipeline every entry point (library, CLI, benchmarks) uses unless told otherwise
+DEFAULT_PIPELINE = "rd"
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """The pipeline called ``name``.
+
+    Raises:
+        ConfigError: no such pipeline.
+    """
+    if not isinstance(name, str) or name not in PIPELINE_MODULES:
+        raise ConfigError(f"--pipeline must be {' or '.join(PIPELINE_NAMES)}, got {name!r}")
+    return import_module(PIPELINE_MODULES[name]).PIPELINE  # type: ignore[no-any-return]
+
+
+def pipeline_for_format(version: int) -> Pipeline | None:
+    """The pipeline that writes bitstream format ``version`` (None: no such pipeline)."""
+    for name in PIPELINE_NAMES:
+        p = get_pipeline(name)
+        if p.format_version == version:
+            return p
+    return None

@@ -1,0 +1,440 @@
+"""The ``rd`` pipeline: the network learns what its parameters cost (format v2).
+
+The loss is ``D + λ·R``: ``D`` the distortion of the decoded patch (the reference
+``0.7·L1 + 0.3·(1 − MS-SSIM)``, or ``"mse"``), ``R`` the estimated bits of every coded parameter (feature
+grids, weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video. The stages take the
+schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
+
+1. ``main`` (``main_epochs``): float training for distortion only, exactly the paper's main stage;
+2. ``prune`` (``prune_epochs``): the steps are initialised from the trained weights, then the rounding
+   proxy (straight-through by default; uniform noise measured 8–12 % worse) + rate term: zeros appear
+   here, in place of magnitude pruning;
+3. ``qat`` (``qat_epochs``, lr × ``qat_lr_scale``): straight-through rounding + rate term, so the
+   network adapts to the exact values the decoder will see.
+
+The stage names are kept from the first version (checkpoints and progress lines carry them); they are
+this recipe's own. There is no mask and no fixed bit depth: zeros and bit depths come out of the rate
+term. With ``target_bpp`` the trade-off ``λ`` is adapted after every rate-aware epoch from the real size
+of the file as it would be coded then, and the exported steps are scaled to land on the target
+(:mod:`hinerv.ratecontrol`). Checkpoints: ``state.ckpt`` (rolling) and ``rd.ckpt`` (finished).
+
+``pretrain=False`` (an ablation, :class:`RDAblation`) is the first design: stages ``main`` (noise + rate
+from the first step, λ ramped in) and ``ste`` (``prune_epochs + qat_epochs``). Measured on real footage,
+rate and quantization noise from the first step slow convergence so much that it loses to the paper
+pipeline at short schedules (+67 % BD-rate); pre-training keeps the paper's quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from hinerv.bitstream import CodedTensor, Stream, pack
+from hinerv.errors import BitstreamError, ConfigError
+from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
+from hinerv.rate import Granularity, Proxy, RateModel
+from hinerv.ratecontrol import fit_step_factor
+from hinerv.recipe import Recipe, Stage
+from hinerv.train import Schedule, Trainer
+
+__all__ = [
+    "RDOptions",
+    "RDAblation",
+    "RDSettings",
+    "RDRecipe",
+    "LADDER_LAMBDA",
+    "default_lambda",
+    "grid_names",
+    "adapt_lambda",
+    "export_rd_stream",
+    "PIPELINE",
+]
+
+Distortion = Literal["mse", "reference"]
+
+#: λ of each model size when none is given (reference distortion): the rd pipeline's size ladder.
+#: At one λ every size settles near the same rate–distortion trade-off (the demo clip's xs–l at
+#: λ = 1 all land at 21.4–22.2 dB), so a larger model only buys quality with a smaller λ: each
+#: size up halves it. Measured on vtest and the demo clip, see the README.
+LADDER_LAMBDA: dict[str, float] = {
+    "xxs": 4.0,
+    "xs": 2.0,
+    "s": 1.0,
+    "m": 0.5,
+    "l": 0.25,
+    "xl": 0.125,
+    "xxl": 0.0625,
+}
+
+#: λ scale of the ``mse`` distortion against the reference one (MSE of [0, 1] pixels is ~20x smaller).
+MSE_LAMBDA_SCALE = 0.05
+
+
+def default_lambda(model: str | None, distortion: str = "reference") -> float:
+    """The ladder's λ for a model size or preset name (``"m"``, ``"uvg-hinerv-m"``; 1 when unknown).
+
+    A preset is matched by its size suffix; anything else (a custom preset) gets the ``s`` value.
+    """
+    name = (model or "s").rsplit("-", 1)[-1]
+    lam = LADDER_LAMBDA.get(name, LADDER_LAMBDA["s"])
+    return lam * (MSE_LAMBDA_SCALE if distortion == "mse" else 1.0)
+
+
+@dataclass(frozen=True)
+class RDAblation:
+    """Research switches of the rd pipeline (the ablations of ``tools/bench_rd_ablation.py``); the
+    defaults are the product.
+
+    Attributes:
+        granularity: learned steps per ``"tensor"`` or per output ``"channel"`` of layer weights.
+        proxy: rounding proxy of the first rate-aware stage, ``"ste"`` or ``"noise"``.
+        rate: False trains without the rate term (λ = 0).
+        grid_context: allow the context model for feature grids.
+        float_epochs: the first epochs of the main stage run on float parameters; None: the schedule's
+            warm-up epochs.
+        step_lr_scale: learning-rate multiplier of the steps and entropy-model scales (log2 units).
+        lambda_ramp: fraction of the main stage over which λ rises linearly from 0; without ``pretrain``.
+        pretrain: float, distortion-only main stage first (see the module docstring).
+    """
+
+    granularity: Granularity = "tensor"
+    proxy: Proxy = "ste"
+    rate: bool = True
+    grid_context: bool = True
+    float_epochs: int | None = 0
+    step_lr_scale: float = 30.0
+    lambda_ramp: float = 0.5
+    pretrain: bool = True
+
+
+@dataclass(frozen=True)
+class RDOptions:
+    """Options of the rd pipeline.
+
+    Attributes:
+        lam: λ (rate weight in ``D + λ·bpp``); None: the size ladder's value (:func:`default_lambda`:
+            1 for ``s``, halved with each size up).
+        target_bpp: adapt λ during training and fit the steps after it so the file lands within ±5 %
+            of this many bits per pixel.
+        distortion: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        ablation: research switches (defaults: the product).
+    """
+
+    lam: float | None = None
+    target_bpp: float | None = None
+    distortion: str = "reference"
+    ablation: RDAblation = field(default_factory=RDAblation)
+
+
+@dataclass(frozen=True)
+class RDSettings:
+    """How the ``rd`` pipeline trains and codes, resolved (λ and float epochs filled in) and validated.
+
+    Attributes:
+        lam: λ, the weight of the rate (bits per pixel) against the distortion.
+        distortion: ``"mse"`` (PSNR) or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
+        granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
+            see :class:`RDAblation` (``float_epochs`` resolved to a number).
+    """
+
+    lam: float = 1.0
+    distortion: Distortion = "reference"
+    granularity: Granularity = "tensor"
+    proxy: Proxy = "ste"
+    rate: bool = True
+    target_bpp: float | None = None
+    float_epochs: int = 0
+    step_lr_scale: float = 30.0
+    lambda_ramp: float = 0.5
+    pretrain: bool = True
+    grid_context: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.lam >= 0:
+            raise ConfigError(f"--lambda must be >= 0, got {self.lam}")
+        if self.distortion not in ("mse", "reference"):
+            raise ConfigError(f"unknown distortion {self.distortion!r} (mse or reference)")
+        if self.proxy not in ("noise", "ste"):
+            raise ConfigError(f"unknown rounding proxy {self.proxy!r} (noise or ste)")
+        if self.target_bpp is not None and not self.target_bpp > 0:
+            raise ConfigError(f"--target-bpp must be > 0, got {self.target_bpp}")
+
+
+def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSettings:
+    a = options.ablation
+    lam = options.lam if options.lam is not None else default_lambda(label, options.distortion)
+    return RDSettings(
+        lam=lam,
+        distortion=options.distortion,  # type: ignore[arg-type]
+        granularity=a.granularity,
+        proxy=a.proxy,
+        rate=a.rate,
+        target_bpp=options.target_bpp,
+        float_epochs=a.float_epochs if a.float_epochs is not None else schedule.warmup_epochs,
+        step_lr_scale=a.step_lr_scale,
+        lambda_ramp=a.lambda_ramp,
+        pretrain=a.pretrain,
+        grid_context=a.grid_context,
+    )
+
+
+def grid_names(model: torch.nn.Module) -> list[str]:
+    """Names of the feature-grid parameters (base grid and local grids) of a HiNeRV."""
+    return [n for n, _ in model.named_parameters() if n.startswith("base.grids.") or ".enc.grids." in n]
+
+
+def adapt_lambda(lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5) -> float:
+    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ 1.5 per call.
+
+    More rate than wanted raises λ (rate costs more), less lowers it.
+    """
+    if measured_bpp <= 0 or target_bpp <= 0:
+        return lam
+    f = (measured_bpp / target_bpp) ** gain
+    return max(lam / 1.5, min(lam * 1.5, lam * f)) if lam > 0 else lam
+
+
+class RDRecipe(Recipe):
+    """Rate–distortion training (see the module docstring).
+
+    Args:
+        rd: λ, distortion, proxies, rate target.
+        pixels: ``T * H * W`` of the video (unpadded), the rate's normaliser.
+        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called after each
+            rate-aware epoch when ``rd.target_bpp`` is set.
+    """
+
+    name = "rd"
+    exposed = ("rd", "rate", "lam", "last_bits", "rate_active", "estimated_bits", "pixels")
+
+    def __init__(
+        self, rd: RDSettings, pixels: int, rate_probe: Callable[[Trainer], float] | None = None
+    ) -> None:
+        super().__init__()
+        self.rd = rd
+        self.pixels = int(pixels)
+        self.rate_probe = rate_probe
+        self.lam = rd.lam if rd.rate else 0.0
+        self.last_bits = 0.0
+        self._rate: RateModel | None = None
+
+    @property
+    def rate(self) -> RateModel:
+        """The learned steps and entropy-model scales (created by :meth:`bind`)."""
+        if self._rate is None:
+            raise RuntimeError("RDRecipe is not bound to a trainer")
+        return self._rate
+
+    def stages(self, schedule: Schedule) -> tuple[Stage, ...]:
+        s, k = schedule, schedule.qat_lr_scale
+        if self.rd.pretrain:
+            return (
+                Stage("main", s.main_epochs, ("main",), warmup=True),
+                Stage("prune", s.prune_epochs, ("prune",)),
+                Stage("qat", s.qat_epochs, ("qat",), lr_scale=k),
+            )
+        return (
+            Stage("main", s.main_epochs, ("main",), warmup=True),
+            Stage("ste", s.prune_epochs + s.qat_epochs, ("prune", "qat"), lr_scale=k),
+        )
+
+    def bind(self, trainer: Trainer) -> None:
+        super().bind(trainer)
+        model = trainer.model
+        self._rate = RateModel(
+            dict(model.named_parameters()), grids=grid_names(model), granularity=self.rd.granularity
+        ).to(next(model.parameters()).device)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [
+            {"params": list(self.trainer.model.parameters()), "lr_scale": 1.0},
+            {"params": self.extra_parameters(), "lr_scale": self.rd.step_lr_scale},
+        ]
+
+    def extra_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.rate.parameters())
+
+    @property
+    def rate_active(self) -> bool:
+        """Whether the current stage trains with quantization and the rate term."""
+        return not (self.rd.pretrain and self.trainer.stage == "main")
+
+    def lam_now(self, progress: float = 0.0) -> float:
+        """λ in effect now (with the main-stage ramp); ``progress`` is the fraction of the epoch."""
+        tr = self.trainer
+        ramp = self.rd.lambda_ramp * tr.stage_epochs("main")
+        if tr.stage != "main" or ramp <= 0 or self.rd.pretrain:
+            return self.lam
+        return self.lam * min(1.0, (tr.epoch + progress) / ramp)
+
+    def start_stage(self, stage: str) -> None:
+        if self.rd.pretrain and stage == "prune":
+            self.rate.reset(dict(self.trainer.model.named_parameters()))
+
+    def proxy(self, training: bool) -> Proxy:
+        """The rounding proxy of the current stage (``"round"`` outside training)."""
+        if not training:
+            return "round"
+        return self.rd.proxy if self.trainer.stage in ("main", "prune") else "ste"
+
+    def transform(self, training: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Rounded (or noisy) parameters and, when training, ``λ · bits / pixels`` (while pre-training:
+        plain parameters and no penalty, distortion only)."""
+        if training and not self.rate_active:
+            return {}, None
+        tr = self.trainer
+        params = dict(tr.model.named_parameters())
+        warm = training and tr.stage == "main" and tr.epoch < self.rd.float_epochs
+        out, bits = self.rate(params, self.proxy(training), tr.noise_gen, float_forward=warm)
+        if not training:
+            return out, None
+        self.last_bits = float(bits.detach())
+        lam = self.lam_now()
+        if lam <= 0:
+            return out, 0.0 * bits  # keeps the rate model's scales in the graph
+        return out, lam * bits / self.pixels
+
+    def loss(self, out: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rd.distortion == "mse":
+            out = out.float()
+            d = F.mse_loss(out, tgt)
+            return d, d.detach()
+        return super().loss(out, tgt)
+
+    def after_epoch(self) -> None:
+        """With a target rate: measure the file as it would be coded now and adapt λ."""
+        rd, tr = self.rd, self.trainer
+        if (
+            rd.target_bpp is not None
+            and self.rate_probe is not None
+            and rd.rate
+            and self.rate_active
+            and not tr.done
+        ):
+            self.lam = adapt_lambda(self.lam, self.rate_probe(tr), rd.target_bpp)
+
+    @torch.no_grad()
+    def estimated_bits(self) -> float:
+        """The rate model's estimate of the payload bits with hard rounding."""
+        _, bits = self.rate(dict(self.trainer.model.named_parameters()), "round")
+        return float(bits)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rate": {k: v.detach().cpu() for k, v in self.rate.state_dict().items()},
+            "lam": self.lam,
+            "rd": asdict(self.rd),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rate.load_state_dict(state["rate"])
+        self.lam = float(state["lam"])
+
+
+def _context_view(model: torch.nn.Module, name: str) -> tuple[int, int] | None:
+    """``(T, R)`` view of a feature grid for context coding (time slices, rows), else None."""
+    parts = name.split(".")
+    if name.startswith("base.grids."):
+        return model.base.level_frames[int(parts[2])], model.base.height  # type: ignore[union-attr,index]
+    if ".enc.grids." in name:
+        enc = model.stages[int(parts[1])].enc  # type: ignore[union-attr,index]
+        return enc.level_frames[int(parts[4])], enc.scale
+    return None
+
+
+def export_rd_stream(
+    model: torch.nn.Module,
+    rate: RateModel,
+    ctx: ModelContext,
+    meta: dict[str, Any],
+    *,
+    grid_context: bool = True,
+    step_factor: float = 1.0,
+) -> Stream:
+    """A format-v2 :class:`~hinerv.bitstream.Stream` of every parameter, quantized with the learned
+    steps of ``rate`` times ``step_factor``."""
+    params = dict(model.named_parameters())
+    if list(params) != rate.names:
+        raise ConfigError("rate model does not match the network's parameters")
+    tensors = []
+    for name, (q, step) in zip(rate.names, rate.export(params, step_factor), strict=True):
+        axes = tuple(a for a in range(q.ndim) if step.shape[a] > 1)
+        view = _context_view(model, name) if grid_context else None
+        tensors.append(CodedTensor(tuple(q.shape), axes, step, q, "auto", view))
+    return Stream(info=ctx.info, model=ctx.cfg.to_fields(), meta=meta, tensors=tensors, vectors=[])
+
+
+def _stream_at(trainer: Trainer, rd: RDSettings, ctx: ModelContext, factor: float = 1.0) -> Stream:
+    """The stream of the model as it stands, with the trainer's schedule name and λ in its meta."""
+    recipe: RDRecipe = trainer.recipe  # type: ignore[assignment]
+    meta: dict[str, Any] = {
+        "encoder": ctx.encoder,
+        "model": ctx.label,
+        "pipeline": "rd",
+        "schedule": trainer.schedule.name,
+        "seed": ctx.seed,
+        "distortion": rd.distortion,
+        "lambda": float(recipe.lam),
+    }
+    return export_rd_stream(
+        ctx.model, recipe.rate, ctx, meta, grid_context=rd.grid_context, step_factor=factor
+    )
+
+
+def _recipe(rd: RDSettings, ctx: ModelContext) -> RDRecipe:
+    def probe(trainer: Trainer) -> float:
+        return 8 * len(pack(_stream_at(trainer, rd, ctx))) / ctx.pixels
+
+    return RDRecipe(rd, ctx.pixels, rate_probe=probe if rd.target_bpp else None)
+
+
+def _export(trainer: Trainer, rd: RDSettings, ctx: ModelContext) -> tuple[bytes, dict[str, Any]]:
+    """The stream, with the steps scaled to land on ``target_bpp`` when there is one."""
+    factor = 1.0
+    if rd.target_bpp:
+        target_bytes = rd.target_bpp * ctx.pixels / 8
+        factor, _ = fit_step_factor(
+            lambda f: len(pack(_stream_at(trainer, rd, ctx, f))), target_bytes, tolerance=0.02
+        )
+    data = pack(_stream_at(trainer, rd, ctx, factor))
+    return data, {"lambda": float(trainer.recipe.lam), "step_factor": factor}  # type: ignore[attr-defined]
+
+
+def _checkpoints(workdir: Path, rd: RDSettings) -> Checkpoints:
+    state, final = workdir / "state.ckpt", workdir / "rd.ckpt"
+    return Checkpoints(state=state, final=final, stale=[state, final])
+
+
+def _load(model: torch.nn.Module, stream: Stream) -> None:
+    """Fill ``model`` from a format-v2 stream: every parameter is a coded tensor, in
+    ``named_parameters`` order (shapes checked by ``unpack``)."""
+    if stream.vectors:
+        raise BitstreamError("format-v2 stream carries unexpected vectors")
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), stream.tensors, strict=True):
+            p.copy_(torch.from_numpy(t.dequantize()))
+
+
+def _fingerprint(rd: RDSettings) -> dict[str, Any]:
+    return {"pipeline": "rd", **asdict(rd)}
+
+
+PIPELINE = Pipeline(
+    name="rd",
+    format_version=2,
+    options_type=RDOptions,
+    codes_every_parameter=True,
+    resolve=_resolve,
+    fingerprint=_fingerprint,
+    report_bits=lambda rd: 0,
+    recipe=_recipe,
+    checkpoints=_checkpoints,
+    export=_export,
+    load=_load,
+)

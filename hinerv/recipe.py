@@ -1,0 +1,107 @@
+"""What a pipeline's training does, apart from the loop: a :class:`Recipe`.
+
+A recipe names its stages (:class:`Stage`: name, epochs taken from the schedule, learning-rate scale,
+warm-up), transforms the parameters for each stage (masks, rounding, noise), adds a whole-step penalty,
+owns its extra parameters (learned step sizes) and its own state (masks, λ), and reacts to the end of
+an epoch. :class:`hinerv.train.Trainer` runs the loop, events and checkpoints for any recipe; nothing
+subclasses the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from hinerv.step import reference_loss
+
+if TYPE_CHECKING:
+    from hinerv.train import Schedule, Trainer
+
+__all__ = ["Stage", "Recipe"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of a recipe, for a given schedule.
+
+    Attributes:
+        name: the recipe's own name of the stage (shown in progress, stored in checkpoints).
+        epochs: epochs of the stage under the schedule.
+        slots: the schedule fields (``main``, ``prune``, ``qat``) whose epochs the stage takes; a time
+            budget refits these.
+        lr_scale: multiplies the schedule's learning rates in this stage.
+        warmup: linear warm-up over the schedule's ``warmup_epochs`` before the cosine.
+    """
+
+    name: str
+    epochs: int
+    slots: tuple[str, ...]
+    lr_scale: float = 1.0
+    warmup: bool = False
+
+
+class Recipe:
+    """The base recipe: float training of the network for distortion only, no extra state.
+
+    A recipe instance serves one trainer: :meth:`bind` hands it the trainer, whose position
+    (``stage``, ``epoch``, ``schedule``), ``model`` and ``noise_gen`` its methods read. Subclasses override
+    what their pipeline changes. The names in :attr:`exposed` are readable on the trainer too
+    (``trainer.masks`` for ``trainer.recipe.masks``).
+    """
+
+    name = "base"
+    #: recipe attributes the trainer shows as its own (read-only)
+    exposed: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._trainer: Trainer | None = None
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer this recipe serves (set by :meth:`bind`)."""
+        if self._trainer is None:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a trainer")
+        return self._trainer
+
+    def stages(self, schedule: Schedule) -> tuple[Stage, ...]:
+        """The stages in order for ``schedule``."""
+        raise NotImplementedError
+
+    def bind(self, trainer: Trainer) -> None:
+        """Serve ``trainer`` (called once, by its constructor); subclasses create their own parameters
+        here, on the model's device."""
+        self._trainer = trainer
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Adam parameter groups; a group's ``lr_scale`` multiplies its learning rate."""
+        return [{"params": list(self.trainer.model.parameters())}]
+
+    def extra_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters the optimizer updates besides the model's (after them, in this order)."""
+        return []
+
+    def start_stage(self, stage: str) -> None:
+        """Prepare ``stage`` (masks, step initialisation); the trainer then makes a fresh optimizer."""
+
+    def transform(self, training: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Parameter overrides of the current stage and (when ``training``) a penalty added once per
+        step to the batch loss; ``({}, None)``: plain parameters, no penalty."""
+        return {}, None
+
+    def loss(self, out: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distortion of ``out`` against ``tgt`` (default: the reference L1 + MS-SSIM) and the MSE."""
+        s = self.trainer.schedule
+        return reference_loss(out, tgt, s.l1_weight, s.msssim_weight, s.msssim_window)
+
+    def after_epoch(self) -> None:
+        """Called after every epoch (after the trainer has moved past finished stages)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recipe's part of a checkpoint (tensors and primitives; keys must not clash with the
+        trainer's)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` from a whole checkpoint ``state``."""
