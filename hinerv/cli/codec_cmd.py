@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
+from hinerv.device import DevicePolicy
 from hinerv.errors import ConfigError, HinervError, InputError
 from hinerv.pipelines import DEFAULT_PIPELINE, PIPELINE_NAMES
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
@@ -55,16 +56,17 @@ def _decoder_allocator_for(path: Path) -> None:
     keep_freed_memory_for(int(video["width"]), int(video["height"]))
 
 
-def _prepare_fused_kernels(device: str, quiet: bool) -> None:
+def _prepare_fused_kernels(device: str | DevicePolicy, quiet: bool) -> None:
     """Load the fused CPU kernels (:mod:`hinerv.fused`) before the work starts, so that their one-time
-    build (~30 s on a new machine or torch) shows as such instead of as a stalled first step."""
+    build (~30 s on a new machine or torch) shows as such instead of as a stalled first step.
+    ``device``: a resolved policy (encode), or a ``--device`` name (decode, demo)."""
     from hinerv import fused
-    from hinerv.device import DevicePolicy
 
     try:
-        if not DevicePolicy.resolve(device).fused_cpu_kernels():
-            return
+        policy = device if isinstance(device, DevicePolicy) else DevicePolicy.resolve(device)
     except HinervError:  # a bad --device is left to the command, which reports it
+        return
+    if not policy.fused_cpu_kernels():
         return
     if not fused.enabled() or fused.loaded():
         return
@@ -99,13 +101,16 @@ def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
 def _pipeline_settings(
     pipeline: str, bits: int, scale_mode: str, lam: float | None, target_bpp: float | None, distortion: str
 ) -> Any:
-    """The chosen pipeline's settings from the command-line options that belong to it."""
+    """The chosen pipeline's settings from the command-line options that belong to it (None: a
+    pipeline without options here runs with its defaults)."""
     from hinerv.pipelines.paper import PaperOptions
     from hinerv.pipelines.rd import RDOptions
 
     if pipeline == "paper":
         return PaperOptions(bits=bits, scale_mode=scale_mode)  # type: ignore[arg-type]
-    return RDOptions(lam=lam, target_bpp=target_bpp, distortion=distortion)
+    if pipeline == "rd":
+        return RDOptions(lam=lam, target_bpp=target_bpp, distortion=distortion)
+    return None
 
 
 def _progress(quiet: bool, eta_field: bool = False) -> Progress:
@@ -319,7 +324,7 @@ def encode(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
     _allocator_for(input, ropts)
-    _prepare_fused_kernels(device, quiet)
+    _prepare_fused_kernels(plan.policy, quiet)
     with _encode_progress(quiet) as cb:  # progress is on stderr, so --json keeps it
         report = encode_file(
             input,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hinerv.errors import ConfigError
+
 if TYPE_CHECKING:
     from hinerv.bitstream import Stream
     from hinerv.config import ModelConfig
@@ -113,9 +115,11 @@ class Pipeline:
 
 
 def resolve_type(options: Any, pipeline: Pipeline) -> Any:
-    """``options`` (None: the pipeline's defaults) after checking it is the pipeline's options type."""
-    from hinerv.errors import ConfigError
+    """``options`` (None: the pipeline's defaults) after checking it is the pipeline's options type.
 
+    Raises:
+        ConfigError: options of another pipeline.
+    """
     if options is None:
         return pipeline.default_options()
     if not isinstance(options, pipeline.options_type):
