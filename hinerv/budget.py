@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -152,18 +152,11 @@ class StepCosts:
         return sum(schedule.epochs(st) * self.epoch_seconds(st, steps_per_epoch) for st in stages)
 
 
-def _slot_costs(costs: StepCosts, stages: Sequence[Stage]) -> StepCosts:
+def _slot_costs(costs: StepCosts, stages: Iterable[Stage]) -> StepCosts:
     """``costs`` keyed by schedule slot: a slot costs what the stage that takes its epochs costs."""
     return StepCosts(
         {slot: costs.epoch_seconds(st.name, 1) for st in stages for slot in st.slots}, costs.forward
     )
-
-
-def _stages_from(trainer: Trainer) -> list[Stage]:
-    """The trainer's stages from the current one on (none when done)."""
-    stages = list(trainer.stage_list())
-    names = [st.name for st in stages]
-    return [] if trainer.stage not in names else stages[names.index(trainer.stage) :]
 
 
 def measure_step_seconds(
@@ -189,7 +182,7 @@ def measure_step_seconds(
     (a 1080p step measured 110 s first, 68 s after).
     """
     if stages is None:
-        stages = [st.name for st in _stages_from(trainer) if st.epochs > 0]
+        stages = [st.name for st in trainer.stage_list().start(trainer.stage) if st.epochs > 0]
     if not stages:
         return {}
     out: dict[str, float] = {}
@@ -324,8 +317,7 @@ class Plan:
 def _remaining(trainer: Trainer) -> dict[str, int]:
     """Epochs still to run per stage, at the trainer's position under its current schedule."""
     stages = trainer.stage_list()
-    names = [st.name for st in stages]
-    i = names.index(trainer.stage) if trainer.stage in names else len(names)
+    i = stages.index(trainer.stage)
     out = {
         st.name: 0 if j < i else (st.epochs - trainer.epoch if j == i else st.epochs)
         for j, st in enumerate(stages)
@@ -372,7 +364,7 @@ def plan_training(
     if not costs.step:
         raise ConfigError("nothing left to train: no step time to plan with")
     stages = trainer.stage_list()
-    fresh = trainer.stage == stages[0].name and trainer.epoch == 0
+    fresh = trainer.stage == stages.names[0] and trainer.epoch == 0
     if budget_seconds is not None and fresh:
         available = budget_seconds - elapsed - finish
         slots = [slot for st in stages for slot in st.slots]
@@ -440,10 +432,8 @@ class BudgetKeeper:
     def _calibrated_done(self, trainer: Trainer) -> float:
         """Calibrated seconds of the epochs the trainer has completed."""
         stages, T = trainer.stage_list(), trainer.T
-        names = [st.name for st in stages]
-        i = names.index(trainer.stage) if trainer.stage in names else len(names)
-        done = sum(st.epochs * self.costs.epoch_seconds(st.name, T) for st in stages[:i])
-        if i < len(names):
+        done = sum(st.epochs * self.costs.epoch_seconds(st.name, T) for st in stages.before(trainer.stage))
+        if not trainer.done:
             done += trainer.epoch * self.costs.epoch_seconds(trainer.stage, T)
         return done
 
@@ -457,11 +447,10 @@ class BudgetKeeper:
     def __call__(self, trainer: Trainer) -> None:
         stage = trainer.stage
         planned = trainer.stage_list(self.shape)
-        names = [st.name for st in planned]
-        if stage not in names:
+        if stage not in planned.names:
             return
         now = {st.name: st.epochs for st in trainer.stage_list()}
-        todo = [st for st in planned[names.index(stage) :] if st.epochs > 0]
+        todo = [st for st in planned.start(stage) if st.epochs > 0]
         todo = [st for st in todo if now[st.name] > 0 or st.name != stage]
         if not todo:
             return
@@ -547,9 +536,6 @@ class EtaEstimator:
         ratio = (now - self._t0) / self._work if self._work > 0 else 1.0
         sched = self.trainer.schedule
         left = ((ev.stage_epochs - ev.epoch) * ev.steps + ev.steps - ev.step) * c
-        stages = self.trainer.stage_list(sched)
-        names = [st.name for st in stages]
-        if ev.stage in names:
-            for st in stages[names.index(ev.stage) + 1 :]:
-                left += st.epochs * ev.steps * self._step_cost(st.name)
+        for st in self.trainer.stage_list(sched).after(ev.stage):
+            left += st.epochs * ev.steps * self._step_cost(st.name)
         return left * ratio

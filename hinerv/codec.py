@@ -322,12 +322,14 @@ def encode_video(
     fingerprint: str = "",
     progress: ProgressCallback | None = None,
     epoch_hook: Callable[[Trainer], None] | None = None,
+    cfg: ModelConfig | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Build the model, train it with the plan's pipeline and export it; returns the bitstream and
-    training facts. Checkpoints live in ``workdir`` (the pipeline names them)."""
+    training facts. Checkpoints live in ``workdir`` (the pipeline names them); ``cfg``: the model config
+    when the caller has made it already (:func:`build_config`)."""
     t_start = time.perf_counter()
     info, policy = reader.info, plan.policy
-    cfg = build_config(plan, info)
+    cfg = cfg or build_config(plan, info)
     hp, wp = padded_size(info.height, info.width, cfg)
     torch.manual_seed(plan.options.seed)
     model = HiNeRV(cfg, info.frames, hp, wp).to(policy.device)
@@ -493,10 +495,12 @@ def encode_file(
     reader = open_video(src, **(reader_options or {}))
     try:
         info = reader.info
-        fp = _fingerprint(src, info, build_config(plan, info), plan)
+        cfg = build_config(plan, info)
+        fp = _fingerprint(src, info, cfg, plan)
         data, facts = encode_video(
-            reader, plan, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook
-        )
+            reader, plan, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook,
+            cfg=cfg,
+        )  # fmt: skip
         metrics, decode_seconds = _verify(data, reader, wd, plan.policy, recon, progress)
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(dst, lambda f: f.write(data))

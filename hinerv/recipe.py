@@ -9,6 +9,8 @@ subclasses the trainer.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,14 @@ from hinerv.step import reference_loss
 if TYPE_CHECKING:
     from hinerv.train import Schedule, Trainer
 
-__all__ = ["Stage", "Recipe"]
+__all__ = ["Stage", "StageList", "Recipe", "lr_at"]
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, warmup_lr: float, min_lr: float) -> float:
+    """timm-style cosine with linear warm-up; the cosine is measured from step 0 (pitfall 12)."""
+    if step < warmup:
+        return warmup_lr + (lr - warmup_lr) * step / max(1, warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,55 @@ class Stage:
     slots: tuple[str, ...]
     lr_scale: float = 1.0
     warmup: bool = False
+
+    def lr(self, step: int, steps_per_epoch: int, schedule: Schedule) -> float:
+        """Learning rate at ``step`` of this stage (counted from the stage's first step)."""
+        s, k = schedule, self.lr_scale
+        warm = s.warmup_epochs * steps_per_epoch if self.warmup else 0
+        return lr_at(step, self.epochs * steps_per_epoch, warm, s.lr * k, s.warmup_lr * k, s.min_lr * k)
+
+
+@dataclass(frozen=True)
+class StageList:
+    """A recipe's stages in order under one schedule; the position after the last one is ``"done"``."""
+
+    stages: tuple[Stage, ...]
+
+    def __iter__(self) -> Iterator[Stage]:
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(st.name for st in self.stages)
+
+    @property
+    def total(self) -> int:
+        """Epochs over all stages."""
+        return sum(st.epochs for st in self.stages)
+
+    def index(self, name: str) -> int:
+        """Position of stage ``name``; ``len(self)`` for ``"done"`` (or any name not here)."""
+        names = self.names
+        return names.index(name) if name in names else len(names)
+
+    def get(self, name: str) -> Stage:
+        """The stage called ``name`` (KeyError: none)."""
+        return {st.name: st for st in self.stages}[name]
+
+    def before(self, name: str) -> tuple[Stage, ...]:
+        """The stages before ``name`` (all of them for ``"done"``)."""
+        return self.stages[: self.index(name)]
+
+    def start(self, name: str) -> tuple[Stage, ...]:
+        """``name`` and the stages after it (none for ``"done"``)."""
+        return self.stages[self.index(name) :]
+
+    def after(self, name: str) -> tuple[Stage, ...]:
+        """The stages after ``name``."""
+        return self.stages[self.index(name) + 1 :]
 
 
 class Recipe:

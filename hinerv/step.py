@@ -137,7 +137,6 @@ class StepRunner:
         self,
         idx: torch.Tensor,
         tgt: torch.Tensor,
-        *,
         transform: Transform,
         loss_fn: LossFn,
         optimizer: torch.optim.Optimizer,

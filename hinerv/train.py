@@ -28,7 +28,7 @@ from torch.func import functional_call
 from hinerv.device import DEFAULT_MAX_MEMORY, DevicePolicy
 from hinerv.errors import ConfigError
 from hinerv.io.base import atomic_write
-from hinerv.recipe import Recipe, Stage
+from hinerv.recipe import Recipe, StageList, lr_at
 from hinerv.step import StepRunner, choose_patch_grid
 
 try:
@@ -47,6 +47,8 @@ __all__ = [
     "choose_patch_grid",
     "DEFAULT_MAX_MEMORY",
 ]
+
+_lr_at = lr_at  # the learning-rate curve (hinerv.recipe.lr_at), under its former name
 
 #: the schedule's epoch slots, in training order (a recipe's stages take their epochs from these)
 SCHEDULE_SLOTS = ("main", "prune", "qat")
@@ -146,13 +148,6 @@ class TrainEvent:
     eta: float | None = None
 
 
-def _lr_at(step: int, total: int, warmup: int, lr: float, warmup_lr: float, min_lr: float) -> float:
-    """timm-style cosine with linear warm-up; the cosine is measured from step 0 (pitfall 12)."""
-    if step < warmup:
-        return warmup_lr + (lr - warmup_lr) * step / max(1, warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
-
-
 class Trainer:
     """Over-fits a :class:`hinerv.model.HiNeRV` to one video, following a :class:`~hinerv.recipe.Recipe`.
 
@@ -208,23 +203,19 @@ class Trainer:
         self.optimizer = self._new_optimizer()
 
     # ------------------------------------------------------------------ stages
-    def stage_list(self, schedule: Schedule | None = None) -> tuple[Stage, ...]:
+    def stage_list(self, schedule: Schedule | None = None) -> StageList:
         """The recipe's stages under ``schedule`` (default: the current one, which a time budget may
         change)."""
-        return self.recipe.stages(schedule or self.schedule)
+        return StageList(self.recipe.stages(schedule or self.schedule))
 
     @property
     def stages(self) -> tuple[str, ...]:
         """The recipe's stage names, in order."""
-        return tuple(st.name for st in self.stage_list())
-
-    def stage_info(self, stage: str) -> Stage:
-        """The :class:`~hinerv.recipe.Stage` called ``stage`` (KeyError: no such stage)."""
-        return {st.name: st for st in self.stage_list()}[stage]
+        return self.stage_list().names
 
     def stage_epochs(self, stage: str) -> int:
         """Epochs of ``stage`` under the current schedule."""
-        return self.stage_info(stage).epochs
+        return self.stage_list().get(stage).epochs
 
     grid = property(lambda self: self.runner.grid, doc="Patch grid (gh, gw) of a training step.")
     micro_batch = property(lambda self: self.runner.micro_batch, doc="Patches per forward pass.")
@@ -232,15 +223,13 @@ class Trainer:
     @property
     def epochs_done(self) -> int:
         """Epochs completed over all stages."""
-        if self.stage == "done":
-            return self.total_epochs
-        names = self.stages
-        return sum(self.stage_epochs(s) for s in names[: names.index(self.stage)]) + self.epoch
+        done = sum(st.epochs for st in self.stage_list().before(self.stage))
+        return done if self.done else done + self.epoch
 
     @property
     def total_epochs(self) -> int:
         """Epochs over all stages."""
-        return sum(st.epochs for st in self.stage_list())
+        return self.stage_list().total
 
     def __getattr__(self, name: str) -> Any:
         # only reached for names the trainer lacks: the state its recipe exposes (``masks``, ``rate``)
@@ -276,24 +265,20 @@ class Trainer:
     def _advance_stage(self) -> None:
         """Move past finished (or empty) stages."""
         while self.stage != "done" and self.epoch >= self.stage_epochs(self.stage):
-            names = self.stages
-            nxt = names.index(self.stage) + 1
-            if nxt == len(names):
+            after = self.stage_list().after(self.stage)
+            if not after:
                 self.stage, self.epoch = "done", 0
                 return
-            self.enter_stage(names[nxt])
+            self.enter_stage(after[0].name)
 
     def stage_finished(self, stage: str) -> bool:
         """Whether ``stage`` is over (the trainer first moves past finished stages)."""
-        order = (*self.stages, "done")
         self._advance_stage()
-        return order.index(self.stage) > order.index(stage)
+        sl = self.stage_list()
+        return sl.index(self.stage) > sl.index(stage)
 
     def _stage_lr(self, step: int, steps_per_epoch: int) -> float:
-        s, st = self.schedule, self.stage_info(self.stage)
-        k = st.lr_scale
-        warm = s.warmup_epochs * steps_per_epoch if st.warmup else 0
-        return _lr_at(step, st.epochs * steps_per_epoch, warm, s.lr * k, s.warmup_lr * k, s.min_lr * k)
+        return self.stage_list().get(self.stage).lr(step, steps_per_epoch, self.schedule)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -345,15 +330,9 @@ class Trainer:
             idx: int64 ``[N, 3]`` patch indices (t, ih, iw) in the trainer's patch grid.
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
-        return self.runner.step(
-            idx,
-            tgt,
-            transform=lambda: self.recipe.transform(True),
-            loss_fn=self.recipe.loss,
-            optimizer=self.optimizer,
-            clip_params=self.trainable_parameters(),
-            grad_clip=self.schedule.grad_clip,
-        )
+        r = self.recipe
+        params, clip = self.trainable_parameters(), self.schedule.grad_clip
+        return self.runner.step(idx, tgt, lambda: r.transform(True), r.loss, self.optimizer, params, clip)
 
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""

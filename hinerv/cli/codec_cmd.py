@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -17,10 +17,12 @@ from rich.progress import (
 )
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.device import DevicePolicy
 from hinerv.errors import ConfigError, HinervError, InputError
 from hinerv.pipelines import DEFAULT_PIPELINE, PIPELINE_NAMES
 from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
+
+if TYPE_CHECKING:
+    from hinerv.device import DevicePolicy
 
 __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 
@@ -61,6 +63,7 @@ def _prepare_fused_kernels(device: str | DevicePolicy, quiet: bool) -> None:
     build (~30 s on a new machine or torch) shows as such instead of as a stalled first step.
     ``device``: a resolved policy (encode), or a ``--device`` name (decode, demo)."""
     from hinerv import fused
+    from hinerv.device import DevicePolicy
 
     try:
         policy = device if isinstance(device, DevicePolicy) else DevicePolicy.resolve(device)

@@ -111,6 +111,7 @@ class Pipeline:
     load: Callable[[HiNeRV, Stream], None]
 
     def default_options(self) -> Any:
+        """The pipeline's options when the request gives none."""
         return self.options_type()
 
 

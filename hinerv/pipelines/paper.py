@@ -37,6 +37,12 @@ __all__ = ["PaperOptions", "PaperRecipe", "export_stream", "PIPELINE"]
 SCALE_MODES: tuple[str, ...] = ("reference", "channel")
 
 
+def is_layer(name: str) -> bool:
+    """Whether a quantizable parameter is a layer's weight (else a feature grid): the scale rule
+    (:func:`hinerv.quant.scale_axes_for`) treats them differently."""
+    return name.endswith("weight")
+
+
 @dataclass(frozen=True)
 class PaperOptions:
     """Options of the paper pipeline.
@@ -113,7 +119,7 @@ class PaperRecipe(Recipe):
         if trainer.stage == "qat" and training:
             for n in trainer.model.quantizable_names():  # type: ignore[operator]
                 w = out.get(n, params[n])
-                axes = scale_axes_for(w.shape, mode=self.scale_mode, layer=n.endswith("weight"))
+                axes = scale_axes_for(w.shape, mode=self.scale_mode, layer=is_layer(n))
                 out[n] = quant_noise(w, self.bits, axes, trainer.schedule.quant_noise, trainer.noise_gen)
         return out, None
 
@@ -170,7 +176,7 @@ def export_stream(
         if mask is not None:
             mask = mask.cpu()
             w = w * mask
-        axes = scale_axes_for(tuple(w.shape), mode=scale_mode, layer=name.endswith("weight"))
+        axes = scale_axes_for(tuple(w.shape), mode=scale_mode, layer=is_layer(name))
         q, scales = quantize(w, bits, axes)
         tensors.append(
             QuantTensor(

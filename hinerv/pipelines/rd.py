@@ -184,9 +184,22 @@ def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSetting
     )
 
 
+def _grid_level(name: str) -> tuple[int | None, int] | None:
+    """``(stage, level)`` of a feature-grid parameter name (stage None: the base grid), else None.
+
+    HiNeRV names them ``base.grids.<level>`` and ``stages.<stage>.enc.grids.<level>``.
+    """
+    parts = name.split(".")
+    if name.startswith("base.grids."):
+        return None, int(parts[2])
+    if ".enc.grids." in name:
+        return int(parts[1]), int(parts[4])
+    return None
+
+
 def grid_names(model: torch.nn.Module) -> list[str]:
     """Names of the feature-grid parameters (base grid and local grids) of a HiNeRV."""
-    return [n for n, _ in model.named_parameters() if n.startswith("base.grids.") or ".enc.grids." in n]
+    return [n for n, _ in model.named_parameters() if _grid_level(n) is not None]
 
 
 def adapt_lambda(lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5) -> float:
@@ -339,13 +352,14 @@ class RDRecipe(Recipe):
 
 def _context_view(model: torch.nn.Module, name: str) -> tuple[int, int] | None:
     """``(T, R)`` view of a feature grid for context coding (time slices, rows), else None."""
-    parts = name.split(".")
-    if name.startswith("base.grids."):
-        return model.base.level_frames[int(parts[2])], model.base.height  # type: ignore[union-attr,index]
-    if ".enc.grids." in name:
-        enc = model.stages[int(parts[1])].enc  # type: ignore[union-attr,index]
-        return enc.level_frames[int(parts[4])], enc.scale
-    return None
+    grid = _grid_level(name)
+    if grid is None:
+        return None
+    stage, level = grid
+    if stage is None:
+        return model.base.level_frames[level], model.base.height  # type: ignore[union-attr,index]
+    enc = model.stages[stage].enc  # type: ignore[union-attr,index]
+    return enc.level_frames[level], enc.scale
 
 
 def export_rd_stream(
