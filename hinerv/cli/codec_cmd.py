@@ -166,9 +166,9 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
         def cb(ev: TrainEvent | Plan | str) -> None:
             if isinstance(ev, Plan):
                 if not quiet:
-                    err_console.print(ev.message(), highlight=False)
+                    err_console.print(ev.message(), highlight=False, soft_wrap=True)
                     for line in (*ev.notes, *([ev.hint] if ev.hint else [])):
-                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False)
+                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False, soft_wrap=True)
                 return
             if isinstance(ev, str):
                 prog.update(task, description=ev)

@@ -99,14 +99,17 @@ def test_resume_with_nothing_to_resume_says_so_and_quiet_is_quiet(
 ) -> None:
     wd, out = tmp_path / "wd", tmp_path / "c.bin"
     code, stdout, err = cli(["encode", str(clip), "-o", str(out), *FAST, "--epochs", "1",
-                             "--workdir", str(wd), "--resume", "--json"])  # fmt: skip
+                             "--workdir", str(wd), "--resume", "--time-budget", "100h",
+                             "--json"])  # fmt: skip
     assert code == 0 and json.loads(stdout)["bytes"] == out.stat().st_size
     flat = " ".join(err.split())
+    assert "budget 100.0 h (more than the schedule needs: it runs whole)" in flat  # #16.3, at once
+    assert "the budget 100.0 h is more than schedule tiny" in flat
     assert f"nothing to resume in {wd}: starting a new encode" in flat
     assert f"kept the work folder {wd}" in flat
     # resumed from the finished work folder: no note, and -q prints nothing at all
     code, stdout, err = cli(["encode", str(clip), "-o", str(tmp_path / "d.bin"), *FAST, "--epochs", "1",
-                             "--workdir", str(wd), "--resume", "-q"])  # fmt: skip
+                             "--workdir", str(wd), "--resume", "--time-budget", "100h", "-q"])  # fmt: skip
     assert code == 0 and stdout == "" and err == ""
     code, stdout, err = cli(["decode", str(out), "-o", str(tmp_path / "d.y4m"), "-q"])
     assert code == 0 and stdout == "" and err == ""
