@@ -11,6 +11,7 @@ no file or folder behind; the CLI adds the stricter rules of its own options (``
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,11 +28,15 @@ __all__ = [
     "LIBRARY_BITS",
     "OutputKind",
     "check_bits",
+    "check_cli_workdir",
     "check_decode_request",
+    "check_device",
     "check_distinct_outputs",
     "check_encode_request",
     "check_epochs",
     "check_frame_count",
+    "check_frames_within",
+    "check_lambda",
     "check_model",
     "check_not_inside",
     "check_not_same_file",
@@ -39,6 +44,7 @@ __all__ = [
     "check_schedule",
     "check_writable_dir",
     "parse_frame_range",
+    "parse_time_budget",
     "same_file",
 ]
 
@@ -139,7 +145,7 @@ def check_writable_dir(folder: PathLike, *, create: bool = False) -> None:
     f = Path(folder) if str(folder) else Path(".")
     target = _nearest_existing(f) if create else f
     if not target.exists():
-        raise InputError(f"output folder {f} does not exist")
+        raise InputError(f"output folder {f} does not exist (create it first)")
     if not target.is_dir():
         raise InputError(f"cannot write into {target}: it is not a folder")
     if not os.access(target, os.W_OK | os.X_OK):
@@ -302,13 +308,89 @@ def check_model(size: str | None, preset: str | None) -> None:
         raise ConfigError(f"unknown model size {size!r}; choices: {', '.join(SIZES)}")
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` that this machine has (imports torch).
+
+    Raises:
+        ConfigError: an unknown device name, or CUDA asked for where there is none.
+    """
     from hinerv.codec import resolve_device
 
     try:
         resolve_device(device)
+    except ConfigError:
+        raise
     except (RuntimeError, ValueError):
         raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def check_lambda(lam: float | None, *, option: str = "--lambda") -> float | None:
+    """``None`` (the size ladder's λ) or a finite λ >= 0 (``inf`` would train and then fail to code).
+
+    Raises:
+        ConfigError: negative, NaN or infinite.
+    """
+    if lam is not None and not (math.isfinite(lam) and lam >= 0):
+        raise ConfigError(f"{option} must be a finite number >= 0, got {lam}")
+    return lam
+
+
+def parse_time_budget(text: str | None, *, option: str = "--time-budget") -> float | None:
+    """Seconds in a ``--time-budget`` such as ``90s``, ``10m``, ``2h`` or ``1h30m``; None for None.
+
+    A bare number is refused: ``10`` could mean seconds, minutes or hours, and a wrong guess either
+    wastes hours or gives a useless model.
+
+    Raises:
+        ConfigError: a bare number, an unreadable or non-positive duration.
+    """
+    if text is None:
+        return None
+    from hinerv.budget import parse_duration
+
+    t = text.strip()
+    try:
+        float(t)
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"{option} {text} has no unit: add one, e.g. {t}s, {t}m or {t}h")
+    return parse_duration(t)
+
+
+def check_frames_within(frames: int | None, available: int, *, option: str = "--frames") -> None:
+    """``--frames N`` (the first N frames) must not ask for more frames than the source has (the same
+    rule as ``decode --frames A:B``, which refuses a range outside the video).
+
+    Raises:
+        InputError: ``frames > available``.
+    """
+    if frames is not None and frames > available:
+        raise InputError(f"{option} {frames} is more than the source's {available} frames")
+
+
+def check_cli_workdir(workdir: PathLike | None) -> None:
+    """An explicit ``--workdir`` must be new, empty, or a hinerv work folder (one holding ``job.json``).
+
+    The encoder keeps an explicit work folder and writes checkpoints and a reconstruction into it;
+    pointed at a folder with other files (``--workdir .``) it would mix them with the user's files.
+
+    Raises:
+        InputError: an existing file, or a folder with files that is not a work folder.
+    """
+    if workdir is None:
+        return
+    wd = Path(workdir)
+    if not wd.exists():
+        return
+    if not wd.is_dir():
+        raise InputError(f"work folder {wd} exists and is not a folder")
+    if (wd / "job.json").is_file() or not any(wd.iterdir()):
+        return
+    raise InputError(
+        f"work folder {wd} holds other files and is not a hinerv work folder (no job.json); "
+        "give a new or empty folder"
+    )
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -356,15 +438,16 @@ def check_encode_request(
     if opts.pipeline not in ("paper", "rd"):
         raise ConfigError(f"--pipeline must be paper or rd, got {opts.pipeline!r}")
     if opts.pipeline == "rd":
+        check_lambda(opts.lam)
         opts.rd_settings()  # λ, distortion, proxy, target rate
-    _check_device(opts.device)
-    check_output_path(dst, "bitstream", create_parent=True)
+    check_device(opts.device)
+    check_output_path(dst, "bitstream")  # like every output: a missing folder is refused, not made
     if recon is not None:
         check_output_path(recon, "video")
     if wd is not None:
         if wd.exists() and not wd.is_dir():
             raise InputError(f"work folder {wd} exists and is not a folder")
-        check_writable_dir(wd, create=True)
+        check_writable_dir(wd if wd.exists() else wd.parent)
         if workdir is None:
             check_not_inside([src], wd)
     check_distinct_outputs([dst, recon, wd])
