@@ -18,7 +18,14 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, HinervError, InputError
-from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
+from hinerv.validate import (
+    CLI_BITS,
+    check_bits,
+    check_epochs,
+    check_frame_count,
+    check_target_bpp,
+    parse_frame_range,
+)
 
 __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 
@@ -306,7 +313,14 @@ def encode(
     )
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
+    check_target_bpp(target_bpp)
     opts.rd_settings()  # validates λ, distortion and target before any work
+    if lam is not None and target_bpp is not None:
+        err_console.print(
+            f"warning: --lambda {lam:g} is ignored: --target-bpp adapts λ during training "
+            "(the given value is only its starting point)",
+            highlight=False,
+        )
     ropts = _reader_options(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
@@ -324,6 +338,8 @@ def encode(
             reader_options=ropts,
         )
     d = report.as_dict()
+    for w in report.warnings:
+        err_console.print(f"warning: {w}", highlight=False)
     if json:
         print_json(d)
     else:
