@@ -41,7 +41,7 @@ from hinerv.io.base import fix_mode, make_temp
 from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
 from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
-from hinerv.ratecontrol import fit_step_factor
+from hinerv.ratecontrol import land_on_target
 from hinerv.rdtrain import RDSettings, RDTrainer, default_lambda
 from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
 from hinerv.types import VideoInfo
@@ -174,6 +174,10 @@ class EncodeReport:
     sections: dict[str, int] = field(default_factory=dict)
     pipeline: str = "paper"
     lam: float | None = None
+    #: rd with ``--target-bpp``: ``target_bpp``, ``target_met`` (within ±5 %) and ``step_factor``
+    rate_control: dict[str, Any] = field(default_factory=dict)
+    #: one line each, for the user (e.g. a target rate that could not be reached)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
@@ -190,6 +194,8 @@ class EncodeReport:
             "model": self.model,
             "pipeline": self.pipeline,
             **({"lambda": self.lam} if self.lam is not None else {}),
+            **self.rate_control,
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             "width": self.info.width,
             "height": self.info.height,
             "frames": self.info.frames,
@@ -694,13 +700,15 @@ def _encode_rd(
         trainer.save(final)
     if progress:
         progress("export")
-    factor = 1.0
+    factor, target = 1.0, {}
     if opts.target_bpp:
-        target_bytes = opts.target_bpp * pixels / 8
-        factor, _ = fit_step_factor(lambda f: len(pack(stream_at(trainer, f))), target_bytes, tolerance=0.02)
+        landing = land_on_target(lambda f: len(pack(stream_at(trainer, f))), opts.target_bpp, pixels)
+        factor = landing.factor
+        target = {"target_bpp": opts.target_bpp, "target_met": landing.met, "step_factor": factor,
+                  "warnings": [landing.note] if landing.note else []}  # fmt: skip
     data = pack(stream_at(trainer, factor))
     facts = _facts(trainer, trained_before, label, cfg)
-    return data, {**facts, "lambda": float(trainer.lam), "step_factor": factor}
+    return data, {**facts, "lambda": float(trainer.lam), **target}
 
 
 def _trainer_kwargs(opts: EncodeOptions, dev: torch.device) -> dict[str, Any]:
@@ -840,6 +848,8 @@ def encode_file(
         model=facts["model"],
         pipeline=opts.pipeline,
         lam=facts.get("lambda"),
+        rate_control={k: facts[k] for k in ("target_bpp", "target_met", "step_factor") if k in facts},
+        warnings=list(facts.get("warnings", [])),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
     )

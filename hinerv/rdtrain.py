@@ -14,8 +14,13 @@ pipeline's slots of the same :class:`~hinerv.train.Schedule` (equal epochs), eac
 
 The slot names are the paper's, so time budgets, plans and ETAs treat both pipelines alike. There is
 no mask and no fixed bit depth: zeros and bit depths come out of the rate term. With ``target_bpp``
-the trade-off ``λ`` is adapted after every rate-aware epoch from ``rate_probe`` (the codec's
-measurement of the real file size).
+the trade-off ``λ`` is adapted after every rate-aware *step* (:func:`adapt_lambda` with
+:data:`STEP_GAIN` / :data:`STEP_LIMIT`) from the rate model's estimate of that step, corrected by
+``rate_probe`` (the codec's measurement of the real file size) at the start of the rate-aware stages
+and after every rate-aware epoch. A per-epoch controller bounded to ×1.5 had only the 5–6 rate-aware
+epochs of a short schedule: every target far from the ladder's λ hit the bound at every epoch, so
+different targets trained the same network and the final step fit had to scale steps by 8–16×,
+which the network never trained for (issue #16).
 
 ``pretrain=False`` is the first design, kept for the ablation: stages ``main`` (noise + rate from
 the first step, λ ramped in) and ``ste`` (``prune_epochs + qat_epochs``). Measured on real footage,
@@ -25,6 +30,7 @@ pipeline at short schedules (+67 % BD-rate); pre-training keeps the paper's qual
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -33,7 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from hinerv.errors import ConfigError
-from hinerv.rate import Granularity, Proxy, RateModel
+from hinerv.rate import Granularity, Proxy, RateModel, laplace_bits
+from hinerv.ratecontrol import fit_step_factor
 from hinerv.train import Schedule, Trainer
 
 __all__ = [
@@ -44,6 +51,8 @@ __all__ = [
     "default_lambda",
     "grid_names",
     "adapt_lambda",
+    "STEP_GAIN",
+    "STEP_LIMIT",
 ]
 
 RD_STAGES = ("main", "ste")
@@ -125,15 +134,34 @@ def grid_names(model: torch.nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters() if n.startswith("base.grids.") or ".enc.grids." in n]
 
 
-def adapt_lambda(lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5) -> float:
-    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ 1.5 per call.
+#: λ control of every rate-aware training step: gain and bound (×/÷ per step) of :func:`adapt_lambda`.
+#: 16 steps (one epoch of a 16-frame clip) can move λ up to ×35; a step's estimate responds to λ
+#: within a few steps (the log2-steps learn at 30× the learning rate), so a gain well below 1 keeps
+#: the loop from oscillating.
+STEP_GAIN = 1.0
+STEP_LIMIT = 1.25
+
+#: How far (log2) :meth:`RDTrainer.fit_steps_to_target` may move the initial steps.
+INIT_OCTAVES = 8.0
+
+#: log2 Laplace scales tried by :meth:`RDTrainer.fit_steps_to_target` (the rate model's clamp range)
+_SCALE_GRID = torch.linspace(-4.3, 12.0, 66)
+
+#: λ stays within these bounds under control (a target beyond them is beyond what training can do).
+LAMBDA_RANGE = (1e-6, 1e6)
+
+
+def adapt_lambda(
+    lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5, limit: float = 1.5
+) -> float:
+    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ ``limit`` per call.
 
     More rate than wanted raises λ (rate costs more), less lowers it.
     """
-    if measured_bpp <= 0 or target_bpp <= 0:
+    if not (measured_bpp > 0 and target_bpp > 0 and math.isfinite(measured_bpp)):
         return lam
     f = (measured_bpp / target_bpp) ** gain
-    return max(lam / 1.5, min(lam * 1.5, lam * f)) if lam > 0 else lam
+    return max(lam / limit, min(lam * limit, lam * f)) if lam > 0 else lam
 
 
 class RDTrainer(Trainer):
@@ -143,8 +171,9 @@ class RDTrainer(Trainer):
         model, frames, peak, schedule: as :class:`~hinerv.train.Trainer`.
         rd: λ, distortion, proxies, rate target.
         pixels: ``T * H * W`` of the video (unpadded), the rate's normaliser.
-        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called after each
-            epoch when ``rd.target_bpp`` is set.
+        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called at the start
+            of the rate-aware training and after each rate-aware epoch when ``rd.target_bpp`` is set,
+            to correct the rate model's estimate (side information, the coder's fitted models).
         **kwargs: ``device``, ``seed``, ``amp``, ``compile`` of :class:`~hinerv.train.Trainer`.
     """
 
@@ -176,6 +205,11 @@ class RDTrainer(Trainer):
         self.last_bits = 0.0
         self._bits: torch.Tensor | None = None
         self.lam_history: list[tuple[int, float, float]] = []  # (epoch, bpp measured, λ after)
+        #: real bpp minus the rate model's estimate (hard rounding), measured by ``rate_probe``; None
+        #: until the first probe of the rate-aware stages
+        self.rate_offset: float | None = None
+        #: the factor :meth:`fit_steps_to_target` applied to the initial steps (1 when it did not run)
+        self.init_step_factor = 1.0
 
     # ------------------------------------------------------------------ schedule / state
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
@@ -218,12 +252,15 @@ class RDTrainer(Trainer):
         d = super().state_dict()
         d["rate"] = {k: v.detach().cpu() for k, v in self.rate.state_dict().items()}
         d["lam"] = self.lam
+        d["rate_offset"] = self.rate_offset
         d["rd"] = asdict(self.rd)
         return d
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rate.load_state_dict(state["rate"])
         self.lam = float(state["lam"])
+        off = state.get("rate_offset")
+        self.rate_offset = None if off is None else float(off)
         super().load_state_dict(state)
 
     @property
@@ -264,17 +301,81 @@ class RDTrainer(Trainer):
             return 0.0 * self._bits  # keeps the rate model's scales in the graph
         return lam * self._bits / self.pixels
 
-    def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
-        mse = super().run_epoch(callback)
-        if (
+    @property
+    def controls_rate(self) -> bool:
+        """Whether λ is being adapted to ``rd.target_bpp`` now (a rate-aware stage with a probe)."""
+        return (
             self.rd.target_bpp is not None
             and self.rate_probe is not None
             and self.rd.rate
             and self.rate_active
             and not self.done
-        ):
-            bpp = self.rate_probe(self)
-            self.lam = adapt_lambda(self.lam, bpp, self.rd.target_bpp)
+        )
+
+    def _probe_offset(self) -> float:
+        """Measure the real rate; update :attr:`rate_offset`; return the real bpp."""
+        assert self.rate_probe is not None
+        bpp = float(self.rate_probe(self))
+        self.rate_offset = bpp - self.estimated_bits() / self.pixels
+        return bpp
+
+    @torch.no_grad()
+    def fit_steps_to_target(self) -> float:
+        """Scale every step by one factor so the file as coded now lands on ``rd.target_bpp``.
+
+        Run before the first rate-aware step: the initial steps (a 6-bit quantizer, see
+        :meth:`hinerv.rate.RateModel.reset`) can be many octaves from the target, and the steps move
+        at most ~``lr · step_lr_scale`` octaves per step (Adam), whatever λ is. Starting at the target,
+        the rate-aware stages train the network on the steps it will be coded with. Each tensor's
+        Laplace scale is set to the one that codes its integers at the scaled step in the fewest
+        bits (a grid search), so the rate estimate follows the steps.
+
+        Returns:
+            The factor applied (within :data:`INIT_OCTAVES` octaves).
+        """
+        assert self.rate_probe is not None and self.rd.target_bpp is not None
+        probe = self.rate_probe
+        saved = [p.detach().clone() for p in self.rate.log2_step]
+
+        params = dict(self.model.named_parameters())
+
+        def set_factor(f: float) -> None:
+            for i, (p, s) in enumerate(zip(self.rate.log2_step, saved, strict=True)):
+                p.copy_(s + math.log2(f))
+                # the Laplace scale that codes these integers in the fewest bits
+                q = torch.round(params[self.rate.names[i]].detach() / self.rate.step(i)).flatten()
+                q = q[:: max(1, q.numel() // 65536)]
+                cost = laplace_bits(q[None, :], torch.exp2(_SCALE_GRID.to(q.device))[:, None]).sum(1)
+                self.rate.log2_scale[i].fill_(float(_SCALE_GRID[int(cost.argmin())]))
+
+        def bpp_at(f: float) -> float:
+            set_factor(f)
+            return probe(self)
+
+        f, _ = fit_step_factor(
+            bpp_at, self.rd.target_bpp, tolerance=0.02, max_octaves=INIT_OCTAVES, iterations=16
+        )
+        set_factor(f)
+        return f
+
+    def train_step(self, idx: torch.Tensor, tgt: torch.Tensor) -> tuple[float, float]:
+        """One optimizer step; with a target rate, then one λ control step on this step's rate."""
+        if self.controls_rate and self.rate_offset is None:
+            # first rate-aware step: start at the target, measure the estimate's offset to the file
+            self.init_step_factor = self.fit_steps_to_target()
+            self._probe_offset()
+        res = super().train_step(idx, tgt)
+        if self.controls_rate:
+            est = self.last_bits / self.pixels + (self.rate_offset or 0.0)
+            assert self.rd.target_bpp is not None
+            lam = adapt_lambda(self.lam, est, self.rd.target_bpp, gain=STEP_GAIN, limit=STEP_LIMIT)
+            self.lam = min(LAMBDA_RANGE[1], max(LAMBDA_RANGE[0], lam))
+        return res
+
+    def run_epoch(self, callback: Callable[..., None] | None = None) -> float:
+        mse = super().run_epoch(callback)
+        if self.controls_rate and self.rate_offset is not None:  # after a rate-aware epoch
+            bpp = self._probe_offset()
             self.lam_history.append((self.epochs_done, bpp, self.lam))
         return mse
 

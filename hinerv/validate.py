@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from hinerv.errors import ConfigError, InputError
+from hinerv.ratecontrol import MAX_TARGET_BPP
 
 if TYPE_CHECKING:
     from hinerv.codec import EncodeOptions
@@ -42,6 +43,7 @@ __all__ = [
     "check_not_same_file",
     "check_output_path",
     "check_schedule",
+    "check_target_bpp",
     "check_writable_dir",
     "parse_frame_range",
     "parse_time_budget",
@@ -242,6 +244,31 @@ def check_frame_count(frames: int | None, *, option: str = "--frames") -> int | 
     return frames
 
 
+def check_target_bpp(target_bpp: float | None, *, option: str = "--target-bpp") -> float | None:
+    """``None`` or a finite rate in ``(0, MAX_TARGET_BPP]`` bits per pixel (24: raw 8-bit RGB).
+
+    Targets inside the range that the trained model still cannot reach are reported after training
+    (:func:`hinerv.ratecontrol.land_on_target`); these are the ones no model can reach.
+
+    Raises:
+        ConfigError: non-finite, ``<= 0`` or above :data:`~hinerv.ratecontrol.MAX_TARGET_BPP`.
+    """
+    if target_bpp is None:
+        return None
+    if (
+        isinstance(target_bpp, bool)
+        or not isinstance(target_bpp, int | float)
+        or not math.isfinite(target_bpp)
+    ):
+        raise ConfigError(f"{option} must be a finite number of bits per pixel, got {target_bpp}")
+    if not 0 < target_bpp <= MAX_TARGET_BPP:
+        raise ConfigError(
+            f"{option} must be in (0, {MAX_TARGET_BPP:g}] bits per pixel "
+            f"({MAX_TARGET_BPP:g} is raw 8-bit RGB), got {target_bpp:g}"
+        )
+    return float(target_bpp)
+
+
 def parse_frame_range(text: str | None, *, option: str = "--frames") -> tuple[int, int | None] | None:
     """Parse ``A:B`` (first, end; 0-based, end exclusive), ``A:`` (to the end) or ``:B``.
 
@@ -439,6 +466,7 @@ def check_encode_request(
         raise ConfigError(f"--pipeline must be paper or rd, got {opts.pipeline!r}")
     if opts.pipeline == "rd":
         check_lambda(opts.lam)
+        check_target_bpp(opts.target_bpp)
         opts.rd_settings()  # λ, distortion, proxy, target rate
     check_device(opts.device)
     check_output_path(dst, "bitstream")  # like every output: a missing folder is refused, not made

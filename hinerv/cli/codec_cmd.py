@@ -27,6 +27,7 @@ from hinerv.validate import (
     check_frame_count,
     check_frames_within,
     check_lambda,
+    check_target_bpp,
     check_writable_dir,
     parse_frame_range,
     parse_time_budget,
@@ -372,7 +373,14 @@ def encode(
     )
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
+    check_target_bpp(target_bpp)
     opts.rd_settings()  # validates λ, distortion and target before any work
+    if lam is not None and target_bpp is not None:
+        err_console.print(
+            f"warning: --lambda {lam:g} is ignored: --target-bpp adapts λ during training "
+            "(the given value is only its starting point)",
+            highlight=False,
+        )
     ropts = _reader_options(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
@@ -394,6 +402,8 @@ def encode(
             reader_options=ropts,
         )
     d = report.as_dict()
+    for w in report.warnings:
+        err_console.print(f"warning: {w}", highlight=False)
     if workdir is not None and not quiet:
         err_console.print(
             f"note: kept the work folder {workdir} (checkpoints and the reconstruction); remove it when done",
