@@ -315,7 +315,8 @@ class _Reader:
 
 
 def _is_f32(v: float) -> bool:
-    return float(np.float32(v)) == v
+    with np.errstate(over="ignore"):  # a float beyond the f32 range becomes inf: not f32-exact
+        return float(np.float32(v)) == v
 
 
 def _write_fields(fields: dict[str, FieldValue], what: str) -> bytes:
@@ -721,17 +722,22 @@ def _parse(data: bytes, max_elements: int, check_crc: bool) -> _Parsed:
     return _Parsed(version, info, model, meta, specs, vec_lens, bodies, sizes)
 
 
-def peek(data: bytes, *, max_elements: int = 2**28) -> StreamSummary:
+ShapesFn = Callable[[VideoInfo, dict[str, FieldValue]], Sequence[tuple[int, ...]]]
+
+
+def peek(data: bytes, *, max_elements: int = 2**28, expected_shapes: ShapesFn | None = None) -> StreamSummary:
     """Read the header and section sizes (CRCs checked) without decoding any tensor.
 
     Args:
         data: a whole bitstream.
         max_elements: limit on the total number of tensor elements.
+        expected_shapes: as in :func:`unpack`: the same header checks a decoder applies.
 
     Raises:
         BitstreamError: anything malformed.
     """
     p = _parse(data, max_elements, True)
+    _check_expected_shapes(p, expected_shapes)
     return StreamSummary(p.version, p.info, p.model, p.meta, p.specs, p.vec_lens, p.section_bytes, len(data))
 
 
@@ -739,7 +745,7 @@ def unpack(
     data: bytes,
     *,
     max_elements: int = 2**28,
-    expected_shapes: Callable[[VideoInfo, dict[str, FieldValue]], Sequence[tuple[int, ...]]] | None = None,
+    expected_shapes: ShapesFn | None = None,
     check_crc: bool = True,
 ) -> Stream:
     """Parse and entropy-decode a bitstream.
@@ -797,21 +803,53 @@ def unpack(
             raise BitstreamError("corrupt bitstream (entropy table does not fit its tensor)")
         masks.append(m)
         counts.append(n)
+    _check_canonical(
+        p.bodies[_MASKS],
+        lambda enc: [enc.add(m, mt) for m, mt in zip(masks, mtabs, strict=True) if mt is not None],
+        "masks",
+    )
     val_bound = sum(entropy.min_coded_bits(vt, n) for vt, n in zip(vtabs, counts, strict=True))
     _check_bound(val_bound, p.bodies[_PAYLOAD], "payload")
 
     vdec = entropy.StreamDecoder(p.bodies[_PAYLOAD])
     scales, vectors = _raw_values(p)
     tensors: list[QuantTensor] = []
+    kept: list[np.ndarray] = []
     for s, sc, vt, m, n in zip(specs, scales, vtabs, masks, counts, strict=True):
         vals = _take(vdec, vt, n)
+        kept.append(vals)
         if m is None:
             q = vals.reshape(s.shape)
         else:
             q = np.zeros(s.shape, dtype=np.int32)
             q[m] = vals
         tensors.append(QuantTensor(s.shape, s.bits, s.scale_axes, sc, q, m))
+    _check_canonical(
+        p.bodies[_PAYLOAD], lambda enc: [enc.add(v, vt) for v, vt in zip(kept, vtabs, strict=True)], "payload"
+    )
     return Stream(p.info, p.model, p.meta, tensors, vectors)
+
+
+def _check_canonical(body: bytes, replay: Callable[[entropy.StreamEncoder], object], what: str) -> None:
+    """A range-coded body must be exactly what the encoder writes for the symbols it decodes to.
+
+    The range coder cannot tell where its data ends (a truncated body decodes to other symbols, extra
+    words are never read), so the decoded symbols are coded again with the same models (``replay``)
+    and the bytes compared: truncated, padded or altered bodies are refused, every stream an encoder
+    wrote passes (coding is deterministic).
+    """
+    enc = entropy.StreamEncoder()
+    try:
+        replay(enc)
+    except Exception:  # a decoded symbol its model gives zero weight
+        raise BitstreamError(
+            f"corrupt bitstream ({what} section decodes to symbols its models cannot code)"
+        ) from None
+    if enc.finish() != body:
+        raise BitstreamError(
+            f"corrupt bitstream ({what} section is not the exact coding of its symbols: "
+            "truncated, extended or altered)"
+        )
 
 
 def _raw_values(p: _Parsed) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -846,10 +884,7 @@ def _check_raw_sizes(p: _Parsed) -> None:
         )
 
 
-def _check_expected_shapes(
-    p: _Parsed,
-    expected_shapes: Callable[[VideoInfo, dict[str, FieldValue]], Sequence[tuple[int, ...]]] | None,
-) -> None:
+def _check_expected_shapes(p: _Parsed, expected_shapes: ShapesFn | None) -> None:
     if expected_shapes is None:
         return
     try:
@@ -990,19 +1025,11 @@ def _pack_v2(stream: Stream, vec_lens: Sequence[int]) -> bytes:
     model_bytes = bytearray()
     enc = entropy.StreamEncoder()
     scales = bytearray()
-    for t, sp, ms in zip(tensors, specs, models, strict=True):
+    for t, ms in zip(tensors, models, strict=True):
         for m in ms:
             model_bytes += bytes([m.r, m.z])
-        if ms:
-            if sp.coding == "tensor":
-                enc.add(t.q, ms[0])
-            elif sp.coding == "channel":
-                for row, m in zip(t.q, ms, strict=True):
-                    enc.add(row, m)
-            else:
-                assert sp.context is not None
-                entropy.encode_context(enc, t.q.reshape(sp.context[0], sp.context[1], -1), ms)
         scales += t.scales.astype("<f2").tobytes()
+    _encode_v2(enc, tensors, specs, models)  # type: ignore[arg-type]
 
     return _seal(
         2,
@@ -1108,4 +1135,25 @@ def _unpack_v2(p: _Parsed) -> Stream:
         raise
     except Exception as e:  # constriction reports exhausted/invalid data as plain errors
         raise BitstreamError(f"corrupt bitstream (entropy decoding failed: {e})") from None
+    _check_canonical(p.bodies[_PAYLOAD], lambda enc: _encode_v2(enc, tensors, specs, models), "payload")
     return Stream(p.info, p.model, p.meta, tensors, vectors)
+
+
+def _encode_v2(
+    enc: entropy.StreamEncoder,
+    tensors: Sequence[CodedTensor],
+    specs: Sequence[TensorSpec],
+    models: Sequence[Sequence[entropy.GeomModel]],
+) -> None:
+    """Range-code the integers of every tensor with its models (the PAYLOAD of format 2)."""
+    for t, sp, ms in zip(tensors, specs, models, strict=True):
+        if not ms:
+            continue
+        if sp.coding == "tensor":
+            enc.add(t.q, ms[0])
+        elif sp.coding == "channel":
+            for row, m in zip(t.q, ms, strict=True):
+                enc.add(row, m)
+        else:
+            assert sp.context is not None
+            entropy.encode_context(enc, t.q.reshape(sp.context[0], sp.context[1], -1), ms)

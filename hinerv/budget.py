@@ -260,6 +260,8 @@ class Plan:
         elapsed_seconds: time already spent before the plan (loading, measuring).
         budget_seconds: the budget the schedule was fitted to, if any.
         fits: False when even one epoch per stage does not fit the budget.
+        spare: True when the budget is more than the whole schedule can use (it then runs whole).
+        notes: one-line remarks for the user (a resumed encode, a budget the schedule cannot use).
     """
 
     schedule: Schedule
@@ -273,6 +275,7 @@ class Plan:
     budget_seconds: float | None = None
     fits: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
+    spare: bool = False
 
     @property
     def costs(self) -> StepCosts:
@@ -311,6 +314,8 @@ class Plan:
             line += f", budget {format_duration(self.budget_seconds)}"
             if not self.fits:
                 line += " (does not fit: one epoch per stage is the minimum)"
+            elif self.spare:
+                line += " (more than the schedule needs: it runs whole)"
         return line
 
 
@@ -325,18 +330,56 @@ def _remaining(trainer: Trainer) -> dict[str, int]:
     return {st: max(0, n) for st, n in out.items()}
 
 
+def _largest_within(cost: Callable[[int], float], lo: int, hi: int, available: float, slack: int) -> int:
+    """The largest ``n`` in ``[lo, hi]`` with ``cost(n) <= available`` (``lo`` when none fits).
+
+    ``cost`` grows with ``n`` up to rounding: a proportional refit apportions epochs by largest
+    remainders, which can take an epoch from one stage when the total grows, so ``cost`` may dip by a
+    few epochs' worth. Bisection finds the boundary in O(log(hi - lo)) evaluations, then a downward scan
+    from ``slack`` above it settles the dips: bounded work for any budget (a linear scan from an upper
+    bound took minutes for a 100 h budget).
+    """
+    if hi <= lo or cost(lo) > available:
+        return lo
+    if cost(hi) <= available:
+        return hi
+    a, b = lo, hi  # cost(a) <= available < cost(b)
+    while b - a > 1:
+        m = (a + b) // 2
+        if cost(m) <= available:
+            a = m
+        else:
+            b = m
+    n = min(hi, a + slack)
+    while n > a and cost(n) > available:
+        n -= 1
+    return n
+
+
+#: a budget at least this many times what the whole schedule needs is "more than it can use": the
+#: schedule runs whole, without a keeper (below it, the keeper may still stretch the schedule a little)
+SPARE_BUDGET_RATIO = 1.25
+
+
 def _best_fit(
     schedule: Schedule, costs: StepCosts, T: int, available: float, stages: Sequence[str]
 ) -> tuple[Schedule, bool]:
-    """The largest proportional refit of ``stages`` whose training time is within ``available``."""
+    """The largest proportional refit of ``stages``, at most the schedule's own length, whose training
+    time is within ``available``; and whether it fits (False: one epoch per stage is over the budget).
+
+    The schedule is never stretched beyond its length here: a budget larger than the schedule needs
+    runs the schedule as it is (:func:`plan_training` says so).
+    """
     active = [st for st in stages if schedule.epochs(st) > 0]
-    lo = len(active)
-    per_epoch = max(1e-9, min(costs.epoch_seconds(st, T) for st in active))
-    n = max(lo, int(available / per_epoch) + 1)
-    while n > lo and costs.schedule_seconds(fit_schedule(schedule, n, active), T, active) > available:
-        n -= 1
-    fitted = fit_schedule(schedule, n, active)
-    return fitted, costs.schedule_seconds(fitted, T, active) <= available
+    lo, full = len(active), sum(schedule.epochs(st) for st in active)
+
+    def cost(n: int) -> float:
+        return costs.schedule_seconds(fit_schedule(schedule, n, active), T, active)
+
+    if cost(full) <= available:
+        return schedule, True
+    n = _largest_within(cost, lo, full, available, slack=2 * len(active) + 2)
+    return fit_schedule(schedule, n, active), cost(n) <= available
 
 
 def plan_training(
@@ -349,9 +392,12 @@ def plan_training(
     """Measure the machine and plan the rest of the trainer's schedule.
 
     With ``budget_seconds``, a trainer that has not started is given ``fit_schedule(schedule, N)`` for the
-    largest N whose expected wall time (``elapsed_seconds`` already spent + training + finishing) fits
-    the budget; ``trainer.schedule`` is replaced. A trainer that has already trained (a resumed encode)
-    keeps its schedule: only the estimate is made. Without a budget only the estimate is made.
+    largest N, at most the schedule's own length, whose expected wall time (``elapsed_seconds`` already
+    spent + training + finishing) fits the budget; ``trainer.schedule`` is replaced. A budget of at
+    least :data:`SPARE_BUDGET_RATIO` times what the whole schedule needs is ``spare``: the schedule runs
+    whole and a note says so (the notes also tell the codec not to keep a budget). A trainer that has
+    already trained (a resumed encode) keeps its schedule: only the estimate is made. Without a budget
+    only the estimate is made.
     """
     t0 = time.perf_counter()
     if costs is None:
@@ -359,7 +405,7 @@ def plan_training(
     elapsed = elapsed_seconds + (time.perf_counter() - t0)
     T = trainer.T
     finish = finish_seconds(T, costs.forward)
-    fits = True
+    fits, spare = True, False
     notes: list[str] = []
     if not costs.step:
         raise ConfigError("nothing left to train: no step time to plan with")
@@ -368,8 +414,17 @@ def plan_training(
     if budget_seconds is not None and fresh:
         available = budget_seconds - elapsed - finish
         slots = [slot for st in stages for slot in st.slots]
-        fitted = _best_fit(trainer.schedule, _slot_costs(costs, stages), T, available, slots)
-        trainer.schedule, fits = fitted
+        slot_costs = _slot_costs(costs, stages)
+        full = trainer.schedule
+        trainer.schedule, fits = _best_fit(full, slot_costs, T, available, slots)
+        need = slot_costs.schedule_seconds(full, T, slots)
+        spare = available >= SPARE_BUDGET_RATIO * need
+        if spare:
+            notes.append(
+                f"the budget {format_duration(budget_seconds)} is more than schedule {full.name} needs "
+                f"(about {format_duration(elapsed + need + finish)}): it runs whole; a longer schedule "
+                "(--schedule full, --epochs N) can use more"
+            )
     elif budget_seconds is not None and not fresh:
         notes.append("resumed: the schedule fitted when this encode started is kept")
     rem = _remaining(trainer)
@@ -387,6 +442,7 @@ def plan_training(
         budget_seconds=budget_seconds,
         fits=fits,
         notes=tuple(notes),
+        spare=spare,
     )
 
 
@@ -473,12 +529,12 @@ class BudgetKeeper:
             return
         k = sum(len(st.slots) for st in todo)
         cheapest = max(1e-9, min(corrected.epoch_seconds(st, T) for st in todo_names))
-        n = max(k, done + k + int(max(0.0, available) / cheapest) + 1)
-        while True:
-            cand = self._refit(trainer.schedule, n, todo, stage, done)
-            if left(cand) <= available or n <= k:
-                break
-            n -= 1
+        hi = max(k, done + k + int(min(max(0.0, available) / cheapest, 1e9)) + 1)
+        n = _largest_within(
+            lambda m: left(self._refit(trainer.schedule, m, todo, stage, done)),
+            k, hi, available, slack=2 * k + 2,
+        )  # fmt: skip
+        cand = self._refit(trainer.schedule, n, todo, stage, done)
         if cand != trainer.schedule:
             trainer.schedule = cand
             self.refits += 1

@@ -18,6 +18,7 @@ frames only (every frame is independent: random access is free).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -39,7 +40,9 @@ from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
 from hinerv.io.base import atomic_write
 from hinerv.metrics import compare_videos, rate
-from hinerv.model import HiNeRV, count_params, ladder_config, load_preset, padded_size
+from hinerv.model import HiNeRV, ladder_config, load_preset, padded_size
+from hinerv.model.arch import derive_arch
+from hinerv.model.counts import count_params_arch
 from hinerv.options import EncodeOptions, EncodePlan
 from hinerv.pipelines import Checkpoints, ModelContext, pipeline_for_format
 from hinerv.train import Trainer, TrainEvent
@@ -68,6 +71,13 @@ ProgressCallback = Callable[[TrainEvent | Plan | str], None]
 MAX_FRAMES = 1 << 20
 MAX_SIDE = 1 << 14
 MAX_PARAMS = 1 << 28
+#: a stream must have at least one byte per this many parameters of the model its header describes (real
+#: encoders spend ~1..6 bits per parameter; 1/512 bit leaves a wide margin), so a small stream cannot make
+#: the decoder allocate a large model
+PARAMS_PER_BYTE = 1 << 12
+#: the widest activation of a frame-mode forward (channels x stage pixels), per padded output pixel; the
+#: size ladder stays below ~1000 for every model within MAX_PARAMS
+MAX_ACTIVATION_PER_PIXEL = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,10 @@ class EncodeReport:
     sections: dict[str, int] = field(default_factory=dict)
     pipeline: str = "paper"
     lam: float | None = None
+    #: rd with ``--target-bpp``: ``target_bpp``, ``target_met`` (within ±5 %) and ``step_factor``
+    rate_control: dict[str, Any] = field(default_factory=dict)
+    #: one line each, for the user (e.g. a target rate that could not be reached)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
@@ -109,6 +123,8 @@ class EncodeReport:
             "model": self.model,
             "pipeline": self.pipeline,
             **({"lambda": self.lam} if self.lam is not None else {}),
+            **self.rate_control,
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             "width": self.info.width,
             "height": self.info.height,
             "frames": self.info.frames,
@@ -159,34 +175,49 @@ def build_config(plan: EncodePlan, info: VideoInfo) -> ModelConfig:
 
 
 # --------------------------------------------------------------------------------------------- decode
-def _expected_shapes_all(info: VideoInfo, fields: dict[str, Any]) -> list[tuple[int, ...]]:
-    """Format v2: the shapes of every parameter (all are coded), validated like :func:`_expected_shapes`."""
-    return _expected_shapes(info, fields, every_param=True)
-
-
 def _expected_shapes(
-    info: VideoInfo, fields: dict[str, Any], every_param: bool = False
+    info: VideoInfo, fields: dict[str, Any], every_param: bool = False, n_bytes: int | None = None
 ) -> list[tuple[int, ...]]:
-    """Shapes of the quantized tensors a config implies, checked before anything is decoded.
+    """Shapes of the coded tensors a config implies, checked before anything is decoded or allocated.
 
-    The parameter count is computed analytically first, so a lying header (10^9 frames, a 10^6-channel
-    model) is refused without allocating; the shapes then come from a model built on the meta device.
+    The config fields are bounded first (:meth:`ModelConfig.from_fields`), then the parameter count and
+    the widest activation are computed analytically, so a lying header (10^9 frames, a 10^6-channel
+    model, 2^62 grid levels) is refused without allocating; the shapes then come from a model built on
+    the meta device. With ``n_bytes`` (the stream's size) the model may have at most
+    ``PARAMS_PER_BYTE`` parameters per byte.
     """
     if not (1 <= info.frames <= MAX_FRAMES and 2 <= info.width <= MAX_SIDE and 2 <= info.height <= MAX_SIDE):
         raise BitstreamError(f"implausible video header {info.width}x{info.height}x{info.frames}")
     try:
         cfg = ModelConfig.from_fields(dict(fields))
         hp, wp = padded_size(info.height, info.width, cfg)
-        total = count_params(cfg, info.frames, hp, wp)["total"]
+        arch = derive_arch(cfg, info.frames, hp, wp)
+        total = count_params_arch(arch)["total"]
     except (ConfigError, ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         raise BitstreamError(f"invalid model config in bitstream: {e}") from None
     if total > MAX_PARAMS:
         raise BitstreamError(f"model config asks for {total} parameters (limit {MAX_PARAMS})")
+    if n_bytes is not None and total > PARAMS_PER_BYTE * n_bytes:
+        raise BitstreamError(
+            f"model config asks for {total} parameters, more than a {n_bytes}-byte stream can hold "
+            f"(at most {PARAMS_PER_BYTE} per byte)"
+        )
+    act = max(max(st.c_in, st.hidden, st.c_out) * st.height * st.width for st in arch.stages)
+    if act > MAX_ACTIVATION_PER_PIXEL * hp * wp:
+        raise BitstreamError(f"model config asks for {act // (hp * wp)} activations per pixel")
     with torch.device("meta"):
         model = HiNeRV(cfg, info.frames, hp, wp)
     params = dict(model.named_parameters())
     names = list(params) if every_param else model.quantizable_names()
     return [tuple(params[n].shape) for n in names]
+
+
+def _header_checks(data: bytes) -> Callable[[VideoInfo, dict[str, Any]], list[tuple[int, ...]]]:
+    """The ``expected_shapes`` check of a stream: the one set of header and model checks that both
+    :func:`load_decoder` and :func:`inspect_file` apply."""
+    pipe = pipeline_for_format(peek(data).version)  # which parameters the format codes as tensors
+    every_param = pipe is not None and pipe.codes_every_parameter
+    return functools.partial(_expected_shapes, every_param=every_param, n_bytes=len(data))
 
 
 def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeRV, VideoInfo, Stream]:
@@ -200,8 +231,7 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     """
     version = peek(data).version
     pipe = pipeline_for_format(version)
-    every = pipe is not None and pipe.codes_every_parameter
-    stream = unpack(data, expected_shapes=_expected_shapes_all if every else _expected_shapes)
+    stream = unpack(data, expected_shapes=_header_checks(data))
     if pipe is None:
         raise BitstreamError(f"no pipeline decodes format version {version}")
     info = stream.info
@@ -284,9 +314,13 @@ def _read_bitstream(src: Path | str) -> bytes:
 
 
 def inspect_file(src: Path | str) -> dict[str, Any]:
-    """Header, model config and bytes per section of a bitstream, without running the network."""
+    """Header, model config and bytes per section of a bitstream, without running the network.
+
+    Applies every header and model check of :func:`load_decoder` (a stream ``decode`` refuses before
+    entropy decoding is refused here too); the entropy-coded sections are not decoded.
+    """
     data = _read_bitstream(src)
-    d = peek(data).to_dict()
+    d = peek(data, expected_shapes=_header_checks(data)).to_dict()
     d["file_bytes"] = len(data)
     return d
 
@@ -525,6 +559,8 @@ def encode_file(
         model=facts["model"],
         pipeline=plan.pipeline.name,
         lam=facts.get("lambda"),
+        rate_control={k: facts[k] for k in ("target_bpp", "target_met", "step_factor") if k in facts},
+        warnings=list(facts.get("warnings", [])),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
     )

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from hinerv import fused
+from hinerv.color import rgb_to_yuv
 from hinerv.errors import InputError
 from hinerv.types import VideoInfo
 
@@ -528,7 +529,9 @@ def compare_videos(
     """Compare two videos frame by frame.
 
     Per frame: PSNR-RGB on ``read_rgb`` integers (peak ``2**b - 1``, MSE over all 3 channels),
-    PSNR of each integer YUV plane from ``read_yuv`` (peak ``2**b - 1``), MS-SSIM-RGB on
+    PSNR of each integer YUV plane from ``read_yuv`` (peak ``2**b - 1``; when one video is 4:2:0 and
+    the other RGB, e.g. a source and its decoded PNG folder, the RGB one's planes are taken at 4:2:0 by
+    :func:`hinerv.color.rgb_to_yuv`, as a 4:2:0 writer would store its frames), MS-SSIM-RGB on
     ``read_rgb_float`` (11x11 window, data range 1) and MS-SSIM-Y on ``Y / (2**b - 1)``.
     Sequence values are the **mean over frames of the per-frame values** (as HiNeRV and DCVC
     report); ``psnr-yuv`` and ``psnr-yuv-411`` are weighted from the sequence-mean plane PSNRs.
@@ -593,9 +596,10 @@ def compare_videos(
         for buf in (rgb_a, rgb_b, y_a, y_b):
             buf.clear()
 
+    common_420 = ri.chroma != di.chroma
     for t in range(total):
-        ya, ua, va = ref.read_yuv(t)
-        yb, ub, vb = dist.read_yuv(t)
+        ya, ua, va = _yuv_420(ref, t) if common_420 else ref.read_yuv(t)
+        yb, ub, vb = _yuv_420(dist, t) if common_420 else dist.read_yuv(t)
         for name, pa, pb in (("y", ya, yb), ("u", ua, ub), ("v", va, vb)):
             if pa.shape != pb.shape:
                 raise InputError(
@@ -627,6 +631,21 @@ def compare_videos(
         ms_ssim_y=means["ms-ssim-y"],
         frames=total,
         per_frame=pf,
+    )
+
+
+def _yuv_420(reader: _Reader, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``t`` as 4:2:0 integer planes: ``read_yuv`` of a 4:2:0 video; an RGB (4:4:4) one converted
+    from ``read_rgb_float`` at its matrix, range and bit depth."""
+    i = reader.info
+    if i.chroma == "420":
+        return reader.read_yuv(t)
+    return rgb_to_yuv(
+        reader.read_rgb_float(t),
+        bit_depth=i.bit_depth,
+        matrix=i.matrix,
+        full_range=i.full_range,
+        chroma="420",
     )
 
 

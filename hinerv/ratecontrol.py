@@ -4,8 +4,12 @@ Two mechanisms, used together by :mod:`hinerv.codec`:
 
 * during training, :func:`hinerv.pipelines.rd.adapt_lambda` moves λ after every epoch towards the target
   (the network learns to spend the bits well);
-* after training, :func:`fit_step_factor` scales every learned step by one common factor, found by
-  bisection on the real coded size, so the file lands within a tolerance of the target.
+* after training, :func:`land_on_target` scales every learned step by one common factor
+  (:func:`fit_step_factor`: bisection on the real coded size), so the file lands within a tolerance
+  of the target. The factor is a correction of what training reached, bounded to
+  :data:`FIT_OCTAVES` either way: the network was trained on its learned steps, and steps 8–16×
+  coarser decoded at 12 dB where training had reached 17–19 dB (issue #16). A target the bounded fit
+  cannot reach is reported (:attr:`Landing.met` False, :attr:`Landing.note`), never met silently.
 
 Pure logic: the caller supplies a function that returns the coded size for a step factor.
 """
@@ -14,8 +18,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["fit_step_factor"]
+__all__ = [
+    "fit_step_factor",
+    "land_on_target",
+    "Landing",
+    "FIT_OCTAVES",
+    "TARGET_TOLERANCE",
+    "MAX_TARGET_BPP",
+]
+
+#: How far (log2) the final fit may move the trained steps: one octave costs ~1 dB or less, the
+#: 3–4 octaves of an unreachable target destroy the picture.
+FIT_OCTAVES = 1.0
+
+#: The promise of ``--target-bpp``: the file lands within this relative error of the target.
+TARGET_TOLERANCE = 0.05
+
+#: Largest accepted ``--target-bpp``: raw 8-bit RGB (twice raw 8-bit 4:2:0); no codec needs more.
+MAX_TARGET_BPP = 24.0
 
 
 def fit_step_factor(
@@ -57,3 +79,64 @@ def fit_step_factor(
         else:
             hi = mid
     return best
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where the final fit put the file.
+
+    Attributes:
+        factor: the common step factor, in ``[2**-FIT_OCTAVES, 2**FIT_OCTAVES]``.
+        bytes: the coded size at ``factor``.
+        bpp: ``8 * bytes / pixels``.
+        target_bpp: the requested rate.
+        met: ``bpp`` is within :data:`TARGET_TOLERANCE` of the target.
+        note: one line for the user when not ``met`` (why, and what to change); None otherwise.
+    """
+
+    factor: float
+    bytes: int
+    bpp: float
+    target_bpp: float
+    met: bool
+    note: str | None
+
+
+def land_on_target(
+    size_at: Callable[[float], int],
+    target_bpp: float,
+    pixels: int,
+    *,
+    octaves: float = FIT_OCTAVES,
+    tolerance: float = 0.02,
+) -> Landing:
+    """Fit the step factor (within ``octaves`` of the trained steps) so the file lands on ``target_bpp``.
+
+    Args:
+        size_at: coded size in bytes when every step is multiplied by ``f``.
+        target_bpp: the wanted rate (bits per pixel, > 0).
+        pixels: ``T * H * W`` of the video.
+        octaves: the factor stays in ``[2**-octaves, 2**octaves]``.
+        tolerance: relative error that ends the search early (below :data:`TARGET_TOLERANCE`).
+
+    Returns:
+        The closest :class:`Landing`; ``met`` False with a ``note`` when the target is out of reach.
+    """
+    target_bytes = target_bpp * pixels / 8
+    f, n = fit_step_factor(size_at, target_bytes, tolerance=tolerance, max_octaves=octaves)
+    bpp = 8 * n / pixels
+    met = abs(n - target_bytes) <= TARGET_TOLERANCE * target_bytes
+    note = None
+    if not met:
+        if bpp > target_bpp:
+            how = (
+                f"the model coded with steps {2**octaves:g}x coarser than trained still takes {bpp:.4g} bpp; "
+                "use a smaller --size (or a longer --schedule / --epochs)"
+            )
+        else:
+            how = (
+                f"the model coded with steps {2**octaves:g}x finer than trained only takes {bpp:.4g} bpp; "
+                "use a larger --size (or a longer --schedule / --epochs)"
+            )
+        note = f"--target-bpp {target_bpp:g} not reached at this size and schedule: {how}"
+    return Landing(factor=f, bytes=n, bpp=bpp, target_bpp=target_bpp, met=met, note=note)

@@ -153,6 +153,12 @@ class Recipe:
         s = self.trainer.schedule
         return reference_loss(out, tgt, s.l1_weight, s.msssim_weight, s.msssim_window)
 
+    def before_step(self) -> None:
+        """Called before every optimizer step (measurement steps of the time planner included)."""
+
+    def after_step(self) -> None:
+        """Called after every optimizer step."""
+
     def after_epoch(self) -> None:
         """Called after every epoch (after the trainer has moved past finished stages)."""
 

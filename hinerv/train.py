@@ -331,8 +331,11 @@ class Trainer:
             tgt: float32 ``[N, 3, ph, pw]`` target patches in [0, 1].
         """
         r = self.recipe
+        r.before_step()
         params, clip = self.trainable_parameters(), self.schedule.grad_clip
-        return self.runner.step(idx, tgt, lambda: r.transform(True), r.loss, self.optimizer, params, clip)
+        res = self.runner.step(idx, tgt, lambda: r.transform(True), r.loss, self.optimizer, params, clip)
+        r.after_step()
+        return res
 
     def run_epoch(self, callback: Callable[[TrainEvent], None] | None = None) -> float:
         """Train one epoch of the current stage; returns the epoch's mean training MSE."""

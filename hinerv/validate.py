@@ -11,12 +11,14 @@ no file or folder behind; the CLI adds the stricter rules of its own options (``
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from hinerv.errors import ConfigError, InputError
+from hinerv.ratecontrol import MAX_TARGET_BPP
 
 try:
     import tomllib
@@ -32,18 +34,24 @@ __all__ = [
     "LIBRARY_BITS",
     "OutputKind",
     "check_bits",
+    "check_cli_workdir",
     "check_decode_request",
+    "check_device",
     "check_distinct_outputs",
     "check_encode_request",
     "check_epochs",
     "check_frame_count",
+    "check_frames_within",
+    "check_lambda",
     "check_model",
     "check_not_inside",
     "check_not_same_file",
     "check_output_path",
     "check_schedule",
+    "check_target_bpp",
     "check_writable_dir",
     "parse_frame_range",
+    "parse_time_budget",
     "same_file",
 ]
 
@@ -144,7 +152,7 @@ def check_writable_dir(folder: PathLike, *, create: bool = False) -> None:
     f = Path(folder) if str(folder) else Path(".")
     target = _nearest_existing(f) if create else f
     if not target.exists():
-        raise InputError(f"output folder {f} does not exist")
+        raise InputError(f"output folder {f} does not exist (create it first)")
     if not target.is_dir():
         raise InputError(f"cannot write into {target}: it is not a folder")
     if not os.access(target, os.W_OK | os.X_OK):
@@ -241,6 +249,31 @@ def check_frame_count(frames: int | None, *, option: str = "--frames") -> int | 
     return frames
 
 
+def check_target_bpp(target_bpp: float | None, *, option: str = "--target-bpp") -> float | None:
+    """``None`` or a finite rate in ``(0, MAX_TARGET_BPP]`` bits per pixel (24: raw 8-bit RGB).
+
+    Targets inside the range that the trained model still cannot reach are reported after training
+    (:func:`hinerv.ratecontrol.land_on_target`); these are the ones no model can reach.
+
+    Raises:
+        ConfigError: non-finite, ``<= 0`` or above :data:`~hinerv.ratecontrol.MAX_TARGET_BPP`.
+    """
+    if target_bpp is None:
+        return None
+    if (
+        isinstance(target_bpp, bool)
+        or not isinstance(target_bpp, int | float)
+        or not math.isfinite(target_bpp)
+    ):
+        raise ConfigError(f"{option} must be a finite number of bits per pixel, got {target_bpp}")
+    if not 0 < target_bpp <= MAX_TARGET_BPP:
+        raise ConfigError(
+            f"{option} must be in (0, {MAX_TARGET_BPP:g}] bits per pixel "
+            f"({MAX_TARGET_BPP:g} is raw 8-bit RGB), got {target_bpp:g}"
+        )
+    return float(target_bpp)
+
+
 def parse_frame_range(text: str | None, *, option: str = "--frames") -> tuple[int, int | None] | None:
     """Parse ``A:B`` (first, end; 0-based, end exclusive), ``A:`` (to the end) or ``:B``.
 
@@ -305,6 +338,86 @@ def check_model(size: str | None, preset: str | None) -> None:
         raise ConfigError(f"unknown model size {size!r}; choices: {', '.join(SIZES)}")
 
 
+def check_device(device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` that this machine has (imports torch).
+
+    Raises:
+        ConfigError: an unknown device name, or CUDA asked for where there is none.
+    """
+    from hinerv.device import resolve_device
+
+    resolve_device(device)
+
+
+def check_lambda(lam: float | None, *, option: str = "--lambda") -> float | None:
+    """``None`` (the size ladder's λ) or a finite λ >= 0 (``inf`` would train and then fail to code).
+
+    Raises:
+        ConfigError: negative, NaN or infinite.
+    """
+    if lam is not None and not (math.isfinite(lam) and lam >= 0):
+        raise ConfigError(f"{option} must be a finite number >= 0, got {lam}")
+    return lam
+
+
+def parse_time_budget(text: str | None, *, option: str = "--time-budget") -> float | None:
+    """Seconds in a ``--time-budget`` such as ``90s``, ``10m``, ``2h`` or ``1h30m``; None for None.
+
+    A bare number is refused: ``10`` could mean seconds, minutes or hours, and a wrong guess either
+    wastes hours or gives a useless model.
+
+    Raises:
+        ConfigError: a bare number, an unreadable or non-positive duration.
+    """
+    if text is None:
+        return None
+    from hinerv.budget import parse_duration
+
+    t = text.strip()
+    try:
+        float(t)
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"{option} {text} has no unit: add one, e.g. {t}s, {t}m or {t}h")
+    return parse_duration(t)
+
+
+def check_frames_within(frames: int | None, available: int, *, option: str = "--frames") -> None:
+    """``--frames N`` (the first N frames) must not ask for more frames than the source has (the same
+    rule as ``decode --frames A:B``, which refuses a range outside the video).
+
+    Raises:
+        InputError: ``frames > available``.
+    """
+    if frames is not None and frames > available:
+        raise InputError(f"{option} {frames} is more than the source's {available} frames")
+
+
+def check_cli_workdir(workdir: PathLike | None) -> None:
+    """An explicit ``--workdir`` must be new, empty, or a hinerv work folder (one holding ``job.json``).
+
+    The encoder keeps an explicit work folder and writes checkpoints and a reconstruction into it;
+    pointed at a folder with other files (``--workdir .``) it would mix them with the user's files.
+
+    Raises:
+        InputError: an existing file, or a folder with files that is not a work folder.
+    """
+    if workdir is None:
+        return
+    wd = Path(workdir)
+    if not wd.exists():
+        return
+    if not wd.is_dir():
+        raise InputError(f"work folder {wd} exists and is not a folder")
+    if (wd / "job.json").is_file() or not any(wd.iterdir()):
+        return
+    raise InputError(
+        f"work folder {wd} holds other files and is not a hinerv work folder (no job.json); "
+        "give a new or empty folder"
+    )
+
+
 # --------------------------------------------------------------------------------------------- requests
 def _workdir_files(wd: Path, plan: EncodePlan) -> list[Path]:
     # what encode_video / encode_file write or delete inside the work folder
@@ -346,13 +459,13 @@ def check_encode_request(
     plan = opts.resolve() if hasattr(opts, "resolve") else opts
     wd = Path(workdir) if workdir is not None else (Path(default_workdir) if default_workdir else None)
     check_not_same_file([src], [dst, recon] + ([wd, *_workdir_files(wd, plan)] if wd is not None else []))
-    check_output_path(dst, "bitstream", create_parent=True)
+    check_output_path(dst, "bitstream")  # like every output: a missing folder is refused, not made
     if recon is not None:
         check_output_path(recon, "video")
     if wd is not None:
         if wd.exists() and not wd.is_dir():
             raise InputError(f"work folder {wd} exists and is not a folder")
-        check_writable_dir(wd, create=True)
+        check_writable_dir(wd if wd.exists() else wd.parent)
         if workdir is None:
             check_not_inside([src], wd)
     check_distinct_outputs([dst, recon, wd])

@@ -161,3 +161,52 @@ def test_eta_weights_stages_by_their_step_cost() -> None:
     left = eta(ev("main", 1, 2, 2))
     # 4 main steps + 3 prune steps at 1 s, 3 QAT steps at 3 s, at the observed 2x
     assert left == pytest.approx(2 * (4 + 3 + 9))
+
+
+def test_a_budget_beyond_the_schedule_plans_it_whole_and_at_once() -> None:
+    """Issue #16.3: ``--time-budget 100h`` stalled the planner (a linear scan over epoch counts)."""
+    import time
+
+    full = load_schedule("full")
+    costs = StepCosts({"main": 0.1, "prune": 0.12, "qat": 0.2}, forward=0.05)  # full: ~2 min
+    for hours in (100.0, 10000.0):
+        tr = _trainer(full)
+        t0 = time.perf_counter()
+        plan = plan_training(tr, hours * 3600, costs=costs)
+        assert time.perf_counter() - t0 < 0.5
+        assert tr.schedule == full and plan.steps == full.total_epochs * 3  # not stretched
+        assert plan.fits and plan.spare
+        assert len(plan.notes) == 1 and "more than schedule full needs" in plan.notes[0]
+        assert "more than the schedule needs" in plan.message()
+    # a budget the schedule just fits: it runs whole, but the budget is not "spare" (a keeper runs)
+    need = costs.schedule_seconds(full, 3) + 4 * 3 * 0.05 / 2 + 2.0
+    plan = plan_training(_trainer(full), need * 1.1, costs=costs)
+    assert plan.schedule == full and plan.fits and not plan.spare and not plan.notes
+
+
+def test_planning_any_budget_below_the_schedule_is_fast_and_largest() -> None:
+    import time
+
+    full = load_schedule("full")
+    costs = StepCosts({"main": 1e-4, "prune": 1.2e-4, "qat": 2e-4}, forward=0.0)
+    for budget in (0.02, 0.05, 0.1):  # the whole schedule needs 0.13 s
+        tr = _trainer(full)
+        t0 = time.perf_counter()
+        plan = plan_training(tr, budget + 2.0, costs=costs)  # 2 s of finishing reserved
+        assert time.perf_counter() - t0 < 0.5
+        s = plan.schedule
+        assert plan.fits and costs.schedule_seconds(s, 3) <= budget and s.total_epochs < full.total_epochs
+        bigger = fit_schedule(full, s.total_epochs + 1)
+        assert costs.schedule_seconds(bigger, 3) > budget  # the next epoch count does not fit
+
+
+def test_keeper_is_fast_with_a_huge_budget() -> None:
+    import time
+
+    tr = _trainer(Schedule(name="h", main_epochs=2, warmup_epochs=1, prune_epochs=1, qat_epochs=1))
+    costs = StepCosts({"main": 1e-3, "prune": 1e-3, "qat": 1e-3}, forward=0.0)
+    keeper = BudgetKeeper(tr, budget_seconds=1e4, started=time.perf_counter(), costs=costs, finish_seconds=0)
+    t0 = time.perf_counter()
+    keeper(tr)
+    assert time.perf_counter() - t0 < 0.5
+    assert keeper.refits == 1 and tr.schedule.total_epochs > 1000

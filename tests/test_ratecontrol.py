@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hinerv.errors import ConfigError
 from hinerv.pipelines.rd import adapt_lambda
-from hinerv.ratecontrol import fit_step_factor
+from hinerv.ratecontrol import FIT_OCTAVES, MAX_TARGET_BPP, fit_step_factor, land_on_target
 
 
 def test_fit_step_factor_lands_on_a_decreasing_size_curve() -> None:
@@ -32,3 +33,46 @@ def test_adapt_lambda_moves_towards_the_target_and_is_bounded() -> None:
     assert adapt_lambda(1.0, 100.0, 0.1) == pytest.approx(1.5)
     assert adapt_lambda(1.0, 1e-6, 0.1) == pytest.approx(1 / 1.5)
     assert adapt_lambda(1.0, 0.1, 0.1) == pytest.approx(1.0)
+
+
+def _size_at(f: float) -> int:
+    # a file of 4000 bytes at the trained steps, ~1 bit per value less per octave of coarser steps
+    return int(4000 / f**0.9)
+
+
+def test_land_on_target_corrects_within_an_octave() -> None:
+    pixels = 64 * 48 * 10
+    for target_bytes in (3000, 4000, 6000):
+        landing = land_on_target(_size_at, 8 * target_bytes / pixels, pixels)
+        assert landing.met and landing.note is None
+        assert abs(landing.bytes - target_bytes) <= 0.05 * target_bytes
+        assert landing.bpp == pytest.approx(8 * landing.bytes / pixels)
+
+
+def test_land_on_target_never_scales_steps_past_an_octave_and_says_so() -> None:
+    """Issue #16: an 8-16x step factor met the rate and decoded at 12 dB (training: 17-19 dB)."""
+    pixels = 64 * 48 * 10
+    for target_bytes, word in ((500, "smaller --size"), (40000, "larger --size")):
+        landing = land_on_target(_size_at, 8 * target_bytes / pixels, pixels)
+        assert 2**-FIT_OCTAVES <= landing.factor <= 2**FIT_OCTAVES
+        assert not landing.met
+        assert landing.note is not None and "not reached" in landing.note and word in landing.note
+        # as close as the bounded fit gets: within 2 % of the octave's end
+        end = _size_at(2.0 ** (FIT_OCTAVES if target_bytes < 4000 else -FIT_OCTAVES))
+        assert abs(landing.bytes - end) <= 0.02 * end
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0.0, -0.1, 1e9, MAX_TARGET_BPP * 1.01])
+def test_impossible_targets_are_refused(bad: float) -> None:
+    from hinerv.validate import check_target_bpp
+
+    with pytest.raises(ConfigError, match="--target-bpp"):
+        check_target_bpp(bad)
+
+
+def test_possible_targets_pass() -> None:
+    from hinerv.validate import check_target_bpp
+
+    assert check_target_bpp(None) is None
+    assert check_target_bpp(1e-6) == 1e-6  # tiny but finite: judged after training
+    assert check_target_bpp(MAX_TARGET_BPP) == MAX_TARGET_BPP

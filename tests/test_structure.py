@@ -80,12 +80,17 @@ def test_a_recipe_with_its_own_stage_names_trains_and_is_planned() -> None:
     tr = Trainer(HiNeRV(TINY, 3, 32, 32), _frames(), 255, sched, recipe=_TwoPhase())
     assert tr.stages == ("warm", "cool") and tr.total_epochs == 4
     assert set(measure_step_seconds(tr, steps=1)) == {"warm", "cool"}
-    costs = StepCosts({"warm": 0.1, "cool": 0.1}, forward=0.0)
-    plan = plan_training(tr, 6.0, costs=costs)  # 3 steps per epoch: 0.3 s an epoch, 20 epochs fit
-    assert plan.stage_steps.keys() == {"warm", "cool"} and plan.fits and plan.schedule.total_epochs > 4
     seen = []
     tr.fit(callback=lambda ev: seen.append(ev.stage))
     assert tr.done and seen[0] == "warm" and seen[-1] == "cool"
+    # a budget for 20 of a 40-epoch schedule's epochs (3 steps per epoch: 0.3 s an epoch)
+    long = Schedule(name="l", main_epochs=30, warmup_epochs=3, prune_epochs=5, qat_epochs=5)
+    tr = Trainer(HiNeRV(TINY, 3, 32, 32), _frames(), 255, long, recipe=_TwoPhase())
+    costs = StepCosts({"warm": 0.1, "cool": 0.1}, forward=0.0)
+    plan = plan_training(tr, 2.0 + 6.1, costs=costs)  # 2 s of finishing reserved
+    s = plan.schedule
+    assert plan.stage_steps.keys() == {"warm", "cool"} and plan.fits and s.total_epochs == 20
+    assert plan.stage_steps["cool"] == 3 * (s.prune_epochs + s.qat_epochs)
 
 
 def test_rd_ablation_without_pretraining_is_measured_on_its_own_stages() -> None:

@@ -11,6 +11,7 @@ from hinerv import validate as V
 from hinerv.codec import EncodeOptions
 from hinerv.errors import ConfigError, InputError
 from hinerv.pipelines.paper import PaperOptions
+from hinerv.pipelines.rd import RDOptions
 
 
 @pytest.fixture()
@@ -172,3 +173,63 @@ def test_decode_request(src: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown output extension"):
         V.check_decode_request(stream, tmp_path / "x.bin")
     V.check_decode_request(stream, tmp_path / "x.y4m", (3, None))
+
+
+# ------------------------------------------------------------------------------ issue #16
+def test_lambda_must_be_finite(src: Path, tmp_path: Path) -> None:
+    assert V.check_lambda(None) is None and V.check_lambda(0.0) == 0.0 and V.check_lambda(2.5) == 2.5
+    for bad in (float("inf"), float("-inf"), float("nan"), -1.0):
+        with pytest.raises(ConfigError, match="--lambda must be a finite number >= 0"):
+            V.check_lambda(bad)
+    with pytest.raises(ConfigError, match="finite"):  # the library's request check too
+        inf = EncodeOptions(schedule="tiny", pipeline="rd", settings=RDOptions(lam=float("inf")))
+        V.check_encode_request(src, tmp_path / "o.bin", inf)
+
+
+def test_time_budget_needs_a_unit() -> None:
+    assert V.parse_time_budget(None) is None
+    assert V.parse_time_budget("10m") == 600 and V.parse_time_budget("1h30m") == 5400
+    for bare in ("10", "2.5", " 600 "):
+        with pytest.raises(ConfigError, match="has no unit: add one"):
+            V.parse_time_budget(bare)
+    with pytest.raises(ConfigError, match="duration"):
+        V.parse_time_budget("soon")
+
+
+def test_frames_within_and_device() -> None:
+    V.check_frames_within(None, 4)
+    V.check_frames_within(4, 4)
+    with pytest.raises(InputError, match="--frames 5 is more than the source's 4 frames"):
+        V.check_frames_within(5, 4)
+    V.check_device("cpu")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        V.check_device("tpu")
+
+
+def test_cli_workdir_must_be_new_empty_or_ours(tmp_path: Path) -> None:
+    V.check_cli_workdir(None)
+    V.check_cli_workdir(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    V.check_cli_workdir(tmp_path / "empty")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "job.json").write_text("{}")
+    (ours / "state.ckpt").write_bytes(b"")
+    V.check_cli_workdir(ours)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a hinerv work folder"):
+        V.check_cli_workdir(tmp_path)
+    with pytest.raises(InputError, match="not a folder"):
+        V.check_cli_workdir(tmp_path / "notes.txt")
+
+
+def test_encode_refuses_a_missing_output_folder_like_decode(src: Path, tmp_path: Path) -> None:
+    ok = EncodeOptions(size="xxs", schedule="tiny", device="cpu")
+    with pytest.raises(InputError, match="does not exist"):
+        V.check_encode_request(src, tmp_path / "missing" / "o.bin", ok)
+    with pytest.raises(InputError, match="does not exist"):
+        V.check_encode_request(src, tmp_path / "o.bin", ok, workdir=tmp_path / "missing" / "wd")
+    with pytest.raises(InputError, match="does not exist"):
+        V.check_decode_request(src, tmp_path / "missing" / "d.y4m")
+    V.check_encode_request(src, tmp_path / "o.bin", ok, workdir=tmp_path / "wd")  # the work folder is ours
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.y4m"]

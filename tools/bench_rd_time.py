@@ -21,7 +21,6 @@ from hinerv.bitstream import pack
 from hinerv.codec import load_rgb_cache
 from hinerv.io import open_video
 from hinerv.model import HiNeRV, ladder_config, padded_size
-from hinerv.pipelines import ModelContext
 from hinerv.pipelines.paper import PaperRecipe
 from hinerv.pipelines.rd import RDRecipe, RDSettings, default_lambda, export_rd_stream
 from hinerv.train import Trainer, load_schedule
@@ -60,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         rd_model = HiNeRV(cfg, info.frames, hp, wp)
         recipe = RDRecipe(RDSettings(lam=default_lambda(size)), pixels=info.frames * info.height * info.width)
         rd = Trainer(rd_model, cache, info.peak, sched, recipe=recipe)
-        ctx = ModelContext(rd_model, info, cfg, size, 0, "bench")
         res: dict[str, list[float]] = {
             k: [] for k in ("paper main", "paper qat", "rd prune", "rd qat", "rd probe")
         }
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             rd.enter_stage("qat")
             res["rd qat"].append(_steps(rd, a.steps))
             t0 = time.perf_counter()
-            pack(export_rd_stream(rd_model, recipe.rate, ctx, {}))
+            pack(export_rd_stream(rd_model, recipe.rate, info, cfg, {}))
             res["rd probe"].append(time.perf_counter() - t0)
         out[size] = res
     reader.close()

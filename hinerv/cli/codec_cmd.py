@@ -19,7 +19,19 @@ from rich.progress import (
 from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, HinervError, InputError
 from hinerv.pipelines import DEFAULT_PIPELINE, PIPELINE_NAMES
-from hinerv.validate import CLI_BITS, check_bits, check_epochs, check_frame_count, parse_frame_range
+from hinerv.validate import (
+    CLI_BITS,
+    check_bits,
+    check_cli_workdir,
+    check_device,
+    check_epochs,
+    check_frame_count,
+    check_frames_within,
+    check_lambda,
+    check_writable_dir,
+    parse_frame_range,
+    parse_time_budget,
+)
 
 if TYPE_CHECKING:
     from hinerv.device import DevicePolicy
@@ -30,17 +42,21 @@ __all__ = ["encode", "decode", "info", "demo", "DEFAULT_PIPELINE"]
 #: :data:`hinerv.pipelines.DEFAULT_PIPELINE`, the same for every entry point
 
 
-def _allocator_for(path: Path, reader_options: dict[str, Any]) -> None:
-    """Process memory setting for this input's frame size (:func:`hinerv.runtime.keep_freed_memory_for`);
-    an unreadable input is left to ``encode_file``, which reports it."""
+def _check_source(path: Path, reader_options: dict[str, Any], frames: int | None) -> None:
+    """Before any work: ``--frames N`` must not exceed the source's frames (decode refuses a range
+    outside the video the same way); then the process memory setting for the frame size
+    (:func:`hinerv.runtime.keep_freed_memory_for`). An unreadable input is left to ``encode_file``,
+    which reports it."""
     from hinerv.io import open_video
     from hinerv.runtime import keep_freed_memory_for
 
+    opts = {k: v for k, v in reader_options.items() if k != "max_frames"}
     try:
-        with open_video(path, **reader_options) as r:
-            w, h = r.info.width, r.info.height
+        with open_video(path, **opts) as r:
+            w, h, n = r.info.width, r.info.height, len(r)
     except (HinervError, OSError, ValueError):
         return
+    check_frames_within(frames, n)
     keep_freed_memory_for(w, h)
 
 
@@ -73,8 +89,10 @@ def _prepare_fused_kernels(device: str | DevicePolicy, quiet: bool) -> None:
         return
     if not fused.enabled() or fused.loaded():
         return
-    if quiet or not err_console.is_terminal:
+    if quiet:
         fused.kernels()
+    elif not err_console.is_terminal:
+        _load_with_late_notice(fused.kernels)
     else:
         with err_console.status("loading the fused CPU kernels (compiled once per machine, ~30 s)"):
             fused.kernels()
@@ -85,6 +103,29 @@ def _prepare_fused_kernels(device: str | DevicePolicy, quiet: bool) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+#: seconds a kernel load may take before a log (not a terminal) is told that it is compiling
+COMPILE_NOTICE_SECONDS = 2.0
+
+
+def _load_with_late_notice(load: Any) -> None:
+    """Run ``load()``; when it takes longer than :data:`COMPILE_NOTICE_SECONDS` (a first-use compile,
+    not the ~1 s load of a cached build) say so in one line, so that a log does not look stalled."""
+    import threading
+
+    timer = threading.Timer(
+        COMPILE_NOTICE_SECONDS,
+        lambda: err_console.print(
+            "compiling the fused CPU kernels (once per machine, ~30 s) ...", highlight=False, soft_wrap=True
+        ),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        load()
+    finally:
+        timer.cancel()
 
 
 def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
@@ -145,9 +186,9 @@ def _encode_progress(quiet: bool):  # type: ignore[no-untyped-def]
         def cb(ev: TrainEvent | Plan | str) -> None:
             if isinstance(ev, Plan):
                 if not quiet:
-                    err_console.print(ev.message(), highlight=False)
+                    err_console.print(ev.message(), highlight=False, soft_wrap=True)
                     for line in (*ev.notes, *([ev.hint] if ev.hint else [])):
-                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False)
+                        err_console.print(f"[yellow]hint:[/] {line}", highlight=False, soft_wrap=True)
                 return
             if isinstance(ev, str):
                 prog.update(task, description=ev)
@@ -240,13 +281,18 @@ def encode(
     schedule: Annotated[
         str,
         typer.Option(
-            help="Training schedule: full, short, fast (short at 2x lr, for budgets), tiny or a TOML file."
+            help="Training schedule: full (the default: 390 epochs, hours on a CPU), short (a fifth), "
+            "fast (short at 4x the learning rate with Adam beta2 0.99, for time budgets), tiny or a TOML "
+            "file."
         ),
     ] = "full",
     epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
     time_budget: Annotated[
         str | None,
-        typer.Option(help="Fit every stage of the schedule to this wall time (e.g. 90s, 10m, 2h)."),
+        typer.Option(
+            help="Fit every stage of the schedule to this wall time, with a unit (90s, 10m, 2h, 1h30m); "
+            "it never runs longer than the schedule."
+        ),
     ] = None,
     max_memory: Annotated[
         str | None,
@@ -260,20 +306,32 @@ def encode(
     scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
     recon: Annotated[Path | None, typer.Option(help="Also write the decoded video here.")] = None,
     workdir: Annotated[
-        Path | None, typer.Option(help="Checkpoint folder (default OUTPUT.work, removed on success).")
+        Path | None,
+        typer.Option(
+            help="Checkpoint folder (default OUTPUT.work, removed on success); an explicit one is kept and "
+            "must be new, empty or a hinerv work folder."
+        ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue a killed encode from its work folder.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue a killed encode from its work folder (a new encode when there is none).",
+        ),
     ] = False,
     width: Annotated[int | None, typer.Option(help="Width of a raw .yuv source.")] = None,
     height: Annotated[int | None, typer.Option(help="Height of a raw .yuv source.")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate of a raw .yuv source.")] = None,
     bit_depth: Annotated[int | None, typer.Option(help="Bit depth of a raw .yuv source.")] = None,
-    frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
+    frames: Annotated[
+        int | None, typer.Option(help="Encode only the first N frames (at most the source's frames).")
+    ] = None,
     matrix: Annotated[
         str | None, typer.Option(help="YUV<->RGB matrix of the source: bt601 (default) or bt709.")
     ] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model for training.")] = False,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model for training (CUDA only).")
+    ] = False,
     pipeline: Annotated[
         str | None,
         typer.Option(
@@ -297,16 +355,24 @@ def encode(
         str, typer.Option(help="rd: reference (0.7·L1 + 0.3·(1-MS-SSIM)) or mse.")
     ] = "reference",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
+    ] = False,
 ) -> None:
-    """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd)."""
-    from hinerv.budget import parse_duration
+    """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd).
+
+    The default schedule is full (390 epochs: hours on a CPU); --schedule short, fast or --time-budget
+    make it shorter.
+    """
     from hinerv.codec import EncodeOptions, encode_file
 
     # the CLI's own rules; the request is resolved (every option checked) before any work
     pipeline, bits = _pipeline(pipeline, bits)
     check_epochs(epochs)
     check_frame_count(frames)
+    check_lambda(lam)
+    check_cli_workdir(workdir)
+    budget = parse_time_budget(time_budget)
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
     opts = EncodeOptions(
@@ -314,7 +380,7 @@ def encode(
         preset=preset,
         schedule=schedule,
         epochs=epochs,
-        time_budget=parse_duration(time_budget) if time_budget else None,
+        time_budget=budget,
         max_memory=_bytes_option(max_memory),
         device=device,
         seed=seed,
@@ -322,11 +388,20 @@ def encode(
         pipeline=pipeline,
         settings=_pipeline_settings(pipeline, bits, scale_mode, lam, target_bpp, distortion),
     )
-    plan = opts.resolve()
+    plan = opts.resolve()  # every option checked before any work (λ, distortion, target, device)
+    if lam is not None and target_bpp is not None:
+        err_console.print(
+            f"warning: --lambda {lam:g} is ignored: --target-bpp adapts λ during training "
+            "(the given value is only its starting point)",
+            highlight=False,
+        )
     ropts = _reader_options(
         width=width, height=height, fps=fps, bit_depth=bit_depth, max_frames=frames, matrix=matrix
     )
-    _allocator_for(input, ropts)
+    _check_source(input, ropts, frames)
+    wd = workdir if workdir is not None else output.with_name(output.name + ".work")
+    if resume and not (wd / "job.json").is_file() and not quiet:
+        err_console.print(f"note: nothing to resume in {wd}: starting a new encode", highlight=False)
     _prepare_fused_kernels(plan.policy, quiet)
     with _encode_progress(quiet) as cb:  # progress is on stderr, so --json keeps it
         report = encode_file(
@@ -340,9 +415,17 @@ def encode(
             reader_options=ropts,
         )
     d = report.as_dict()
+    for w in report.warnings:
+        err_console.print(f"warning: {w}", highlight=False)
+    if workdir is not None and not quiet:
+        err_console.print(
+            f"note: kept the work folder {workdir} (checkpoints and the reconstruction); remove it when done",
+            highlight=False,
+            soft_wrap=True,
+        )
     if json:
         print_json(d)
-    else:
+    elif not quiet:
         print_table(f"hinerv encode → {output}", _report_rows(d))
 
 
@@ -357,12 +440,15 @@ def decode(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
+    ] = False,
 ) -> None:
     """Reconstruct a video (or a frame range of it) from a bitstream."""
     from hinerv.codec import decode_file
 
     span = _frames_option(frames)
+    check_device(device)
     _decoder_allocator_for(input)
     _prepare_fused_kernels(device, quiet)
     with _progress(quiet) as prog:
@@ -383,7 +469,7 @@ def decode(
     }
     if json:
         print_json(d)
-    else:
+    elif not quiet:
         print_table(f"hinerv decode → {output}", d)
 
 
@@ -441,7 +527,8 @@ def demo(
     from hinerv.sample import write_sample
 
     pipeline, bits = _pipeline(pipeline, bits)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out.parent)  # the one rule: the folder is made, its parent must exist
+    out.mkdir(exist_ok=True)
     src = out / "sample.y4m"
     write_sample(src, width=width, height=height, frames=frames)
     keep_freed_memory_for(width, height)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hinerv.cli._app import app, err_console, print_json, print_table
-from hinerv.io import open_video
-from hinerv.metrics import compare_videos
 
 __all__ = ["eval_command"]
 
@@ -34,8 +31,14 @@ def eval_command(
 ) -> None:
     """Compare DIST against REF: PSNR (RGB, Y, U, V, YUV 6:1:1 and 4:1:1) and MS-SSIM (RGB, Y).
 
-    Sequence values are means over frames of per-frame values.
+    Sequence values are means over frames of per-frame values. A 4:2:0 video and an RGB one (a
+    folder of PNGs, e.g. a decoded one) are compared with the RGB one's YUV taken at 4:2:0.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hinerv.io import open_video
+    from hinerv.metrics import compare_videos
+
     opts = {"width": width, "height": height, "fps": fps, "bit_depth": bit_depth}
     with open_video(ref, **opts) as r, open_video(dist, **opts) as d:
         total = len(r) if frames is None else min(frames, len(r))

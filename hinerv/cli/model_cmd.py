@@ -8,10 +8,10 @@ import typer
 
 from hinerv.cli._app import app, out_console, print_json, print_table
 from hinerv.errors import ConfigError
-from hinerv.model.arch import derive_arch, padded_size
-from hinerv.model.counts import count_params_arch, macs_per_pixel
-from hinerv.model.presets import load_preset
-from hinerv.model.sizes import BITS_PER_PARAM, SIZES, ladder_config
+
+#: the ladder's sizes, for the help (:data:`hinerv.model.sizes.SIZES`, which imports torch; a test
+#: keeps the two equal)
+SIZE_NAMES = ("xxs", "xs", "s", "m", "l", "xl", "xxl")
 
 __all__ = ["model"]
 
@@ -21,7 +21,9 @@ def model(
     preset: Annotated[
         str | None, typer.Option("--preset", "-p", help="reference preset, e.g. uvg-hinerv-s")
     ] = None,
-    size: Annotated[str | None, typer.Option("--size", "-s", help=f"ladder size: {', '.join(SIZES)}")] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", "-s", help=f"ladder size: {', '.join(SIZE_NAMES)}")
+    ] = None,
     width: Annotated[int | None, typer.Option("--width", help="frame width (pixels)")] = None,
     height: Annotated[int | None, typer.Option("--height", help="frame height (pixels)")] = None,
     frames: Annotated[int | None, typer.Option("--frames", help="number of frames")] = None,
@@ -32,6 +34,11 @@ def model(
     Use --preset NAME (its reference geometry; --width/--height/--frames override it) or
     --size S --width W --height H --frames T.
     """
+    from hinerv.model.arch import derive_arch, padded_size
+    from hinerv.model.counts import count_params_arch, macs_per_pixel
+    from hinerv.model.presets import load_preset
+    from hinerv.model.sizes import BITS_PER_PARAM, ladder_config
+
     if (preset is None) == (size is None):
         raise ConfigError("give exactly one of --preset or --size")
     if preset is not None:

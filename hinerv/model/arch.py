@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hinerv.config import ModelConfig
+from hinerv.config import MAX_LEVELS, MAX_WIDTH, ModelConfig
 from hinerv.errors import ConfigError
 
 __all__ = ["Arch", "StageArch", "derive_arch", "padded_size", "upsample_input_halo"]
@@ -145,7 +145,7 @@ def derive_arch(cfg: ModelConfig, frames: int, height: int, width: int) -> Arch:
 
     Raises:
         ConfigError: T < 1, a size that is not a multiple of the up-scaling factor, or a
-            config whose widths collapse to zero.
+            config whose widths collapse to zero or grow beyond ``MAX_WIDTH``.
     """
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}")
@@ -157,8 +157,9 @@ def derive_arch(cfg: ModelConfig, frames: int, height: int, width: int) -> Arch:
         )
     if cfg.channels_reduce <= 0 or cfg.enc_depth_scale <= 0:
         raise ConfigError("channels_reduce and enc_depth_scale must be positive")
-    if cfg.base_grid_levels < 1 or cfg.enc_levels < 1:
-        raise ConfigError("base_grid_levels and enc_levels must be >= 1")
+    # ModelConfig bounds the levels already; repeated here because the tuples below have one entry per level
+    if not (1 <= cfg.base_grid_levels <= MAX_LEVELS and 1 <= cfg.enc_levels <= MAX_LEVELS):
+        raise ConfigError(f"base_grid_levels and enc_levels must be in 1..{MAX_LEVELS}")
     h0, w0 = height // s_tot, width // s_tot
     tg = frames if cfg.base_grid_frames == -1 else cfg.base_grid_frames
     if tg < 1:
@@ -174,6 +175,8 @@ def derive_arch(cfg: ModelConfig, frames: int, height: int, width: int) -> Arch:
             c = int(math.floor(c / cfg.channels_reduce))
         if c < 1:
             raise ConfigError(f"stage {i + 1} width collapses to 0 (channels={cfg.channels})")
+        if c > MAX_WIDTH:
+            raise ConfigError(f"stage {i + 1} width {c} exceeds {MAX_WIDTH}")
         c_outs.append(c)
 
     # halos, walking backwards from the pixel-wise head (halo 0)

@@ -24,12 +24,14 @@ import numpy as np
 import torch
 
 from hinerv.bitstream import QuantTensor, Stream, pack
+from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.prune import magnitude_masks
 from hinerv.quant import ScaleMode, dequantize, quant_noise, quantize, scale_axes_for
 from hinerv.recipe import Recipe, Stage
 from hinerv.train import Schedule, Trainer
+from hinerv.types import VideoInfo
 from hinerv.validate import LIBRARY_BITS, check_bits
 
 __all__ = ["PaperOptions", "PaperRecipe", "export_stream", "PIPELINE"]
@@ -161,7 +163,8 @@ def _checkpoints(workdir: Path, options: PaperOptions) -> Checkpoints:
 def export_stream(
     model: torch.nn.Module,
     masks: dict[str, torch.Tensor],
-    ctx: ModelContext,
+    info: VideoInfo,
+    cfg: ModelConfig,
     bits: int,
     scale_mode: ScaleMode,
     meta: dict[str, Any],
@@ -194,7 +197,7 @@ def export_stream(
         for n, p in model.named_parameters()
         if n not in qset
     ]
-    return Stream(info=ctx.info, model=ctx.cfg.to_fields(), meta=meta, tensors=tensors, vectors=vectors)
+    return Stream(info=info, model=cfg.to_fields(), meta=meta, tensors=tensors, vectors=vectors)
 
 
 def _export(trainer: Trainer, options: PaperOptions, ctx: ModelContext) -> tuple[bytes, dict[str, Any]]:
@@ -207,7 +210,7 @@ def _export(trainer: Trainer, options: PaperOptions, ctx: ModelContext) -> tuple
         "schedule": trainer.schedule.name,
         "seed": ctx.seed,
     }
-    stream = export_stream(ctx.model, recipe.masks, ctx, options.bits, options.scale_mode, meta)
+    stream = export_stream(ctx.model, recipe.masks, ctx.info, ctx.cfg, options.bits, options.scale_mode, meta)
     return pack(stream), {}
 
 

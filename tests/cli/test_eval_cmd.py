@@ -156,3 +156,31 @@ def test_eval_frames_after_encode_frames(tmp_path: Path, capsys: pytest.CaptureF
     assert _run(["eval", str(src), str(dec), "--frames", "4"]) == 2  # more than one of them holds
     err = capsys.readouterr().err
     assert "cannot compare 4 frames" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_source_against_its_png_folder_in_either_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #16.5: a 4:2:0 source and a PNG folder (RGB) are compared with the PNG's planes at 4:2:0."""
+    from dataclasses import replace
+
+    from hinerv.io import open_video, open_writer
+    from hinerv.sample import write_sample
+
+    src, pngs, y4m = tmp_path / "src.y4m", tmp_path / "dec", tmp_path / "dec.y4m"
+    write_sample(src, width=64, height=48, frames=3)
+    with open_video(src) as r, open_writer(pngs, replace(r.info, chroma="444")) as w, \
+            open_writer(y4m, r.info) as w2:  # fmt: skip
+        for t in range(len(r)):
+            rgb = r.read_rgb_float(t)
+            w.write_rgb(rgb)
+            w2.write_rgb(rgb)  # what a 4:2:0 decode of the same RGB frames stores
+    results = []
+    for a, b in ((src, pngs), (pngs, src), (src, y4m)):
+        assert _run(["eval", str(a), str(b), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    png_ab, png_ba, via_y4m = results
+    assert png_ab == png_ba
+    assert png_ab["frames"] == 3 and png_ab["psnr-rgb"] == 100.0  # the PNGs hold the source's RGB
+    for k in ("psnr-y", "psnr-u", "psnr-v"):
+        assert png_ab[k] == pytest.approx(via_y4m[k], abs=1e-6)

@@ -57,6 +57,10 @@ def test_default_pipeline_is_rd_and_bits_selects_paper(
     [
         ["--pipeline", "rd", "--lambda", "-1"],
         ["--pipeline", "rd", "--target-bpp", "0"],
+        ["--pipeline", "rd", "--target-bpp", "inf"],
+        ["--pipeline", "rd", "--target-bpp", "nan"],
+        ["--pipeline", "rd", "--target-bpp", "1e9"],
+        ["--pipeline", "rd", "--target-bpp", "-1"],
         ["--pipeline", "rd", "--distortion", "l2"],
         ["--pipeline", "fast"],
         ["--bits", "6", "--lambda", "1"],  # --bits selects paper; --lambda needs rd
@@ -71,6 +75,22 @@ def test_rd_mistakes_are_refused_before_any_work(
     code, _, err = cli(["encode", str(clip), "-o", str(out), *BASE, *extra])
     assert code == 2 and err.strip()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_target_and_ignored_lambda_are_said(clip: Path, tmp_path: Path, cli: Cli) -> None:
+    """Issue #16: a target the model cannot reach finished with exit 0 and no word, and --lambda
+    with --target-bpp was dropped silently."""
+    out = tmp_path / "c.bin"
+    code, stdout, err = cli(["encode", str(clip), "-o", str(out), *BASE, "--lambda", "2",
+                             "--target-bpp", "1e-6", "--json"])  # fmt: skip
+    assert code == 0
+    d = json.loads(stdout)
+    assert d["target_bpp"] == 1e-6 and d["target_met"] is False
+    assert d["bytes"] == out.stat().st_size and d["bpp"] > 1e-6
+    assert len(d["warnings"]) == 1 and "--target-bpp 1e-06 not reached" in d["warnings"][0]
+    lines = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 2
+    assert "--lambda 2 is ignored" in lines[0] and "not reached" in lines[1]
 
 
 def test_bench_rd_plans_lambda_and_target_points(
