@@ -35,3 +35,11 @@ def test_reference_stream_decodes_to_the_same_tensors_and_frames(name: str) -> N
 def test_reference_stream_repacks_to_the_same_bytes(name: str) -> None:
     data = (REF / name).read_bytes()
     assert hashlib.sha256(pack(unpack(data))).hexdigest() == EXPECTED[name]["stream"]
+
+
+def test_registries_pin_the_stored_codes() -> None:
+    from hinerv.bitstream import FORMAT_VERSION, FORMATS
+    from hinerv.entropy import coding_names
+
+    assert sorted(FORMATS) == [1, 2] and FORMAT_VERSION == 2
+    assert coding_names() == ("tensor", "channel", "context")  # a coding's index is its stored code
