@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from hinerv import __version__
-from hinerv.bitstream import CodedTensor, QuantTensor, Stream, pack, peek, unpack
+from hinerv.bitstream import CodedTensor, QuantTensor, Stream, format_of, pack, peek, unpack
 from hinerv.budget import BudgetKeeper, EtaEstimator, Plan, plan_training
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
@@ -43,7 +43,7 @@ from hinerv.metrics import compare_videos, rate
 from hinerv.model import HiNeRV, ladder_config, load_preset, padded_size
 from hinerv.model.arch import derive_arch
 from hinerv.model.counts import count_params_arch
-from hinerv.quant import ScaleMode, dequantize, quantize, scale_axes_for
+from hinerv.quant import ScaleMode, quantize, scale_axes_for
 from hinerv.ratecontrol import land_on_target
 from hinerv.rdtrain import RDSettings, RDTrainer, default_lambda
 from hinerv.train import DEFAULT_MAX_MEMORY, Schedule, Trainer, TrainEvent, load_schedule
@@ -387,7 +387,7 @@ def _expected_shapes(
 def _header_checks(data: bytes) -> Callable[[VideoInfo, dict[str, Any]], list[tuple[int, ...]]]:
     """The ``expected_shapes`` check of a stream: the one set of header and model checks that both
     :func:`load_decoder` and :func:`inspect_file` apply."""
-    every_param = peek(data).version >= 2  # format 2 codes every parameter, format 1 the quantizable ones
+    every_param = format_of(data).codes_every_parameter
     return functools.partial(_expected_shapes, every_param=every_param, n_bytes=len(data))
 
 
@@ -395,33 +395,26 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     """Rebuild the network from a bitstream alone.
 
     Validates the header and the config against the tensor shapes *before* allocating the model, so a
-    lying header cannot trigger a huge allocation.
+    lying header cannot trigger a huge allocation. The stream's format says which parameters are coded
+    tensors (all of them, or the quantizable ones with the others as fp16 vectors), in canonical order.
 
     Raises:
         BitstreamError: malformed stream or a config that does not match its tensors.
     """
-    v2 = peek(data).version >= 2
+    fmt = format_of(data)
     stream = unpack(data, expected_shapes=_header_checks(data))
     info = stream.info
     cfg = ModelConfig.from_fields(dict(stream.model))
     hp, wp = padded_size(info.height, info.width, cfg)
     model = HiNeRV(cfg, info.frames, hp, wp)
     params = dict(model.named_parameters())
-    if v2:  # every parameter is a coded tensor, in named_parameters order (shapes checked)
-        if stream.vectors:
-            raise BitstreamError("format-v2 stream carries unexpected vectors")
-        with torch.no_grad():
-            for p_, t in zip(params.values(), stream.tensors, strict=True):
-                p_.copy_(torch.from_numpy(t.dequantize()))
-        model.to(device).eval()
-        return model, info, stream
-    qnames = model.quantizable_names()  # shapes already checked by unpack(expected_shapes=...)
-    others = [n for n in params if n not in set(qnames)]
+    coded = list(params) if fmt.codes_every_parameter else model.quantizable_names()
+    others = [n for n in params if n not in set(coded)]
     if len(others) != len(stream.vectors):
         raise BitstreamError("vector count in the stream does not match the model")
     with torch.no_grad():
-        for n, t in zip(qnames, stream.tensors, strict=True):
-            params[n].copy_(dequantize(t.q, t.scales))
+        for n, t in zip(coded, stream.tensors, strict=True):  # shapes checked by unpack(expected_shapes=...)
+            params[n].copy_(torch.from_numpy(t.dequantize()))
         for n, v in zip(others, stream.vectors, strict=True):
             if params[n].numel() != v.size:
                 raise BitstreamError("vector size does not match the model")

@@ -20,6 +20,7 @@ from hinerv import entropy
 from hinerv.bitstream import CodedTensor, peek, unpack
 from hinerv.codec import _context_view, _expected_shapes, _expected_shapes_all
 from hinerv.config import ModelConfig
+from hinerv.entropy.tables import table_bits
 from hinerv.model import HiNeRV, padded_size
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if not t.q.size or spec.max_abs == 0:
                 continue
             tab = entropy.histogram(t.q)
-            hist += entropy.cross_entropy_bits(t.q, tab) + entropy._table_bits(tab)
+            hist += entropy.cross_entropy_bits(t.q, tab) + table_bits(tab)
             p_bits = _bits_v2(t, "tensor")
             par += p_bits
             best += r["bits"]
