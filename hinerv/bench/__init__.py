@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-from hinerv.bench.anchors import import_csv, import_dcvc_json, list_anchors, load_anchor
+from hinerv.bench.anchors import import_csv, import_dcvc_json, list_anchors, load_anchor, load_results
 from hinerv.bench.bdrate import bd_compare, bd_psnr, bd_rate, compare_results
 from hinerv.bench.codecs import Codec, HiNeRVCodec, HMCodec, RatePoint, X265Codec
 from hinerv.bench.datasets import check_dataset, load_dataset
-from hinerv.bench.results import ResultSet, load_results
+from hinerv.bench.results import ResultSet
 from hinerv.bench.sweep import SourceSpec, SweepReporter, run_sweep
 
 __all__ = [

@@ -1,6 +1,7 @@
 """Published RD points shipped as package data, and importers for other codecs' result files.
 
-Built-in anchors (``hinerv bdrate my.json @hinerv-uvg``; list with ``hinerv bench anchors``) are
+:func:`load_results` reads a result file or a built-in anchor. Built-in anchors (``hinerv bdrate
+my.json @hinerv-uvg``; list with ``hinerv bench anchors``) are
 read from the CSVs in ``hinerv/data/anchors/`` (published numbers; sources in that folder's
 README.md). Importers turn DCVC's result JSON and tidy CSVs (one row per sequence x rate point)
 into our :class:`~hinerv.bench.results.ResultSet`.
@@ -24,6 +25,7 @@ __all__ = [
     "ANCHORS",
     "list_anchors",
     "load_anchor",
+    "load_results",
     "import_dcvc_json",
     "import_csv",
     "CSV_COLUMNS",
@@ -398,3 +400,15 @@ def load_anchor(name: str) -> ResultSet:
     rs.extra["anchor"] = f"@{a.name}"
     return rs
 
+
+def load_results(spec: str | Path) -> ResultSet:
+    """Load a result file, or a built-in anchor when ``spec`` starts with ``@`` (e.g.
+    ``@hinerv-uvg``; see :func:`list_anchors`).
+
+    Raises:
+        InputError: unreadable or malformed file; ConfigError: unknown anchor.
+    """
+    s = str(spec)
+    if s.startswith("@"):
+        return load_anchor(s[1:])
+    return ResultSet.from_json(read_json(Path(s)), origin=s)

@@ -405,9 +405,9 @@ def bdrate(
 ) -> None:
     """BD-rate (negative = TEST saves bits) and BD-quality of TEST against ANCHOR, per sequence
     and averaged over sequences; also on the dataset-average curves ("overall")."""
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.bdrate import METHODS, compare_results
     from hinerv.bench.plot import msssim_db
-    from hinerv.bench.results import load_results
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -470,8 +470,8 @@ def plot(
     log_x: Annotated[bool, typer.Option(help="Logarithmic rate axis.")] = False,
 ) -> None:
     """Draw RD curves, one line per codec (MS-SSIM in dB)."""
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.plot import plot_rd
-    from hinerv.bench.results import load_results
 
     check_output_path(output, "image", create_parent=True)
     check_not_same_file([f for f in files if not f.startswith("@")], [output])
