@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from hinerv import __version__
-from hinerv.bitstream import Stream, peek, unpack
+from hinerv.bitstream import Stream, format_of, peek, unpack
 from hinerv.budget import BudgetKeeper, EtaEstimator, Plan, plan_training
 from hinerv.config import ModelConfig
 from hinerv.device import DevicePolicy, resolve_device
@@ -44,7 +44,7 @@ from hinerv.model import HiNeRV, ladder_config, load_preset, padded_size
 from hinerv.model.arch import derive_arch
 from hinerv.model.counts import count_params_arch
 from hinerv.options import EncodeOptions, EncodePlan
-from hinerv.pipelines import Checkpoints, ModelContext, pipeline_for_format
+from hinerv.pipelines import Checkpoints, ModelContext
 from hinerv.train import Trainer, TrainEvent
 from hinerv.types import VideoInfo
 from hinerv.validate import check_decode_request, check_encode_request
@@ -215,30 +215,38 @@ def _expected_shapes(
 def _header_checks(data: bytes) -> Callable[[VideoInfo, dict[str, Any]], list[tuple[int, ...]]]:
     """The ``expected_shapes`` check of a stream: the one set of header and model checks that both
     :func:`load_decoder` and :func:`inspect_file` apply."""
-    pipe = pipeline_for_format(peek(data).version)  # which parameters the format codes as tensors
-    every_param = pipe is not None and pipe.codes_every_parameter
+    every_param = format_of(data).codes_every_parameter
     return functools.partial(_expected_shapes, every_param=every_param, n_bytes=len(data))
 
 
 def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeRV, VideoInfo, Stream]:
-    """Rebuild the network from a bitstream alone (the pipeline of its format version fills it in).
+    """Rebuild the network from a bitstream alone.
 
     Validates the header and the config against the tensor shapes *before* allocating the model, so a
-    lying header cannot trigger a huge allocation.
+    lying header cannot trigger a huge allocation. The stream's format says which parameters are coded
+    tensors (all of them, or the quantizable ones with the others as fp16 vectors), in canonical order.
 
     Raises:
         BitstreamError: malformed stream or a config that does not match its tensors.
     """
-    version = peek(data).version
-    pipe = pipeline_for_format(version)
+    fmt = format_of(data)
     stream = unpack(data, expected_shapes=_header_checks(data))
-    if pipe is None:
-        raise BitstreamError(f"no pipeline decodes format version {version}")
     info = stream.info
     cfg = ModelConfig.from_fields(dict(stream.model))
     hp, wp = padded_size(info.height, info.width, cfg)
     model = HiNeRV(cfg, info.frames, hp, wp)
-    pipe.load(model, stream)
+    params = dict(model.named_parameters())
+    coded = list(params) if fmt.codes_every_parameter else model.quantizable_names()
+    others = [n for n in params if n not in set(coded)]
+    if len(others) != len(stream.vectors):
+        raise BitstreamError("vector count in the stream does not match the model")
+    with torch.no_grad():
+        for n, t in zip(coded, stream.tensors, strict=True):  # shapes checked by unpack(expected_shapes=...)
+            params[n].copy_(torch.from_numpy(t.dequantize()))
+        for n, v in zip(others, stream.vectors, strict=True):
+            if params[n].numel() != v.size:
+                raise BitstreamError("vector size does not match the model")
+            params[n].copy_(torch.from_numpy(v.astype(np.float32)).view_as(params[n]))
     model.to(device).eval()
     return model, info, stream
 

@@ -3,7 +3,7 @@
 Which device ``auto`` means, whether training runs fp16 autocast with loss scaling, how the optimizer
 and gradient clipping are implemented, when to wait for the device, how many frames a decode batch
 holds, whether the training frames move to the device, whether ``torch.compile`` is supported, whether
-the fused CPU kernels apply (their selection per kernel stays in :mod:`hinerv.fused`), and the default
+the fused CPU kernels apply (their selection per kernel stays in :mod:`hinerv.kernels`), and the default
 activation memory of a training step. Other modules ask a :class:`DevicePolicy` instead of testing
 ``device.type`` themselves.
 """
@@ -114,5 +114,8 @@ class DevicePolicy:
             torch.cuda.synchronize(self.device)
 
     def fused_cpu_kernels(self) -> bool:
-        """Whether the fused CPU kernels of :mod:`hinerv.fused` can apply on this device."""
-        return self.device.type == "cpu"
+        """Whether the fused CPU kernels can apply on this device (the kernel registry's rule,
+        :func:`hinerv.kernels.fused_applies`; which kernel runs per call stays the registry's choice)."""
+        from hinerv.kernels import fused_applies
+
+        return fused_applies(self.device)

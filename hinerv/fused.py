@@ -25,13 +25,14 @@ and, in builds for CPUs with AVX-512 (:func:`avx512_kernels`), register-tiled on
   frames (its input gradient is the conv with the turned kernel);
 - ``head_forward(y, w, b)``: the RGB head, ``sigmoid(w y + b)`` written as ``[B, 3, H, W]`` planes.
 
-Users: :mod:`hinerv.model.layers`, :class:`hinerv.model.HiNeRV` and the training loss in
+Users: the ``portable`` and ``avx512`` tiers of the kernel registry :mod:`hinerv.kernels`, which
+chooses between them and the PyTorch compositions for :mod:`hinerv.model` and the training loss in
 :mod:`hinerv.metrics`. They are built with ``torch.utils.cpp_extension`` (a C++ compiler and
 ninja; about 30 s) into torch's extension cache, under a name that hashes the source, the flags, the
 torch version and installation, the ninja binary and the CPU, so a cache shared between machines never
 hands one CPU another's ``-march=native`` build, and two environments never rebuild each other's.
 Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels` returns None and the
-callers use their PyTorch compositions, which compute the same functions (equal within float
+registry uses the PyTorch compositions, which compute the same functions (equal within float
 rounding). Reductions run in a fixed order: results do not depend on the thread count.
 """
 
@@ -139,8 +140,9 @@ def avx512_kernels() -> ModuleType | None:
 
 
 def loaded() -> bool:
-    """Whether :func:`kernels` has already been tried in this process (it then returns at once)."""
-    return _tried
+    """Whether :func:`kernels` has loaded the module in this process (False before the first call and
+    after a failed build; either way a later call returns at once once one was tried)."""
+    return _tried and _module is not None
 
 
 def build_error() -> str | None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hinerv import fused
+from hinerv import kernels
 from hinerv.color import rgb_to_yuv
 from hinerv.errors import InputError
 from hinerv.types import VideoInfo
@@ -247,30 +247,14 @@ class _SSIMTerms(torch.autograd.Function):
         return gx, None, None, None, None
 
 
-class _FusedSSIMTerms(torch.autograd.Function):
-    """:class:`_SSIMTerms` by the fused CPU kernels (:mod:`hinerv.fused`): each output row of the five
-    moment maps is made and consumed in cache, and the backward's three adjoint blurs run in one pass."""
+def ssim_terms_torch(
+    x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, c1: float, c2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``torch`` tier of the ``ssim_terms`` kernel op (:mod:`hinerv.kernels`): :class:`_SSIMTerms`."""
+    return _SSIMTerms.apply(x, y, win.to(device=x.device), c1, c2)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, c1: float, c2: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        k = fused.kernels()
-        assert k is not None
-        x, y, win = x.contiguous(), y.contiguous(), win.contiguous()
-        s, cs, maps = k.ssim_forward(x, y, win, c1, c2)
-        ctx.save_for_backward(x, y, win, maps)
-        return s, cs
 
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, g_s: torch.Tensor, g_cs: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
-        x, y, win, maps = ctx.saved_tensors  # type: ignore[attr-defined]
-        k = fused.kernels()
-        assert k is not None
-        return k.ssim_backward(x, y, win, maps, g_s, g_cs), None, None, None, None
+_SSIM_TERMS = kernels.op("ssim_terms")
 
 
 def _ssim_terms(
@@ -284,13 +268,12 @@ def _ssim_terms(
 
     The five local moments (x, y, x^2, y^2, xy) are filtered by grouped valid convolutions
     (:func:`_blur`), in two batches: those of ``x`` (x, x^2, xy) and those of ``y`` alone (y, y^2).
-    When only ``x`` needs a gradient (the training loss: ``y`` is the target), :class:`_SSIMTerms`
-    computes it in closed form; otherwise autograd differentiates the composition.
+    When only ``x`` needs a gradient (the training loss: ``y`` is the target), the ``ssim_terms`` op of
+    :mod:`hinerv.kernels` computes it in closed form (the fused kernels on float32 CPU tensors where they
+    are built, else :class:`_SSIMTerms`); otherwise autograd differentiates the composition.
     """
     if x.requires_grad and not y.requires_grad and torch.is_grad_enabled():
-        if x.device.type == "cpu" and x.dtype == y.dtype == torch.float32 and fused.kernels() is not None:
-            return _FusedSSIMTerms.apply(x, y, win.to(torch.float32), c1, c2)  # type: ignore[no-any-return]
-        return _SSIMTerms.apply(x, y, win.to(device=x.device), c1, c2)  # type: ignore[no-any-return]
+        return _SSIM_TERMS(x, y, win, c1, c2)  # type: ignore[no-any-return]
     l_map, cs_map, _, _ = _ssim_maps(*_moments(x, y, win), c1, c2)
     return (l_map * cs_map).flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
 

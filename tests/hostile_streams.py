@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from hinerv import bitstream as B
+from hinerv.bitstream import fields
 from hinerv.codec import _header_checks, decode_frames, load_decoder
 from hinerv.config import ModelConfig
 from hinerv.errors import HinervError
@@ -60,7 +61,7 @@ def split(data: bytes) -> tuple[int, list[tuple[int, bytes]]]:
     pos, out = 5, []
     while data[pos] != 0:
         kind = data[pos]
-        r = B._Reader(data, "split")
+        r = fields.Reader(data, "split")
         r.pos = pos + 1
         length = r.varint()
         out.append((kind, data[r.pos : r.pos + length]))
@@ -72,23 +73,23 @@ def seal(version: int, sections: list[tuple[int, bytes]]) -> bytes:
     """Magic, version, sections and END with every CRC32 recomputed."""
     out = bytearray(B.MAGIC + bytes([version]))
     for kind, body in sections:
-        head = bytes([kind]) + B._varint(len(body))
+        head = bytes([kind]) + fields.varint_bytes(len(body))
         out += head + body + struct.pack("<I", zlib.crc32(body, zlib.crc32(head)))
     out += b"\x00"
     return bytes(out + struct.pack("<I", zlib.crc32(bytes(out))))
 
 
 def _head_parts(body: bytes) -> tuple[list[int], dict, dict, bytes]:
-    r = B._Reader(body, "header")
+    r = fields.Reader(body, "header")
     video = [r.varint() for _ in range(5)] + [r.u8() for _ in range(4)]
-    model = B._read_fields(r, "model")
-    meta = B._read_fields(r, "meta")
+    model = fields.read_fields(r, "model")
+    meta = fields.read_fields(r, "meta")
     return video, model, meta, body[r.pos :]
 
 
 def _head_body(video: list[int], model: dict, meta: dict, tail: bytes) -> bytes:
-    out = b"".join(B._varint(v) for v in video[:5]) + bytes(video[5:9])
-    return out + B._write_fields(model, "model") + B._write_fields(meta, "meta") + tail
+    out = b"".join(fields.varint_bytes(v) for v in video[:5]) + bytes(video[5:9])
+    return out + fields.write_fields(model, "model") + fields.write_fields(meta, "meta") + tail
 
 
 # ------------------------------------------------------------------------------------ the edit family

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from hinerv import bitstream as B
 from hinerv import entropy
+from hinerv.bitstream import fields, v1
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError
 from hinerv.types import VideoInfo
@@ -253,7 +254,7 @@ def _seal(sections: list[tuple[int, bytes]], version: int = 1) -> bytes:
     """Assemble sections with valid CRCs (what a lying but well-formed encoder would write)."""
     out = bytearray(B.MAGIC + bytes([version]))
     for kind, body in sections:
-        head = bytes([kind]) + B._varint(len(body))
+        head = bytes([kind]) + fields.varint_bytes(len(body))
         out += head + body + struct.pack("<I", zlib.crc32(body, zlib.crc32(head)))
     out += b"\x00"
     return bytes(out + struct.pack("<I", zlib.crc32(bytes(out))))
@@ -262,7 +263,7 @@ def _seal(sections: list[tuple[int, bytes]], version: int = 1) -> bytes:
 def _with_head(data: bytes, specs, vec_lens=(), info=INFO, model=None) -> bytes:
     secs = _sections(data)
     s = _stream([], info=info, model=model)
-    secs[0] = (1, B._head_body(s, specs, list(vec_lens)))
+    secs[0] = (1, v1.head_body(s, specs, list(vec_lens)))
     return _seal(secs)
 
 
@@ -329,16 +330,16 @@ def test_payload_too_short_for_announced_symbols() -> None:
     q = (rng.random((2**13,)) > 0.5).astype(np.int32)
     t = B.QuantTensor(q.shape, 6, (), np.ones((1,), np.float16), q)
     secs = _sections(B.pack(_stream([t])))
-    secs[0] = (1, B._head_body(_stream([]), [B.TensorSpec((2**26,), 6, (), False)], []))
+    secs[0] = (1, v1.head_body(_stream([]), [B.TensorSpec((2**26,), 6, (), False)], []))
     t0 = time.perf_counter()
     _raises(_seal(secs), "cannot hold")
     assert time.perf_counter() - t0 < 0.5
     # a one-symbol table codes any number of elements in 0 bytes: max_elements bounds it
     one = B.QuantTensor((4,), 6, (), np.ones((1,), np.float16), np.zeros(4, np.int32))
     secs = _sections(B.pack(_stream([one])))
-    secs[0] = (1, B._head_body(_stream([]), [B.TensorSpec((2**30,), 6, (), False)], []))
+    secs[0] = (1, v1.head_body(_stream([]), [B.TensorSpec((2**30,), 6, (), False)], []))
     _raises(_seal(secs), "element limit")
-    secs[0] = (1, B._head_body(_stream([]), [B.TensorSpec((2**20,), 6, (), False)], []))
+    secs[0] = (1, v1.head_body(_stream([]), [B.TensorSpec((2**20,), 6, (), False)], []))
     _raises(_seal(secs), "element limit", max_elements=2**19)
     assert B.unpack(_seal(secs)).tensors[0].q.shape == (2**20,)
 
@@ -353,7 +354,7 @@ def test_expected_shapes_callback() -> None:
         return [t.shape for t in s.tensors]
 
     B.unpack(data, expected_shapes=shapes)
-    liar = _seal([(1, B._head_body(_stream([], model={"channels": 10**6, "depths": (1, 2)}),
+    liar = _seal([(1, v1.head_body(_stream([], model={"channels": 10**6, "depths": (1, 2)}),
                   [B.TensorSpec(t.shape, t.bits, t.scale_axes, t.mask is not None)
                    for t in s.tensors], [24, 0]))] + _sections(data)[1:])  # fmt: skip
     B.unpack(liar)  # the container alone cannot know; the callback can
@@ -392,7 +393,7 @@ def test_fuzz_never_crashes(edits, cut, check_crc) -> None:
     assert time.perf_counter() - t0 < 2.0
 
 
-_KINDS = {**{k: B.SECTION_NAMES[k] for k in B._REQUIRED_BY_VERSION[1]}, 0x90: "ancillary"}
+_KINDS = {**{k: B.SECTION_NAMES[k] for k in B.FORMATS[1].sections}, 0x90: "ancillary"}
 
 
 def _mutate(body: bytes, rng: np.random.Generator) -> bytes:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hinerv import bitstream as B
+from hinerv.bitstream import container, registry
 from hinerv.errors import BitstreamError
 from hinerv.types import VideoInfo
 
@@ -124,19 +125,19 @@ def test_hostile_v2_streams_many() -> None:
 
 def test_lying_context_view_and_models_are_refused() -> None:
     data = B.pack(_stream())
-    p = B._parse(data, 1 << 20, True)
+    p = registry.parse(data, 1 << 20, True)
     # models section of the wrong size
-    body = p.bodies[B._MODELS] + b"\x00\x00"
+    body = p.bodies[container.MODELS] + b"\x00\x00"
     with pytest.raises(BitstreamError):
-        B.unpack(_reseal(data, B._MODELS, body))
+        B.unpack(_reseal(data, container.MODELS, body))
 
 
 def _reseal(data: bytes, kind: int, body: bytes) -> bytes:
-    p = B._parse(data, 1 << 20, True)
+    p = registry.parse(data, 1 << 20, True)
     out = bytearray(B.MAGIC + bytes([p.version]))
-    for k in B._REQUIRED_BY_VERSION[p.version]:
-        out += B._section(k, body if k == kind else p.bodies[k])
-    out += bytes([B._END])
+    for k in B.FORMATS[p.version].sections:
+        out += container.section(k, body if k == kind else p.bodies[k])
+    out += bytes([container.END])
     import struct
     import zlib
 

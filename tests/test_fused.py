@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hinerv import fused, metrics
+from hinerv.kernels import portable
 from hinerv.model import layers
 
 
@@ -106,7 +107,7 @@ def test_ssim_terms_match_the_pytorch_path(k, shape: tuple[int, ...], win_size: 
     y = torch.rand(shape)
     win = metrics._gauss_1d(win_size, 1.5)
     s_ref, cs_ref = metrics._SSIMTerms.apply(x, y, win, 1e-4, 9e-4)
-    s, cs = metrics._FusedSSIMTerms.apply(x, y, win.float(), 1e-4, 9e-4)
+    s, cs = portable._FusedSSIMTerms.apply(x, y, win.float(), 1e-4, 9e-4)
     torch.testing.assert_close(s, s_ref, rtol=0, atol=2e-7)
     torch.testing.assert_close(cs, cs_ref, rtol=0, atol=2e-7)
     gs, gcs = torch.randn(shape[:2]), torch.randn(shape[:2])
@@ -152,11 +153,15 @@ def test_failed_build_falls_back(monkeypatch) -> None:
     monkeypatch.setattr(fused, "_module", None)
     monkeypatch.setattr(ext, "load", broken)
     assert fused.kernels() is None
-    assert fused.loaded()
+    assert not fused.loaded()  # tried, but nothing loaded
     assert fused.build_error() == "RuntimeError: error: g++ not found"
     x = torch.randn(4, 6, requires_grad=True)
     y = layers.layer_norm(x)  # the PyTorch composition
     torch.testing.assert_close(y, F.layer_norm(x, (6,), eps=layers.LN_EPS))
+
+
+def test_loaded_after_a_successful_load(k) -> None:
+    assert fused.loaded() and fused.build_error() is None
 
 
 def test_build_name_depends_on_cpu_and_ninja(monkeypatch) -> None:

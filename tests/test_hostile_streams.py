@@ -14,6 +14,7 @@ import pytest
 from hostile_streams import _head_body, _head_parts, crc_cases, raw_cases, real_streams, run_case, seal, split
 
 from hinerv import bitstream as B
+from hinerv.bitstream import container
 from hinerv.codec import inspect_file, load_decoder
 from hinerv.config import ModelConfig
 from hinerv.errors import BitstreamError, ConfigError
@@ -95,13 +96,13 @@ def test_small_stream_cannot_declare_a_large_model() -> None:
 )
 def test_truncated_or_extended_payload_is_refused(version: int, edit) -> None:
     with pytest.raises(BitstreamError):
-        B.unpack(_with_body(STREAMS[version], B._PAYLOAD, edit))
+        B.unpack(_with_body(STREAMS[version], container.PAYLOAD, edit))
 
 
 @pytest.mark.parametrize("edit", [lambda b: b[:-4], lambda b: b + b"\x00\x00\x00\x00"])
 def test_truncated_or_extended_masks_are_refused(edit) -> None:
     with pytest.raises(BitstreamError, match="masks"):
-        B.unpack(_with_body(STREAMS[1], B._MASKS, edit))
+        B.unpack(_with_body(STREAMS[1], container.MASKS, edit))
 
 
 @pytest.mark.parametrize("version", [1, 2])

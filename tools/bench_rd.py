@@ -22,8 +22,8 @@ from bench_vtest import DEFAULT_VIDEO, _hinerv  # tools/ is on sys.path when a t
 
 
 def _bd(test: Path, anchor: Path, metric: str) -> float | None:
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.bdrate import compare_results
-    from hinerv.bench.results import load_results
 
     try:
         c = compare_results(load_results(test), load_results(anchor), metric=metric)

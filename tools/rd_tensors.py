@@ -18,9 +18,11 @@ import torch
 
 from hinerv import entropy
 from hinerv.bitstream import CodedTensor, peek, unpack
-from hinerv.codec import _context_view, _expected_shapes, _expected_shapes_all
+from hinerv.codec import _header_checks
 from hinerv.config import ModelConfig
+from hinerv.entropy.tables import table_bits
 from hinerv.model import HiNeRV, padded_size
+from hinerv.pipelines.rd import _context_view
 
 
 def _bits_v2(t: CodedTensor, coding: str) -> float:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     data = a.bitstream.read_bytes()
     summ = peek(data)
     v2 = summ.version >= 2
-    stream = unpack(data, expected_shapes=_expected_shapes_all if v2 else _expected_shapes)
+    stream = unpack(data, expected_shapes=_header_checks(data))
     cfg = ModelConfig.from_fields(dict(stream.model))
     hp, wp = padded_size(stream.info.height, stream.info.width, cfg)
     with torch.device("meta"):
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             if not t.q.size or spec.max_abs == 0:
                 continue
             tab = entropy.histogram(t.q)
-            hist += entropy.cross_entropy_bits(t.q, tab) + entropy._table_bits(tab)
+            hist += entropy.cross_entropy_bits(t.q, tab) + table_bits(tab)
             p_bits = _bits_v2(t, "tensor")
             par += p_bits
             best += r["bits"]

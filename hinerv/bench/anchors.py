@@ -1,6 +1,7 @@
 """Published RD points shipped as package data, and importers for other codecs' result files.
 
-Built-in anchors (``hinerv bdrate my.json @hinerv-uvg``; list with ``hinerv bench anchors``) are
+:func:`load_results` reads a result file or a built-in anchor. Built-in anchors (``hinerv bdrate
+my.json @hinerv-uvg``; list with ``hinerv bench anchors``) are
 read from the CSVs in ``hinerv/data/anchors/`` (published numbers; sources in that folder's
 README.md). Importers turn DCVC's result JSON and tidy CSVs (one row per sequence x rate point)
 into our :class:`~hinerv.bench.results.ResultSet`.
@@ -24,6 +25,7 @@ __all__ = [
     "ANCHORS",
     "list_anchors",
     "load_anchor",
+    "load_results",
     "import_dcvc_json",
     "import_csv",
     "CSV_COLUMNS",
@@ -107,6 +109,37 @@ def import_csv(
         InputError: unreadable file, no sequence column, several codecs without ``codec=``, or no
             rows left after filtering.
     """
+    origin, rows = _read_csv(source)
+    header = list(rows[0].keys())
+    seq_col = next((c for c in _SEQ_COLS if c in header), None)
+    if seq_col is None:
+        raise InputError(f"{origin}: no sequence column (one of {', '.join(_SEQ_COLS)})")
+    rows = _select_rows(rows, origin, codec=codec, dataset=dataset, row_filter=row_filter)
+    mapping = {**CSV_COLUMNS, **(columns or {})}
+    point_col = next((c for c in _POINT_COLS if c in header), None)
+
+    per_seq: dict[str, list[dict[str, Any]]] = {}
+    avg: list[dict[str, Any]] = []
+    for r in rows:
+        rec = _csv_record(r, mapping, psnr_key, msssim_key)
+        if "bpp" not in rec and "bitrate" not in rec:
+            continue
+        if point_col is not None:
+            rec["q"] = r[point_col]
+        seq = r[seq_col]
+        is_avg = r.get("is_average", "").strip().lower() == "true" or (
+            seq.strip().lower() in _AVERAGE_NAMES)
+        (avg if is_avg else per_seq.setdefault(seq, [])).append(rec)
+    if not per_seq and not avg:
+        raise InputError(f"{origin}: no row has a bpp or bitrate value")
+    seqs = {s: _to_curve(p) for s, p in per_seq.items()}
+    results = _to_curve(avg) if avg else aggregate(seqs)
+    nm = name or codec or Path(origin).stem
+    return ResultSet(nm, description, results, seqs)
+
+
+def _read_csv(source: Path | str | io.TextIOBase) -> tuple[str, list[dict[str, str]]]:
+    """``(origin for messages, rows)`` of a CSV file or stream (at least one row)."""
     origin = str(source) if isinstance(source, (str, Path)) else "<csv>"
     try:
         if isinstance(source, (str, Path)):
@@ -118,10 +151,20 @@ def import_csv(
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
         raise InputError(f"{origin}: no rows")
+    return origin, rows
+
+
+def _select_rows(
+    rows: list[dict[str, str]],
+    origin: str,
+    *,
+    codec: str | None,
+    dataset: str | None,
+    row_filter: Callable[[dict[str, str]], bool] | None,
+) -> list[dict[str, str]]:
+    """The rows of ``dataset`` and ``codec`` (required when the file holds several) that pass
+    ``row_filter``; at least one."""
     header = list(rows[0].keys())
-    seq_col = next((c for c in _SEQ_COLS if c in header), None)
-    if seq_col is None:
-        raise InputError(f"{origin}: no sequence column (one of {', '.join(_SEQ_COLS)})")
     if dataset is not None and "dataset" in header:
         rows = [r for r in rows if r["dataset"].lower() == dataset.lower()]
     if "codec" in header:
@@ -134,51 +177,37 @@ def import_csv(
         rows = [r for r in rows if row_filter(r)]
     if not rows:
         raise InputError(f"{origin}: no rows match codec={codec!r} dataset={dataset!r}")
-    mapping = dict(CSV_COLUMNS)
-    if columns:
-        mapping.update(columns)
-    point_col = next((c for c in _POINT_COLS if c in header), None)
+    return rows
 
-    per_seq: dict[str, list[dict[str, Any]]] = {}
-    avg: list[dict[str, Any]] = []
-    for r in rows:
-        space = r.get("psnr_space", "")
-        yuv = "yuv" in space.lower()
-        rec: dict[str, Any] = {}
-        for col, val in r.items():
-            key = mapping.get(col)
-            if col == "psnr" and key is None:
-                key = psnr_key or ("psnr-yuv" if yuv else "psnr-rgb")
-            elif col == "msssim" and key is None:
-                key = msssim_key or ("ms-ssim-yuv" if yuv else "ms-ssim-rgb")
-            if key is None or val is None:
-                continue
-            num = _num(val)
-            if num is not None:
-                rec[key] = num
-        if "bpp" not in rec and "bitrate" not in rec:
+
+def _csv_record(
+    row: dict[str, str], mapping: Mapping[str, str], psnr_key: str | None, msssim_key: str | None
+) -> dict[str, Any]:
+    """Our keys and numbers of one CSV row (columns that are not numbers are left out)."""
+    yuv = "yuv" in row.get("psnr_space", "").lower()
+    rec: dict[str, Any] = {}
+    for col, val in row.items():
+        key = mapping.get(col)
+        if col == "psnr" and key is None:
+            key = psnr_key or ("psnr-yuv" if yuv else "psnr-rgb")
+        elif col == "msssim" and key is None:
+            key = msssim_key or ("ms-ssim-yuv" if yuv else "ms-ssim-rgb")
+        if key is None or val is None:
             continue
-        if point_col is not None:
-            rec["q"] = r[point_col]
-        seq = r[seq_col]
-        is_avg = r.get("is_average", "").strip().lower() == "true" or (
-            seq.strip().lower() in _AVERAGE_NAMES)
-        (avg if is_avg else per_seq.setdefault(seq, [])).append(rec)
-    if not per_seq and not avg:
-        raise InputError(f"{origin}: no row has a bpp or bitrate value")
+        num = _num(val)
+        if num is not None:
+            rec[key] = num
+    return rec
 
-    def to_curve(points: list[dict[str, Any]]) -> Curve:
-        rate_key = "bpp" if all("bpp" in p for p in points) else "bitrate"
-        points = sorted(points, key=lambda p: p.get(rate_key, 0.0))
-        keys: list[str] = []
-        for p in points:
-            keys.extend(k for k in p if k not in keys)
-        return {k: [p.get(k) for p in points] for k in keys}
 
-    seqs = {s: to_curve(p) for s, p in per_seq.items()}
-    results = to_curve(avg) if avg else aggregate(seqs)
-    nm = name or codec or Path(origin).stem
-    return ResultSet(nm, description, results, seqs)
+def _to_curve(points: list[dict[str, Any]]) -> Curve:
+    """Point records as a curve ordered by rate (bpp when every point has it, else bitrate)."""
+    rate_key = "bpp" if all("bpp" in p for p in points) else "bitrate"
+    points = sorted(points, key=lambda p: p.get(rate_key, 0.0))
+    keys: list[str] = []
+    for p in points:
+        keys.extend(k for k in p if k not in keys)
+    return {k: [p.get(k) for p in points] for k in keys}
 
 
 def import_dcvc_json(
@@ -398,3 +427,15 @@ def load_anchor(name: str) -> ResultSet:
     rs.extra["anchor"] = f"@{a.name}"
     return rs
 
+
+def load_results(spec: str | Path) -> ResultSet:
+    """Load a result file, or a built-in anchor when ``spec`` starts with ``@`` (e.g.
+    ``@hinerv-uvg``; see :func:`list_anchors`).
+
+    Raises:
+        InputError: unreadable or malformed file; ConfigError: unknown anchor.
+    """
+    s = str(spec)
+    if s.startswith("@"):
+        return load_anchor(s[1:])
+    return ResultSet.from_json(read_json(Path(s)), origin=s)

@@ -3,8 +3,10 @@
 
 Every codec lists its rate points and runs one point on one :class:`~hinerv.bench.sources.Source`:
 encode, decode, measure the decoded integer frames with :func:`hinerv.metrics.compare_videos`, and
-count the rate from the size of the bitstream file. :meth:`Codec.run_point` returns a flat dict of
-the keys in :data:`hinerv.bench.results.RESULT_KEYS` plus ``q`` (point label) and codec extras.
+count the rate from the size of the bitstream file (HiNeRV: :func:`hinerv.codec.encode_file`
+decodes and measures its own bitstream, so the point takes those numbers from its report).
+:meth:`Codec.run_point` returns a flat dict of the keys in :data:`hinerv.bench.results.RESULT_KEYS`
+plus ``q`` (point label) and codec extras.
 """
 
 from __future__ import annotations
@@ -250,7 +252,8 @@ class X265Codec(Codec):
 
 @dataclass
 class HiNeRVCodec(Codec):
-    """Our codec through :func:`hinerv.codec.encode_file` / :func:`hinerv.codec.decode_file`.
+    """Our codec through :func:`hinerv.codec.encode_file`, whose report gives the metrics of the
+    decoded integer frames and the decode time (the bitstream is decoded once, by the encode).
 
     A rate point is (model size, quantization bits). Points of one size share a work folder so the
     trained and pruned model is reused across bit depths (they form one sequential group).
@@ -347,12 +350,30 @@ class HiNeRVCodec(Codec):
             RatePoint(f"{s}-q{b}", {"size": s, "bits": b}, group=s) for s in self.sizes for b in self.bits
         ]
 
-    def available(self) -> str | None:
-        try:
-            import hinerv.codec  # noqa: F401
-        except ImportError as e:  # pragma: no cover - depends on the lead's module
-            return f"hinerv.codec is not importable ({e})"
-        return None
+    def encode_options(self, point: RatePoint, device: str) -> Any:
+        """The :class:`hinerv.codec.EncodeOptions` of ``point`` on ``device``."""
+        from hinerv.codec import EncodeOptions
+        from hinerv.pipelines.paper import PaperOptions
+        from hinerv.pipelines.rd import RDOptions
+
+        if self.pipeline == "rd":
+            settings: Any = RDOptions(
+                lam=float(point.params["lam"]) if "lam" in point.params else None,
+                target_bpp=point.params.get("target_bpp"),
+                distortion=self.distortion,
+            )
+        else:
+            settings = PaperOptions(bits=int(point.params.get("bits", 6)))
+        return EncodeOptions(
+            size=str(point.params["size"]),
+            schedule=self.schedule,
+            epochs=self.epochs,
+            device=device,
+            seed=self.seed,
+            pipeline=self.pipeline,
+            settings=settings,
+            time_budget=self.time_budget,
+        )
 
     def run_point(
         self,
@@ -363,60 +384,31 @@ class HiNeRVCodec(Codec):
         device: str | None = None,
         progress: PointProgress | None = None,
     ) -> dict[str, Any]:
-        from hinerv.codec import EncodeOptions, decode_file, encode_file
-        from hinerv.pipelines.paper import PaperOptions
-        from hinerv.pipelines.rd import RDOptions
-        from hinerv.train import TrainEvent
+        """Encode ``point`` with :func:`hinerv.codec.encode_file`. Its report already holds the
+        metrics of the decoded integer frames and the decode time, so nothing is decoded again."""
+        from hinerv.codec import encode_file
 
-        dev = device or self.device
-        rd = self.pipeline == "rd"
-        if rd:
-            settings: Any = RDOptions(
-                lam=float(point.params["lam"]) if "lam" in point.params else None,
-                target_bpp=point.params.get("target_bpp"),
-                distortion=self.distortion,
-            )
-        else:
-            settings = PaperOptions(bits=int(point.params.get("bits", 6)))
-        opts = EncodeOptions(
-            size=str(point.params["size"]),
-            schedule=self.schedule,
-            epochs=self.epochs,
-            device=dev,
-            seed=self.seed,
-            pipeline=self.pipeline,
-            settings=settings,
-            time_budget=self.time_budget,
-        )
         workdir.mkdir(parents=True, exist_ok=True)
         keep = workdir / "keep"
         keep.mkdir(exist_ok=True)
         bitstream = keep / f"{point.label}.hnerv"
+        rd = self.pipeline == "rd"
         # One training folder per (sequence, size), shared by the bit depths of that size.
         train_dir = workdir.parent / (f"train-{point.label}" if rd else f"train-{point.params['size']}")
-
-        def on_event(ev: Any) -> None:
-            if progress is None or not isinstance(ev, TrainEvent):
-                return
-            # global_epoch counts the epochs finished before the current one, over all stages
-            total = ev.total_epochs * ev.steps
-            progress("encode", min(ev.global_epoch * ev.steps + ev.step, total), total)
-
         report = encode_file(
             source.path,
             bitstream,
-            opts,
+            self.encode_options(point, device or self.device),
             workdir=train_dir,
             resume=True,
-            progress=on_event,
+            progress=_encode_progress(progress),
             reader_options=source.reader_options or None,
         )
-        # includes training done earlier for this model (resumed, or shared with another bit depth)
-        enc_s = report.encode_seconds
-        decoded = workdir / f"{point.label}.dec.y4m"
-        cb = (lambda d, t: progress("decode", d, t)) if progress else None
-        dec = decode_file(bitstream, decoded, device=dev, progress=cb)
-        nbytes = bitstream.stat().st_size
+        return self._record(source, point, report)
+
+    def _record(self, source: Source, point: RatePoint, report: Any) -> dict[str, Any]:
+        """The result record of ``point`` from its :class:`hinerv.codec.EncodeReport`."""
+        rd = self.pipeline == "rd"
         res: dict[str, Any] = {
             "q": point.label,
             "size": point.params["size"],
@@ -424,19 +416,36 @@ class HiNeRVCodec(Codec):
         }
         if rd:
             res["pipeline"] = "rd"
-            res["lambda"] = getattr(report, "lam", None)
+            res["lambda"] = report.lam
             if point.params.get("target_bpp") is not None:
                 res["target_bpp"] = point.params["target_bpp"]
-        res.update(_rate(nbytes, source))
-        res.update(_measure(source, decoded, progress))
-        res["encoding_time"] = enc_s
-        res["decoding_time"] = dec.seconds
-        res["params"] = getattr(report, "params", None)
-        res["model"] = getattr(report, "model", None)
-        res["bitstream"] = bitstream.name
-        with contextlib.suppress(OSError):
-            decoded.unlink()
+        res.update(_rate(report.bytes, source))
+        res.update(report.metrics)  # measured by encode_file on the decoded integer frames
+        # includes training done earlier for this model (resumed, or shared with another bit depth)
+        res["encoding_time"] = report.encode_seconds
+        res["decoding_time"] = report.decode_seconds
+        res["params"] = report.params
+        res["model"] = report.model
+        res["bitstream"] = f"{point.label}.hnerv"
         return res
+
+
+def _encode_progress(progress: PointProgress | None) -> Callable[[Any], None] | None:
+    """:func:`hinerv.codec.encode_file`'s progress events as ``progress(stage, done, total)``:
+    training steps as ``encode``, its ``decode`` and ``measure`` phases as (0, 1)."""
+    if progress is None:
+        return None
+    from hinerv.train import TrainEvent
+
+    def on_event(ev: Any) -> None:
+        if isinstance(ev, TrainEvent):
+            # global_epoch counts the epochs finished before the current one, over all stages
+            total = ev.total_epochs * ev.steps
+            progress("encode", min(ev.global_epoch * ev.steps + ev.step, total), total)
+        elif ev in ("decode", "measure"):
+            progress(ev, 0, 1)
+
+    return on_event
 
 
 # --------------------------------------------------------------------------------------------

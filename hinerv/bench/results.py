@@ -37,7 +37,6 @@ __all__ = [
     "read_json",
     "canonical_sequence",
     "aggregate",
-    "load_results",
     "points_to_lists",
 ]
 
@@ -262,14 +261,3 @@ class ResultSet:
         known = {"name", "description", "results", "sequences", "aggregation"}
         extra = {k: v for k, v in obj.items() if k not in known}
         return cls(name, desc, res, seqs, extra)
-
-
-def load_results(spec: str | Path) -> ResultSet:
-    """Load a result file, or a built-in anchor when ``spec`` starts with ``@`` (e.g.
-    ``@hinerv-uvg``; see :func:`hinerv.bench.anchors.list_anchors`)."""
-    s = str(spec)
-    if s.startswith("@"):
-        from hinerv.bench.anchors import load_anchor
-
-        return load_anchor(s[1:])
-    return ResultSet.from_json(read_json(Path(s)), origin=s)

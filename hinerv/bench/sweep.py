@@ -11,23 +11,18 @@ Output folder layout (``OUT``)::
 Every file is written atomically by the parent process, so a killed run loses at most the points in
 progress; rerunning the same command skips every finished point (``force=True`` redoes them).
 
-Execution: ``jobs=1`` runs points in this process (with per-point progress); ``jobs=N`` runs one point
-per worker of a local :class:`concurrent.futures.ProcessPoolExecutor` (GPU codecs get
-``cuda:<worker % n_gpus>``); ``ray_address=...`` submits the same job function as Ray tasks on an
-existing cluster (input and output paths must be visible to every node, e.g. a shared file system).
-Points of one group (HiNeRV: one size at several bit depths) run one after another, since they share
-the trained model.
+Execution (:mod:`hinerv.bench.executors`, one interface and one failure rule for all three):
+``jobs=1`` runs points in this process (with per-point progress); ``jobs=N`` runs one point per worker
+of a local process pool (GPU codecs get ``cuda:<worker % n_gpus>``); ``ray_address=...`` submits the
+same job function as Ray tasks on an existing cluster (input and output paths must be visible to every
+node, e.g. a shared file system). Points of one group (HiNeRV: one size at several bit depths) run one
+after another, since they share the trained model; a failed point skips the rest of its group.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import copy
-import multiprocessing as mp
 import os
 import shutil
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,7 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hinerv.bench.codecs import Codec, PointProgress, RatePoint
+from hinerv.bench.codecs import Codec
+from hinerv.bench.executors import make_executor, run_groups
+from hinerv.bench.jobs import SweepJob, portable_codec, portable_job, run_job
 from hinerv.bench.results import (
     AGGREGATION_RULE,
     RESULT_KEYS,
@@ -46,7 +43,7 @@ from hinerv.bench.results import (
     write_json_atomic,
 )
 from hinerv.bench.sources import Source, prepare_source
-from hinerv.errors import ConfigError, HinervError, InputError
+from hinerv.errors import ConfigError, InputError
 
 __all__ = [
     "SourceSpec",
@@ -56,6 +53,7 @@ __all__ = [
     "run_job",
     "run_sweep",
     "point_path",
+    "portable_job",
     "collect_results",
 ]
 
@@ -76,21 +74,6 @@ class SourceSpec:
     name: str
     path: Path
     reader_options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SweepJob:
-    """One point of one codec on one sequence (what a worker runs)."""
-
-    codec: Codec
-    source: Source
-    point: RatePoint
-    workdir: Path
-    device: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.codec.name, self.source.name, self.point.label)
 
 
 class SweepReporter:
@@ -142,123 +125,6 @@ def point_path(out: Path, codec: str, sequence: str, label: str) -> Path:
     return Path(out) / codec / "points" / sequence / f"{label}.json"
 
 
-# --------------------------------------------------------------------------------------------
-# worker side
-# --------------------------------------------------------------------------------------------
-
-_WORKER_SLOT: int = 0
-
-#: how often a pool worker checks that its parent is still alive (seconds).
-PARENT_POLL_S = 0.5
-
-
-def _init_worker(counter: Any, parent_pid: int | None = None) -> None:
-    global _WORKER_SLOT
-    from hinerv.runtime import configure_process
-
-    configure_process()  # a spawned worker does not run the CLI entry point
-    with counter.get_lock():
-        _WORKER_SLOT = counter.value
-        counter.value += 1
-    if parent_pid is not None:
-        watch_parent(parent_pid)
-
-
-def _set_parent_death_signal() -> None:
-    """Linux: have the kernel SIGKILL this process when its parent dies (best effort)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - no libc / no prctl
-        pass
-
-
-def watch_parent(parent_pid: int, poll: float = PARENT_POLL_S) -> threading.Thread | None:
-    """End this (worker) process as soon as ``parent_pid`` is gone, even after ``kill -9`` of it.
-
-    Two mechanisms: the Linux parent-death signal (immediate; set up here), and a daemon thread
-    that polls ``os.getppid()`` (portable; an orphan is re-parented, so its parent pid changes).
-    Returns the thread, or None when the parent is already gone (then the process exits at once).
-    """
-    _set_parent_death_signal()
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    t = threading.Thread(target=watch, name="hinerv-parent-watch", daemon=True)
-    t.start()
-    return t
-
-
-def _pick_device(job: SweepJob, n_gpus: int) -> str | None:
-    if job.device is not None:
-        return job.device
-    if job.codec.uses_gpu and n_gpus > 0 and getattr(job.codec, "device", "auto") in ("auto", "cuda"):
-        return f"cuda:{_WORKER_SLOT % n_gpus}"
-    return None
-
-
-def run_job(job: SweepJob, n_gpus: int = 0, progress: PointProgress | None = None) -> dict[str, Any]:
-    """Run one point (in any process): returns the result record with timing and device added.
-
-    Errors propagate (a :class:`HinervError` for user problems)."""
-    dev = _pick_device(job, n_gpus)
-    t0 = time.perf_counter()
-    res = job.codec.run_point(job.source, job.point, job.workdir, device=dev, progress=progress)
-    res.setdefault("q", job.point.label)
-    res.setdefault("width", job.source.info.width)
-    res.setdefault("height", job.source.info.height)
-    res["wall_time"] = time.perf_counter() - t0
-    if dev is not None:
-        res["device"] = dev
-    res["host"] = os.uname().nodename if hasattr(os, "uname") else ""
-    return res
-
-
-# --------------------------------------------------------------------------------------------
-# parent side
-# --------------------------------------------------------------------------------------------
-
-
-def _abs(p: Path | str | None) -> Any:
-    return None if p is None else Path(p).absolute()
-
-
-def portable_codec(codec: Codec) -> Codec:
-    """A copy of ``codec`` whose file-system paths are absolute (relative ones would be resolved
-    against a remote worker's own working folder). Bare program names (``TAppEncoder`` on the
-    ``PATH``) and named schedules are left alone."""
-    c = copy.copy(codec)
-    for attr in ("encoder", "decoder"):
-        v = getattr(c, attr, None)
-        if v is not None and (os.sep in str(v) or Path(v).exists()):
-            setattr(c, attr, _abs(v))
-    if getattr(c, "cfg", None) is not None:
-        c.cfg = _abs(c.cfg)  # type: ignore[attr-defined]
-    sched = getattr(c, "schedule", None)
-    if isinstance(sched, str) and sched.endswith(".toml"):
-        c.schedule = str(_abs(sched))  # type: ignore[attr-defined]
-    return c
-
-
-def portable_job(job: SweepJob) -> SweepJob:
-    """A copy of ``job`` in which every path is absolute, so it runs the same on any node that
-    mounts the same file system, whatever the node's working folder (what Ray workers need)."""
-    src = replace(job.source, path=_abs(job.source.path), original=_abs(job.source.original))
-    return SweepJob(portable_codec(job.codec), src, job.point, _abs(job.workdir), job.device)
-
-
 def _ordered_keys(points: Sequence[dict[str, Any]]) -> list[str]:
     first = ["q", "qp", "size", "bits", *RESULT_KEYS]
     keys = [k for k in first if any(k in p for p in points)]
@@ -308,33 +174,6 @@ def collect_results(
     return rs, files
 
 
-class _Inline:
-    """Runs jobs in this process, one at a time (jobs=1)."""
-
-    def __init__(self, reporter: SweepReporter) -> None:
-        self.reporter = reporter
-
-    def run(self, job: SweepJob) -> Any:
-        def cb(stage: str, done: int, total: int) -> None:
-            self.reporter.point_progress(job, stage, done, total)
-
-        try:
-            return ("ok", run_job(job, _n_gpus_local(job), cb))
-        except HinervError as e:
-            return ("err", f"{type(e).__name__}: {e}")
-
-
-def _n_gpus_local(job: SweepJob) -> int:
-    if not job.codec.uses_gpu:
-        return 0
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # pragma: no cover - torch is a dependency
-        return 0
-
-
 def _prepare_sources(
     specs: Sequence[SourceSpec], work: Path, frames: int | None, scale: float | None
 ) -> list[Source]:
@@ -371,6 +210,75 @@ def _finish_point(out: Path, job: SweepJob, res: dict[str, Any], description: st
     }
     write_json_atomic(point_path(out, job.codec.name, job.source.name, job.point.label), rec)
     shutil.rmtree(job.workdir, ignore_errors=True)
+
+
+
+
+@dataclass
+class _Sweep:
+    """The parent side of a running sweep: writes each finished point and keeps the summary
+    (the :class:`~hinerv.bench.executors.SweepEvents` of :func:`run_groups`)."""
+
+    out: Path
+    codecs: dict[str, Codec]
+    descriptions: dict[str, str]
+    sequences: list[str]
+    summary: SweepSummary
+    reporter: SweepReporter
+
+    def started(self, job: SweepJob) -> None:
+        self.reporter.point_started(job)
+
+    def finished(self, job: SweepJob, result: dict[str, Any]) -> None:
+        desc = self.descriptions[job.codec.name]
+        _finish_point(self.out, job, result, desc)
+        collect_results(self.out, self.codecs[job.codec.name], self.sequences, desc)
+        self.summary.ran += 1
+        self.reporter.point_done(job, result, None)
+
+    def failed(self, job: SweepJob, error: str) -> None:
+        self.summary.failed["/".join(job.key)] = error
+        self.reporter.point_done(job, None, error)
+
+    def skipped(self, job: SweepJob, reason: str) -> None:
+        self.summary.failed["/".join(job.key)] = reason
+
+
+def _runnable(codecs: Sequence[Codec], summary: SweepSummary, rep: SweepReporter) -> list[Codec]:
+    """The codecs that can run here; the others are recorded in ``summary`` with their reason."""
+    names = [c.name for c in codecs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two codecs share a run name ({', '.join(names)}); set distinct names")
+    runnable = []
+    for c in codecs:
+        reason = c.available()
+        if reason:
+            summary.skipped_codecs[c.name] = reason
+            rep.message(reason)
+        else:
+            runnable.append(c)
+    if not runnable:
+        raise ConfigError("no runnable codec: " + "; ".join(summary.skipped_codecs.values()))
+    return runnable
+
+
+def _plan(
+    codecs: Sequence[Codec], sources: Sequence[Source], out: Path, force: bool, summary: SweepSummary
+) -> dict[tuple[str, str, str], deque[SweepJob]]:
+    """The jobs to run, by group (codec, sequence, point group), in order; finished points are
+    counted in ``summary.skipped_done`` unless ``force``."""
+    work = out / "work"
+    groups: dict[tuple[str, str, str], deque[SweepJob]] = {}
+    for c in codecs:
+        for s in sources:
+            for p in c.points():
+                pp = point_path(out, c.name, s.name, p.label)
+                if pp.is_file() and not force:
+                    summary.skipped_done += 1
+                    continue
+                job = SweepJob(c, s, p, work / c.name / s.name / p.label)
+                groups.setdefault((c.name, s.name, p.group or p.label), deque()).append(job)
+    return groups
 
 
 def run_sweep(
@@ -415,170 +323,33 @@ def run_sweep(
         raise ConfigError("no sequences to benchmark (give video files or --dataset with --root)")
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    names = [c.name for c in codecs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"two codecs share a run name ({', '.join(names)}); set distinct names")
-    runnable = []
-    for c in codecs:
-        reason = c.available()
-        if reason:
-            summary.skipped_codecs[c.name] = reason
-            rep.message(reason)
-        else:
-            runnable.append(c)
-    if not runnable:
-        raise ConfigError("no runnable codec: " + "; ".join(summary.skipped_codecs.values()))
-    work = out / "work"
-    prepared = _prepare_sources(sources, work, frames, scale)
+    runnable = _runnable(codecs, summary, rep)
+    prepared = _prepare_sources(sources, out / "work", frames, scale)
     descriptions = {c.name: f"{c.description()}. {METRIC_NOTE}" for c in runnable}
-
-    groups: dict[tuple[str, str, str], deque[SweepJob]] = {}
-    for c in runnable:
-        for s in prepared:
-            for p in c.points():
-                pp = point_path(out, c.name, s.name, p.label)
-                if pp.is_file() and not force:
-                    summary.skipped_done += 1
-                    continue
-                job = SweepJob(c, s, p, work / c.name / s.name / p.label)
-                groups.setdefault((c.name, s.name, p.group or p.label), deque()).append(job)
-    pending = sum(len(q) for q in groups.values())
+    groups = _plan(runnable, prepared, out, force, summary)
+    all_jobs = [j for q in groups.values() for j in q]
     if dry_run:
-        for q in groups.values():
-            for j in q:
-                rep.message(f"would run {j.codec.name} {j.source.name} {j.point.label}")
+        for j in all_jobs:
+            rep.message(f"would run {j.codec.name} {j.source.name} {j.point.label}")
         summary.seconds = time.perf_counter() - t_start
         return summary
     if force:
-        for q in groups.values():
-            for j in q:
-                point_path(out, *j.key).unlink(missing_ok=True)
+        for j in all_jobs:
+            point_path(out, *j.key).unlink(missing_ok=True)
     seq_names = [s.name for s in prepared]
     for c in runnable:  # refresh result files from points finished earlier
-        rs_path = out / f"{c.name}.json"
         collect_results(out, c, seq_names, descriptions[c.name])
-        summary.outputs[c.name] = rs_path  # exists once a point of the codec is done (checked at the end)
-    rep.start(pending, summary.skipped_done)
-    by_name = {c.name: c for c in runnable}
-
-    def done(job: SweepJob, status: str, payload: Any) -> None:
-        if status == "ok":
-            _finish_point(out, job, payload, descriptions[job.codec.name])
-            collect_results(out, by_name[job.codec.name], seq_names, descriptions[job.codec.name])
-            summary.ran += 1
-            rep.point_done(job, payload, None)
-        else:
-            summary.failed["/".join(job.key)] = str(payload)
-            rep.point_done(job, None, str(payload))
-
+        summary.outputs[c.name] = out / f"{c.name}.json"  # exists once a point is done (checked below)
+    rep.start(len(all_jobs), summary.skipped_done)
+    state = _Sweep(out, {c.name: c for c in runnable}, descriptions, seq_names, summary, rep)
+    executor = make_executor(
+        jobs, ray_address, gpus=any(j.codec.uses_gpu for j in all_jobs), progress=rep.point_progress
+    )
     try:
-        if ray_address:
-            _run_ray(groups, ray_address, rep, done)
-        elif jobs == 1:
-            inline = _Inline(rep)
-            for q in groups.values():
-                while q:
-                    job = q.popleft()
-                    rep.point_started(job)
-                    status, payload = inline.run(job)
-                    done(job, status, payload)
-                    if status != "ok":
-                        summary.failed.update(
-                            {"/".join(j.key): "skipped after a failure in its group" for j in q}
-                        )
-                        q.clear()
-        else:
-            _run_pool(groups, jobs, rep, done)
+        run_groups(executor, groups, state)
     finally:
         rep.finish()
         summary.seconds = time.perf_counter() - t_start
         # list only result files that exist (a codec whose every point failed has none)
         summary.outputs = {k: v for k, v in summary.outputs.items() if v.is_file()}
     return summary
-
-
-def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # pragma: no cover
-        return 0
-
-
-def _run_pool(groups: dict[Any, deque[SweepJob]], jobs: int, rep: SweepReporter, done: Any) -> None:
-    n_gpus = _gpu_count() if any(j.codec.uses_gpu for q in groups.values() for j in q) else 0
-    ctx = mp.get_context("spawn")
-    counter = ctx.Value("i", 0)
-    with cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
-    ) as ex:
-        running: dict[cf.Future[Any], tuple[Any, SweepJob]] = {}
-
-        def submit(gkey: Any) -> None:
-            q = groups[gkey]
-            if q:
-                job = q.popleft()
-                rep.point_started(job)
-                running[ex.submit(run_job, job, n_gpus)] = (gkey, job)
-
-        for g in list(groups):
-            submit(g)
-        try:
-            while running:
-                finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    gkey, job = running.pop(fut)
-                    exc = fut.exception()
-                    if exc is None:
-                        done(job, "ok", fut.result())
-                        submit(gkey)
-                    elif isinstance(exc, HinervError):
-                        done(job, "err", f"{type(exc).__name__}: {exc}")
-                        groups[gkey].clear()
-                    else:
-                        raise exc
-        except BaseException:
-            for f in running:
-                f.cancel()
-            ex.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _run_ray(groups: dict[Any, deque[SweepJob]], address: str, rep: SweepReporter, done: Any) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--ray-address needs Ray: pip install 'hinerv[ray]'") from None
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
-    remote = ray.remote(run_job)
-    running: dict[Any, tuple[Any, SweepJob]] = {}
-
-    def submit(gkey: Any) -> None:
-        q = groups[gkey]
-        if q:
-            job = q.popleft()
-            gpu = 1 if job.codec.uses_gpu and cluster_gpus > 0 else 0
-            rep.point_started(job)
-            # Ray pins the task to its GPU through CUDA_VISIBLE_DEVICES, so "auto" finds it.
-            ref = remote.options(num_gpus=gpu, num_cpus=1).remote(portable_job(job), 0)
-            running[ref] = (gkey, job)
-
-    for g in list(groups):
-        submit(g)
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            gkey, job = running.pop(ref)
-            try:
-                res = ray.get(ref)
-            except Exception as e:  # RayTaskError wraps the worker's exception
-                cause = getattr(e, "cause", e)
-                if isinstance(cause, HinervError):
-                    done(job, "err", f"{type(cause).__name__}: {cause}")
-                    groups[gkey].clear()
-                    continue
-                raise
-            done(job, "ok", res)
-            submit(gkey)

@@ -18,7 +18,6 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, out_console, print_json, print_table
 from hinerv.errors import ConfigError, InputError
-from hinerv.pipelines import DEFAULT_PIPELINE
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -127,77 +126,6 @@ class _RichReporter:
         self.progress.stop()
 
 
-def _build_codecs(
-    names: list[str],
-    *,
-    qps: tuple[int, ...] | None,
-    preset: str | None,
-    gops: tuple[str, ...],
-    intra_period: int | None,
-    x265_params: str | None,
-    sizes: tuple[str, ...] | None,
-    bits: tuple[int, ...] | None,
-    schedule: str,
-    pipeline: str | None = None,
-    lambdas: tuple[float, ...] | None = None,
-    target_bpps: tuple[float, ...] | None = None,
-    distortion: str = "reference",
-    epochs: int | None,
-    device: str,
-    time_budget: float | None = None,
-    seed: int,
-    hm_bin: Path | None,
-    hm_cfg: Path | None,
-    hm_dec: Path | None,
-    hm_qps: tuple[int, ...] | None,
-    hm_name: str | None,
-) -> list[Any]:
-    from hinerv.bench.codecs import HiNeRVCodec, HMCodec, X265Codec
-    from hinerv.bench.specs import load_codec_config
-
-    out: list[Any] = []
-    for n in names:
-        key = n.lower()
-        if key == "x265":
-            for g in gops:
-                kw: dict[str, Any] = {"config": g, "intra_period": intra_period}
-                if qps:
-                    kw["qps"] = qps
-                if preset:
-                    kw["preset"] = preset
-                if x265_params:
-                    kw["x265_params"] = x265_params
-                out.append(X265Codec(**kw))
-        elif key in ("hinerv", "ours"):
-            kw = {"schedule": schedule, "epochs": epochs, "device": device, "seed": seed,
-                  "time_budget": time_budget}
-            if sizes:
-                kw["sizes"] = sizes
-            if bits:
-                kw["bits"] = bits
-            # the encode command's rule: --bits alone selects paper, else the default pipeline
-            kw["pipeline"] = pipeline or ("paper" if bits else DEFAULT_PIPELINE)
-            kw["distortion"] = distortion
-            if lambdas:
-                kw["lambdas"] = lambdas
-            if target_bpps:
-                kw["target_bpps"] = target_bpps
-            out.append(HiNeRVCodec(**kw))
-        elif key in ("hm", "vtm"):
-            kw = {"encoder": hm_bin, "cfg": hm_cfg, "decoder": hm_dec,
-                  "intra_period": intra_period, "label": hm_name or key.upper()}
-            if hm_qps:
-                kw["qps"] = hm_qps
-            out.append(HMCodec(**kw))
-        else:
-            over: dict[str, Any] = {}
-            if n.startswith("hm") or n.startswith("vtm"):
-                over = {"encoder": hm_bin, "cfg": hm_cfg, "decoder": hm_dec, "qps": hm_qps,
-                        "intra_period": intra_period}
-            out.append(load_codec_config(n, **over))
-    return out
-
-
 @bench_app.command("run")
 def bench_run(
     videos: Annotated[list[Path] | None, typer.Argument(help="Videos to benchmark (any format "
@@ -252,8 +180,8 @@ def bench_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Encode, decode and measure every rate point of every codec on every sequence."""
-    from hinerv.bench.datasets import load_dataset, locate
-    from hinerv.bench.sweep import SourceSpec, run_sweep
+    from hinerv.bench.specs import CodecOptions, build_codecs
+    from hinerv.bench.sweep import run_sweep
     from hinerv.budget import parse_duration
 
     # every option that can be wrong is refused here, before a source is prepared
@@ -268,8 +196,30 @@ def bench_run(
     if out.exists() and not out.is_dir():
         raise InputError(f"output folder {out} exists and is not a folder")
     check_writable_dir(out, create=True)
-    specs: list[SourceSpec] = []
     ropts = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
+    specs = _source_specs(videos or [], dataset, root, ropts)
+    codecs = build_codecs(list(codec or ["x265"]), CodecOptions(
+        qps=_ints(qps, "--qps"), preset=preset, gops=_strs(gop) or ("ra",), intra_period=intra_period,
+        x265_params=x265_params, sizes=_strs(sizes), bits=hinerv_bits, schedule=schedule,
+        pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
+        target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion, epochs=epochs,
+        device=device, time_budget=parse_duration(time_budget) if time_budget else None, seed=seed,
+        hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"), hm_name=hm_name,
+    ))
+    rep = _RichReporter(quiet)  # progress is on stderr, so --json keeps it
+    summary = run_sweep(codecs, specs, out, frames=frames, scale=scale, jobs=jobs,
+                        ray_address=ray_address, force=force, dry_run=dry_run,
+                        reporter=rep)  # type: ignore[arg-type]
+    _print_summary(summary, rep, as_json)
+
+
+def _source_specs(videos: list[Path], dataset: str | None, root: Path | None,
+                  ropts: dict[str, Any]) -> list[Any]:
+    """The sequences of ``--dataset`` (under ``--root``), then the video arguments."""
+    from hinerv.bench.datasets import load_dataset, locate
+    from hinerv.bench.sweep import SourceSpec
+
+    specs: list[SourceSpec] = []
     if dataset is not None:
         if root is None:
             raise ConfigError("--dataset needs --root (the folder holding its files)")
@@ -277,23 +227,13 @@ def bench_run(
         for s in ds.sequences:
             specs.append(SourceSpec(s.name, locate(root, s), {
                 "width": s.width, "height": s.height, "fps": s.fps, "bit_depth": s.bit_depth}))
-    for v in videos or []:
+    for v in videos:
         specs.append(SourceSpec(v.stem, v, dict(ropts)))
-    gops = _strs(gop) or ("ra",)
-    codecs = _build_codecs(
-        list(codec or ["x265"]), qps=_ints(qps, "--qps"), preset=preset, gops=gops,
-        intra_period=intra_period, x265_params=x265_params, sizes=_strs(sizes),
-        bits=hinerv_bits, schedule=schedule, epochs=epochs, device=device, seed=seed,
-        pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
-        target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion,
-        time_budget=parse_duration(time_budget) if time_budget else None,
-        hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"),
-        hm_name=hm_name,
-    )
-    rep = _RichReporter(quiet)  # progress is on stderr, so --json keeps it
-    summary = run_sweep(codecs, specs, out, frames=frames, scale=scale, jobs=jobs,
-                        ray_address=ray_address, force=force, dry_run=dry_run,
-                        reporter=rep)  # type: ignore[arg-type]
+    return specs
+
+
+def _print_summary(summary: Any, rep: _RichReporter, as_json: bool) -> None:
+    """The sweep summary (table or JSON); failed points not printed yet; exit code 1 on failures."""
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -408,9 +348,9 @@ def bdrate(
 ) -> None:
     """BD-rate (negative = TEST saves bits) and BD-quality of TEST against ANCHOR, per sequence
     and averaged over sequences; also on the dataset-average curves ("overall")."""
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.bdrate import METHODS, compare_results
     from hinerv.bench.plot import msssim_db
-    from hinerv.bench.results import load_results
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -473,8 +413,8 @@ def plot(
     log_x: Annotated[bool, typer.Option(help="Logarithmic rate axis.")] = False,
 ) -> None:
     """Draw RD curves, one line per codec (MS-SSIM in dB)."""
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.plot import plot_rd
-    from hinerv.bench.results import load_results
 
     check_output_path(output, "image", create_parent=True)
     check_not_same_file([f for f in files if not f.startswith("@")], [output])

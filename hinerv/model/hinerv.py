@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hinerv import fused
+from hinerv import kernels
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model.arch import Arch, StageArch, derive_arch, padded_size
@@ -40,6 +40,14 @@ from hinerv.model.layers import (
 )
 
 __all__ = ["HiNeRV", "Stage", "padded_size"]
+
+_HEAD = kernels.op("head")
+
+
+def head_torch(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """The ``torch`` tier of the RGB head: ``sigmoid(x w^T + b)`` of ``[N, H, W, C]`` as ``[N, 3, H, W]``
+    (its matmul on oneDNN where :func:`linear` uses it: 2x faster than ``addmm`` for these 4..12 inputs)."""
+    return torch.sigmoid(linear(x, w) + b).permute(0, 3, 1, 2)
 
 
 class Stage(nn.Module):
@@ -116,17 +124,10 @@ class HiNeRV(nn.Module):
         return y.contiguous()
 
     def _head(self, x: Tensor) -> Tensor:
-        """``[N, 3, H, W]`` RGB in (0, 1) from the last stage's ``[N, H, W, C]``: sigmoid of the biased
-        linear head (its matmul on oneDNN where :func:`linear` uses it: 2x faster than ``addmm`` for these
-        4..12 inputs). Inference on a float32 CPU tensor takes the AVX-512 kernel where it is built
-        (:func:`hinerv.fused.avx512_kernels`), which writes the RGB planes in one pass."""
-        w, b = self.head.weight, self.head.bias
-        grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w, b))
-        if not grad and x.device.type == "cpu" and x.dtype == w.dtype == b.dtype == torch.float32:
-            k = fused.avx512_kernels()
-            if k is not None:
-                return k.head_forward(x.contiguous(), w.contiguous(), b.contiguous())  # type: ignore[no-any-return]
-        return torch.sigmoid(linear(x, w) + b).permute(0, 3, 1, 2)
+        """``[N, 3, H, W]`` RGB in (0, 1) from the last stage's ``[N, H, W, C]``: the ``head`` op of
+        :mod:`hinerv.kernels` (inference on a float32 CPU tensor by the ``avx512`` kernel, which writes
+        the RGB planes in one pass, where it is built; else :func:`head_torch`)."""
+        return _HEAD(x, self.head.weight, self.head.bias)  # type: ignore[no-any-return]
 
     def _forward_frame(self, t: Tensor) -> Tensor:
         x = self.base(t)

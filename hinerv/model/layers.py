@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hinerv import fused
+from hinerv import kernels
+from hinerv.kernels import LN_EPS
 
 __all__ = [
     "ConvNeXtBlock",
@@ -27,8 +28,11 @@ __all__ = [
     "upsample_matrix",
 ]
 
-#: LayerNorm epsilon of the reference (``layernorm-no-affine``).
-LN_EPS = 1e-6
+_LAYER_NORM = kernels.op("layer_norm")
+_GELU = kernels.op("gelu")
+_DWCONV = kernels.op("dwconv")
+_UPSAMPLE_ADD = kernels.op("upsample_add")
+_BLOCK_MLP = kernels.op("block_mlp")
 
 
 def layer_norm(x: Tensor) -> Tensor:
@@ -38,41 +42,21 @@ def layer_norm(x: Tensor) -> Tensor:
         x: ``[..., C]`` float.
 
     Returns:
-        Same shape and dtype (contiguous). On CPU in float32 computed by the fused kernel
-        (:mod:`hinerv.fused`) where it is available, else by :class:`_LayerNormFn`; elsewhere by
-        ``F.layer_norm``. All equal ``F.layer_norm`` within float rounding.
+        Same shape and dtype (contiguous). On CPU in float32 computed by the ``portable`` kernel
+        (:mod:`hinerv.kernels`) where it is available, else by :func:`layer_norm_torch`. All equal
+        ``F.layer_norm`` within float rounding.
     """
+    return _LAYER_NORM(x)  # type: ignore[no-any-return]
+
+
+def layer_norm_torch(x: Tensor) -> Tensor:
+    """The ``torch`` tier of :func:`layer_norm`: on CPU in float32 :class:`_LayerNormFn` (or its forward
+    alone without a gradient), elsewhere ``F.layer_norm``."""
     if x.device.type == "cpu" and x.dtype == torch.float32:
-        grad = torch.is_grad_enabled() and x.requires_grad
-        k = fused.kernels()
-        if k is not None:
-            if not grad:
-                return k.layer_norm_forward(x.contiguous(), LN_EPS)[0]  # type: ignore[no-any-return]
-            return _FusedLayerNormFn.apply(x)  # type: ignore[no-any-return]
-        if not grad:
+        if not (torch.is_grad_enabled() and x.requires_grad):
             return _ln_stats(x)[0]
         return _LayerNormFn.apply(x)  # type: ignore[no-any-return]
     return F.layer_norm(x, (x.shape[-1],), eps=LN_EPS)
-
-
-class _FusedLayerNormFn(torch.autograd.Function):
-    """:func:`layer_norm` by the fused kernels; keeps the output and ``rstd`` (not the input) for the
-    backward."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
-        k = fused.kernels()
-        assert k is not None
-        y, rstd = k.layer_norm_forward(x.contiguous(), LN_EPS)
-        ctx.save_for_backward(y, rstd)
-        return y  # type: ignore[no-any-return]
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, gy: Tensor) -> Tensor:  # type: ignore[override]
-        y, rstd = ctx.saved_tensors  # type: ignore[attr-defined]
-        k = fused.kernels()
-        assert k is not None
-        return k.layer_norm_backward(gy.contiguous(), y, rstd)  # type: ignore[no-any-return]
 
 
 def _ln_stats(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -191,35 +175,11 @@ def gelu(x: Tensor) -> Tensor:
         x: any float tensor.
 
     Returns:
-        Same shape. For float32 CPU tensors computed by the fused kernel
-        (:mod:`hinerv.fused`) where it is available: with a gradient, the forward also writes
-        GELU'(x), which the backward multiplies by (instead of keeping x and re-evaluating erf and
-        exp). Equal to ``F.gelu`` within float rounding.
+        Same shape. For float32 CPU tensors computed by the ``portable`` kernel (:mod:`hinerv.kernels`)
+        where it is available (with a gradient its forward also writes GELU'(x) for the backward), else by
+        ``F.gelu``. Equal to ``F.gelu`` within float rounding.
     """
-    if x.device.type == "cpu" and x.dtype == torch.float32:
-        k = fused.kernels()
-        if k is not None:
-            if torch.is_grad_enabled() and x.requires_grad:
-                return _FusedGELUFn.apply(x)  # type: ignore[no-any-return]
-            return k.gelu_forward(x.contiguous(), False)[0]  # type: ignore[no-any-return]
-    return F.gelu(x)
-
-
-class _FusedGELUFn(torch.autograd.Function):
-    """:func:`gelu` by the fused kernel; keeps GELU'(x) for the backward."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
-        k = fused.kernels()
-        assert k is not None
-        y, d = k.gelu_forward(x.contiguous(), True)
-        ctx.save_for_backward(d)
-        return y  # type: ignore[no-any-return]
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, gy: Tensor) -> Tensor:  # type: ignore[override]
-        (d,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return gy * d
+    return _GELU(x)  # type: ignore[no-any-return]
 
 
 def linear_gelu(x: Tensor, weight: Tensor) -> Tensor:
@@ -265,41 +225,14 @@ def dwconv(x: Tensor, weight: Tensor) -> Tensor:
 
     Returns:
         ``[N, H, W, C]``: ``conv_nhwc(x, weight, None, groups=C)``. For float32 CPU tensors by the
-        AVX-512 kernels where they are built (:func:`hinerv.fused.avx512_kernels`; the forward makes the
-        same sums in the same order as oneDNN's, without its ~35 us of set-up a call).
+        ``avx512`` kernels where they are built (:mod:`hinerv.kernels.avx512`), else by :func:`dwconv_torch`.
     """
-    k = None
-    if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.ndim == 4:
-        k = fused.avx512_kernels()
-    if k is None:
-        return conv_nhwc(x, weight, None, groups=x.shape[-1])
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return _DWConvFn.apply(x, weight)  # type: ignore[no-any-return]
-    return k.dwconv_forward(x.contiguous(), weight.contiguous())  # type: ignore[no-any-return]
+    return _DWCONV(x, weight)  # type: ignore[no-any-return]
 
 
-class _DWConvFn(torch.autograd.Function):
-    """:func:`dwconv` by the kernels, forward and backward (the weight gradient summed per image row, the
-    rows added in order: independent of the thread count)."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
-        k = fused.avx512_kernels()
-        assert k is not None
-        xc = x.contiguous()
-        ctx.save_for_backward(xc, weight)
-        return k.dwconv_forward(xc, weight.contiguous())  # type: ignore[no-any-return]
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
-        k = fused.avx512_kernels()
-        assert k is not None
-        g = g.contiguous()
-        # the input gradient is the conv of g with the kernel turned by 180 degrees ('same' padding, odd k)
-        gx = k.dwconv_forward(g, weight.flip(-1, -2).contiguous()) if ctx.needs_input_grad[0] else None
-        gw = k.dwconv_weight_grad(x, g, weight.shape[-1]) if ctx.needs_input_grad[1] else None
-        return gx, gw
+def dwconv_torch(x: Tensor, weight: Tensor) -> Tensor:
+    """The ``torch`` tier of :func:`dwconv`: :func:`conv_nhwc` with ``C`` groups."""
+    return conv_nhwc(x, weight, None, groups=x.shape[-1])
 
 
 def lerp_frames(table: Tensor, t: Tensor, frames: int) -> Tensor:
@@ -357,48 +290,20 @@ def upsample_add(x: Tensor, scale: int, table: Tensor) -> Tensor:
 
     Returns:
         ``[N, s*H, s*W, C]`` contiguous: ``upsample_frame(x, s)`` plus the tiled table. On CPU in float32
-        one pass of the fused kernel (:mod:`hinerv.fused`) where it is available, equal to the
-        composition within float rounding.
+        one pass of the ``portable`` kernel (:mod:`hinerv.kernels`) where it is available, else
+        :func:`upsample_add_torch`; equal within float rounding.
     """
-    k = fused.kernels() if x.device.type == "cpu" and x.dtype == table.dtype == torch.float32 else None
-    if k is not None:
-        if torch.is_grad_enabled() and (x.requires_grad or table.requires_grad):
-            return _UpsampleAddFn.apply(x, scale, table)  # type: ignore[no-any-return]
-        return k.upsample_add(x.contiguous(), scale, table.contiguous())  # type: ignore[no-any-return]
+    return _UPSAMPLE_ADD(x, scale, table)  # type: ignore[no-any-return]
+
+
+def upsample_add_torch(x: Tensor, scale: int, table: Tensor) -> Tensor:
+    """The ``torch`` tier of :func:`upsample_add`: :func:`upsample_frame` plus the tiled table."""
     y = upsample_frame(x, scale).contiguous()
     n, h, w, c = y.shape
     # the s x s table repeated along a whole row band of cells, added to every band: one broadcast over
     # the outer axis (its backward is a plain outer-axis sum)
     band = table.view(n, 1, scale, 1, scale, c).expand(n, 1, scale, w // scale, scale, c)
     return (y.view(n, h // scale, scale * w * c) + band.reshape(n, 1, scale * w * c)).view(n, h, w, c)
-
-
-class _UpsampleAddFn(torch.autograd.Function):
-    """:func:`upsample_add` by the fused kernel; the backward is ATen's bilinear backward and a band sum."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, scale: int, table: Tensor) -> Tensor:  # type: ignore[override]
-        k = fused.kernels()
-        assert k is not None
-        ctx.in_size = tuple(x.shape[1:3])  # type: ignore[attr-defined]
-        ctx.scale = scale  # type: ignore[attr-defined]
-        return k.upsample_add(x.contiguous(), scale, table.contiguous())  # type: ignore[no-any-return]
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        s = ctx.scale  # type: ignore[attr-defined]
-        h, w = ctx.in_size  # type: ignore[attr-defined]
-        n, oh, ow, c = g.shape
-        gx = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.ops.aten.upsample_bilinear2d_backward(
-                g.permute(0, 3, 1, 2), [oh, ow], [n, c, h, w], False, None, None
-            ).permute(0, 2, 3, 1)
-        gt = None
-        if ctx.needs_input_grad[2]:
-            # over the row bands (one contiguous outer-axis sum), then over the cells of a band
-            gt = g.reshape(n, oh // s, s * ow * c).sum(1).view(n, s, ow // s, s, c).sum(2)
-        return gx, None, gt
 
 
 def upsample_matrix(
@@ -455,11 +360,11 @@ def upsample_patch(x: Tensor, mat_h: Tensor, mat_w: Tensor) -> Tensor:
     return torch.matmul(mat_w.to(x.dtype).unsqueeze(1), y)
 
 
-def _fused_mlp(
+def block_mlp_torch(
     z: Tensor, w1: Tensor, w2: Tensor, residual: Tensor | None, mask: Tensor | None
-) -> Tensor | None:
-    """A block's ``[residual +] [mask *] fc2(GELU(fc1(LN(z))))`` by the fused kernels, or None where they
-    do not apply (not float32 on CPU, or no AVX-512 build: :func:`hinerv.fused.avx512_kernels`).
+) -> Tensor:
+    """The ``torch`` tier of a block's ``[residual +] [mask *] fc2(GELU(fc1(LN(z))))``, by the separate
+    layers (:func:`layer_norm`, :func:`linear_gelu`, :func:`linear`).
 
     Args:
         z: ``[N, H, W, K]``, the depth-wise conv's output.
@@ -468,57 +373,14 @@ def _fused_mlp(
         mask: ``[N, H, W, 1]`` bool in-frame mask or None.
 
     Returns:
-        ``[N, H, W, C]`` contiguous, equal to the unfused composition within float rounding. With a
-        gradient, through :class:`_FusedMLPFn`.
+        ``[N, H, W, C]``.
     """
-    if z.device.type != "cpu" or not (z.dtype == w1.dtype == w2.dtype == torch.float32):
-        return None
-    if residual is not None and residual.dtype != torch.float32:
-        return None
-    k = fused.avx512_kernels()
-    if k is None:
-        return None
-    m = mask.reshape(-1).to(torch.float32) if mask is not None else None
-    tensors = (z, w1, w2) if residual is None else (z, w1, w2, residual)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return _FusedMLPFn.apply(z, w1, w2, residual, m)  # type: ignore[no-any-return]
-    r = residual.contiguous() if residual is not None else None
-    return k.mlp_forward(z.contiguous(), w1.contiguous(), w2.contiguous(), r, m, True, LN_EPS, False)[0]  # type: ignore[no-any-return]
-
-
-class _FusedMLPFn(torch.autograd.Function):
-    """:func:`_fused_mlp` with a gradient. Keeps the LayerNorm output and ``rstd``, the GELU output and
-    GELU'(fc1's output), as the unfused layers do; the backward (both input-gradient products, the GELU
-    and LayerNorm backward and both weight gradients) is one kernel pass over row blocks."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        z: Tensor,
-        w1: Tensor,
-        w2: Tensor,
-        residual: Tensor | None,
-        mask: Tensor | None,
-    ) -> Tensor:
-        k = fused.avx512_kernels()
-        assert k is not None
-        w1c, w2c = w1.contiguous(), w2.contiguous()
-        r = residual.contiguous() if residual is not None else None
-        out, xn, rstd, y, d = k.mlp_forward(z.contiguous(), w1c, w2c, r, mask, True, LN_EPS, True)
-        ctx.save_for_backward(w1c, w2c, xn, rstd, y, d, mask)
-        ctx.residual = residual is not None  # type: ignore[attr-defined]
-        return out  # type: ignore[no-any-return]
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        w1, w2, xn, rstd, y, d, mask = ctx.saved_tensors  # type: ignore[attr-defined]
-        k = fused.avx512_kernels()
-        assert k is not None
-        g = g.contiguous()
-        gm = g if mask is None else g * mask.view(*g.shape[:-1], 1)
-        gz, gw1, gw2 = k.mlp_backward(gm, w1, w2, xn, rstd, y, d, True)
-        g_res = g if ctx.residual else None  # type: ignore[attr-defined]
-        return gz, gw1, gw2, g_res, None
+    y = linear(linear_gelu(layer_norm(z), w1), w2)
+    if mask is not None:
+        y = y.mul_(mask.to(y.dtype))  # in place: fc2's backward does not need its output
+    if residual is None:
+        return y
+    return y.add_(residual) if y.dtype == residual.dtype else residual + y
 
 
 class ConvNeXtBlock(nn.Module):
@@ -532,10 +394,19 @@ class ConvNeXtBlock(nn.Module):
         c_out: output width.
         hidden: MLP hidden width.
         kernel: odd depth-wise kernel size.
+
+    Raises:
+        KernelError: a configuration a registered kernel does not support (an even or non-positive
+            kernel, an empty width; :func:`hinerv.kernels.require`).
+
+    The forward runs the ``dwconv`` and ``block_mlp`` ops of :mod:`hinerv.kernels`: the fused MLP kernel
+    where the ``avx512`` tier applies, else :func:`block_mlp_torch`.
     """
 
     def __init__(self, c_in: int, c_out: int, hidden: int, kernel: int) -> None:
         super().__init__()
+        kernels.require("dwconv", kernel=kernel)
+        kernels.require("block_mlp", c_in=c_in, hidden=hidden, c_out=c_out)
         self.dw = nn.Conv2d(c_in, c_in, kernel, padding=kernel // 2, groups=c_in, bias=False)
         self.fc1 = nn.Linear(c_in, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, c_out, bias=False)
@@ -551,13 +422,5 @@ class ConvNeXtBlock(nn.Module):
         Returns:
             ``[N, H, W, c_out]``.
         """
-        y = dwconv(x, self.dw.weight)
-        fast = _fused_mlp(y, self.fc1.weight, self.fc2.weight, x if self.residual else None, mask)
-        if fast is not None:
-            return fast
-        y = linear(linear_gelu(layer_norm(y), self.fc1.weight), self.fc2.weight)
-        if mask is not None:
-            y = y.mul_(mask.to(y.dtype))  # in place: fc2's backward does not need its output
-        if not self.residual:
-            return y
-        return y.add_(x) if y.dtype == x.dtype else x + y
+        z = dwconv(x, self.dw.weight)
+        return _BLOCK_MLP(z, self.fc1.weight, self.fc2.weight, x if self.residual else None, mask)  # type: ignore[no-any-return]

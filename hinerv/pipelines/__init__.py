@@ -1,10 +1,11 @@
 """The encoding pipelines, one module each, and their registry.
 
 A pipeline (:class:`~hinerv.pipelines.base.Pipeline`) says how a video's network is trained (its
-:class:`~hinerv.recipe.Recipe`), which checkpoints it keeps, how the trained network becomes a bitstream
-and how a bitstream becomes the network again. To add one: write ``hinerv/pipelines/<name>.py`` with a
-``PIPELINE`` object and register its module in :data:`PIPELINE_MODULES` below. Modules are imported on
-first use, so the names are cheap to import (the CLI's option checks).
+:class:`~hinerv.recipe.Recipe`), which checkpoints it keeps and how the trained network becomes a
+bitstream (the format it writes decodes generically, :mod:`hinerv.bitstream`). To add one: write
+``hinerv/pipelines/<name>.py`` with a ``PIPELINE`` object and register its module in
+:data:`PIPELINE_MODULES` below. Modules are imported on first use, so the names are cheap to import
+(the CLI's option checks).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ __all__ = [
     "PIPELINE_NAMES",
     "DEFAULT_PIPELINE",
     "get_pipeline",
-    "pipeline_for_format",
     "Pipeline",
     "ModelContext",
     "Checkpoints",
@@ -47,11 +47,3 @@ def get_pipeline(name: str) -> Pipeline:
         raise ConfigError(f"--pipeline must be {' or '.join(PIPELINE_NAMES)}, got {name!r}")
     return import_module(PIPELINE_MODULES[name]).PIPELINE  # type: ignore[no-any-return]
 
-
-def pipeline_for_format(version: int) -> Pipeline | None:
-    """The pipeline that writes bitstream format ``version`` (None: no such pipeline)."""
-    for name in PIPELINE_NAMES:
-        p = get_pipeline(name)
-        if p.format_version == version:
-            return p
-    return None

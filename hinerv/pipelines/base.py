@@ -2,8 +2,10 @@
 
 A pipeline is one module under :mod:`hinerv.pipelines` with a :class:`Pipeline` object: its user options
 (resolved and validated once into settings), its training :class:`~hinerv.recipe.Recipe`, its checkpoint
-files, model -> bytes (export) and stream -> model (decode), and the bitstream format version it writes.
-The codec (:mod:`hinerv.codec`) orchestrates and knows no pipeline by name.
+files, model -> bytes (export), and the bitstream format version it writes. Stream -> model needs no
+pipeline code: the format record (:func:`hinerv.bitstream.format_of`) says which parameters a stream
+codes, and every coded tensor dequantizes itself. The codec (:mod:`hinerv.codec`) orchestrates and knows
+no pipeline by name.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from hinerv.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hinerv.bitstream import Stream
     from hinerv.config import ModelConfig
     from hinerv.model import HiNeRV
     from hinerv.recipe import Recipe
@@ -84,10 +85,8 @@ class Pipeline:
 
     Attributes:
         name: the ``--pipeline`` name.
-        format_version: the bitstream format version it writes (and decodes).
+        format_version: the bitstream format version it writes (see :mod:`hinerv.bitstream`'s registry).
         options_type: its user options dataclass (the ``settings`` of :class:`hinerv.options.EncodeOptions`).
-        codes_every_parameter: its streams code every parameter as a tensor (else only the quantizable
-            ones, the rest as float16 vectors); decides the shape check before decoding.
         resolve: ``(options, label=, schedule=) -> settings``: validated, defaults filled in (raises
             ConfigError).
         fingerprint: ``settings -> dict | None``: what of the settings a resumed work folder must match.
@@ -95,20 +94,17 @@ class Pipeline:
         recipe: ``(settings, ctx) -> Recipe``.
         checkpoints: ``(workdir, settings) -> Checkpoints``.
         export: ``(trainer, settings, ctx) -> (bytes, facts)``: the bitstream of the trained model.
-        load: ``(model, stream) -> None``: fills a freshly built model from a decoded stream.
     """
 
     name: str
     format_version: int
     options_type: type
-    codes_every_parameter: bool
     resolve: Callable[..., Any]
     fingerprint: Callable[[Any], dict[str, Any] | None]
     report_bits: Callable[[Any], int]
     recipe: Callable[[Any, ModelContext], Recipe]
     checkpoints: Callable[[Path, Any], Checkpoints]
     export: Callable[[Trainer, Any, ModelContext], tuple[bytes, dict[str, Any]]]
-    load: Callable[[HiNeRV, Stream], None]
 
     def default_options(self) -> Any:
         """The pipeline's options when the request gives none."""

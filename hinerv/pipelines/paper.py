@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hinerv.bitstream import QuantTensor, Stream, pack
 from hinerv.config import ModelConfig
-from hinerv.errors import BitstreamError, ConfigError
+from hinerv.errors import ConfigError
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.prune import magnitude_masks
-from hinerv.quant import ScaleMode, dequantize, quant_noise, quantize, scale_axes_for
+from hinerv.quant import ScaleMode, quant_noise, quantize, scale_axes_for
 from hinerv.recipe import Recipe, Stage
 from hinerv.train import Schedule, Trainer
 from hinerv.types import VideoInfo
@@ -214,34 +213,14 @@ def _export(trainer: Trainer, options: PaperOptions, ctx: ModelContext) -> tuple
     return pack(stream), {}
 
 
-def _load(model: torch.nn.Module, stream: Stream) -> None:
-    """Fill ``model`` from a format-v1 stream: quantized tensors, then float16 vectors (shapes of the
-    tensors were checked by ``unpack``)."""
-    params = dict(model.named_parameters())
-    qnames = list(model.quantizable_names())  # type: ignore[operator]
-    qset = set(qnames)
-    others = [n for n in params if n not in qset]
-    if len(others) != len(stream.vectors):
-        raise BitstreamError("vector count in the stream does not match the model")
-    with torch.no_grad():
-        for n, t in zip(qnames, stream.tensors, strict=True):
-            params[n].copy_(dequantize(t.q, t.scales))
-        for n, v in zip(others, stream.vectors, strict=True):
-            if params[n].numel() != v.size:
-                raise BitstreamError("vector size does not match the model")
-            params[n].copy_(torch.from_numpy(v.astype(np.float32)).view_as(params[n]))
-
-
 PIPELINE = Pipeline(
     name="paper",
     format_version=1,
     options_type=PaperOptions,
-    codes_every_parameter=False,
     resolve=_resolve,
     fingerprint=lambda options: None,
     report_bits=lambda options: options.bits,
     recipe=lambda options, ctx: PaperRecipe(options.bits, options.scale_mode),
     checkpoints=_checkpoints,
     export=_export,
-    load=_load,
 )

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
-from hinerv.errors import BitstreamError, ConfigError
+from hinerv.errors import ConfigError
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel, laplace_bits
 from hinerv.ratecontrol import fit_step_factor, land_on_target
@@ -542,16 +542,6 @@ def _checkpoints(workdir: Path, rd: RDSettings) -> Checkpoints:
     return Checkpoints(state=state, final=final, stale=[state, final])
 
 
-def _load(model: torch.nn.Module, stream: Stream) -> None:
-    """Fill ``model`` from a format-v2 stream: every parameter is a coded tensor, in
-    ``named_parameters`` order (shapes checked by ``unpack``)."""
-    if stream.vectors:
-        raise BitstreamError("format-v2 stream carries unexpected vectors")
-    with torch.no_grad():
-        for p, t in zip(model.parameters(), stream.tensors, strict=True):
-            p.copy_(torch.from_numpy(t.dequantize()))
-
-
 def _fingerprint(rd: RDSettings) -> dict[str, Any]:
     return {"pipeline": "rd", **asdict(rd)}
 
@@ -560,12 +550,10 @@ PIPELINE = Pipeline(
     name="rd",
     format_version=2,
     options_type=RDOptions,
-    codes_every_parameter=True,
     resolve=_resolve,
     fingerprint=_fingerprint,
     report_bits=lambda rd: 0,
     recipe=_recipe,
     checkpoints=_checkpoints,
     export=_export,
-    load=_load,
 )

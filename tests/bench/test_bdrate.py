@@ -6,8 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
+from hinerv.bench.anchors import load_results
 from hinerv.bench.bdrate import METHODS, bd_compare, bd_psnr, bd_rate, compare_results
-from hinerv.bench.results import ResultSet, load_results
+from hinerv.bench.results import ResultSet
 from hinerv.errors import ConfigError
 
 RATE = [1358.24, 2486.44, 4593.60, 9487.76]

@@ -133,8 +133,8 @@ def test_plot_legend_hides_no_curve(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hinerv.bench.anchors import load_results
     from hinerv.bench.plot import plot_rd
-    from hinerv.bench.results import load_results
 
     # a curve in the lower right corner, where the old fixed legend sat
     f = _curve_file(tmp_path / "c.json", "corner", "clip", [1.0, 1.1, 1.2, 1.3], [20, 20.1, 20.2, 20.3])

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from hinerv.bench.anchors import load_results
 from hinerv.bench.results import (
     ResultSet,
     aggregate,
     canonical_sequence,
-    load_results,
     write_json_atomic,
 )
 from hinerv.errors import InputError

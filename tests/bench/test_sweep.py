@@ -227,3 +227,25 @@ def test_x265_ten_bit_source(tmp_path: Path) -> None:
     assert s.ran == 1, s.failed
     res = json.loads(point_path(tmp_path / "o", codec.name, "c10", "qp24").read_text())["results"]
     assert res["psnr-y"] > 35
+
+
+def test_build_codecs_from_command_line_options(tmp_path: Path) -> None:
+    from hinerv.bench.specs import CodecOptions, build_codecs
+
+    enc = tmp_path / "TAppEncoder"
+    opts = CodecOptions(qps=(30, 40), preset="ultrafast", gops=("ra", "ld"), intra_period=32,
+                        sizes=("xxs",), bits=(), schedule="tiny", hm_bin=enc, hm_qps=(22,),
+                        hm_name="HM-18.0", pipeline="paper")  # fmt: skip
+    x_ra, x_ld, ours, hm, vtm = build_codecs(["x265", "hinerv", "hm", "vtm"], opts)
+    assert isinstance(x_ra, X265Codec)
+    assert (x_ra.name, x_ld.name) == ("x265-ultrafast-ra", "x265-ultrafast-ld")
+    assert x_ra.qps == (40, 30) and x_ld.intra_period == 32 and x_ld.x265_params == ""
+    assert isinstance(ours, HiNeRVCodec) and ours.sizes == ("xxs",) and ours.bits == (6,)  # empty: default
+    assert ours.name == "hinerv-tiny"
+    assert isinstance(hm, HMCodec)
+    assert (hm.encoder, hm.qps, hm.label, hm.intra_period) == (enc, (22,), "HM-18.0", 32)
+    assert vtm.label == "HM-18.0"
+    (named,) = build_codecs(["x265-veryslow-ld"], CodecOptions(hm_bin=enc))
+    assert named.name == "x265-veryslow-ld" and named.config == "ld"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="unknown codec"):
+        build_codecs(["nope"], CodecOptions())

@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_stand_ins import fake_ray
 
 from hinerv.bench.codecs import HiNeRVCodec, HMCodec, RatePoint, X265Codec
 from hinerv.bench.sources import Source
@@ -48,53 +48,12 @@ def test_portable_job_makes_every_path_absolute(tmp_path: Path, monkeypatch: pyt
     assert hm.encoder == Path("./enc")  # the caller's codec is not changed
 
 
-class _Ref:
-    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.value, self.error = value, error
-
-
-def _fake_ray(worker_cwd: Path) -> types.ModuleType:
-    """A stand-in for Ray whose tasks run in another working folder, as on a cluster node."""
-    ray = types.ModuleType("ray")
-
-    class TaskError(Exception):
-        def __init__(self, cause: BaseException) -> None:
-            super().__init__(str(cause))
-            self.cause = cause
-
-    def remote(fn: Any) -> Any:
-        def call(*args: Any) -> _Ref:
-            here = os.getcwd()
-            os.chdir(worker_cwd)
-            try:
-                return _Ref(fn(*args))
-            except Exception as e:  # noqa: BLE001 - Ray wraps whatever the task raised
-                return _Ref(error=TaskError(e))
-            finally:
-                os.chdir(here)
-
-        task = types.SimpleNamespace(remote=call)
-        return types.SimpleNamespace(options=lambda **kw: task, remote=call)
-
-    def get(ref: _Ref) -> Any:
-        if ref.error is not None:
-            raise ref.error
-        return ref.value
-
-    ray.init = lambda **kw: None  # type: ignore[attr-defined]
-    ray.cluster_resources = lambda: {}  # type: ignore[attr-defined]
-    ray.remote = remote  # type: ignore[attr-defined]
-    ray.wait = lambda refs, num_returns=1: (refs[:num_returns], refs[num_returns:])  # type: ignore[attr-defined]
-    ray.get = get  # type: ignore[attr-defined]
-    return ray
-
-
 def test_ray_with_relative_paths_summary_and_single_failure_report(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     node = tmp_path / "node"
     node.mkdir()
-    monkeypatch.setitem(sys.modules, "ray", _fake_ray(node))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(node))
     monkeypatch.chdir(clip.parent)
     fail = tmp_path / "fail.sh"
     fail.write_text("#!/bin/sh\nexit 1\n")

@@ -1,7 +1,6 @@
-"""Entropy coding of integer arrays with static, integer-defined probability tables.
+"""Histogram tables (bitstream format 1): static, integer-defined zeroth-order probability tables.
 
-This is the only module that imports :mod:`constriction`. It turns integer arrays into bytes
-with a range coder (``constriction.stream.queue``) and back, using *static zeroth-order* models.
+The range coding itself is in :mod:`hinerv.entropy.coder` (the only importer of constriction).
 
 Determinism. A model is never built from floats computed by the encoder: it is a :class:`Table`
 of small integer *codes* that travels in the bitstream. Each code ``e`` maps to an integer weight
@@ -36,36 +35,24 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-import constriction
 import numpy as np
 
+from hinerv.entropy.coder import StreamDecoder, StreamEncoder, categorical, cost_from_counts
 from hinerv.errors import BitstreamError
 
 __all__ = [
+    "MAX_STEP",
     "Table",
     "histogram",
-    "encode",
-    "decode",
     "entropy_bits",
     "cross_entropy_bits",
-    "min_coded_bits",
     "encode_tables",
     "decode_tables",
-    "StreamEncoder",
-    "StreamDecoder",
-    "MAX_STEP",
-    "GeomModel",
-    "fit_geom",
-    "abs_histogram",
-    "CTX_BUCKETS",
-    "context_map",
-    "context_buckets",
-    "encode_context",
-    "decode_context",
-    "GEOM_R_MAX",
-    "GEOM_Z_MAX",
-    "GEOM_MAX_ABS",
+    "encode",
+    "decode",
+    "table_bits",
 ]
 
 MAX_STEP = 3
@@ -140,8 +127,8 @@ class Table:
         total = float(sum(int(v) for v in w))  # exact integer sum, one rounding
         return w.astype(np.float64) / total
 
-    def _model(self) -> constriction.stream.model.Categorical:
-        return constriction.stream.model.Categorical(self.probabilities(), perfect=False)
+    def _model(self) -> Any:
+        return categorical(self.probabilities())
 
 
 # ----------------------------------------------------------------------------------------
@@ -176,29 +163,7 @@ def cross_entropy_bits(symbols: np.ndarray, table: Table) -> float:
     if s.size == 0 or table.n_symbols <= 1:
         return 0.0
     counts = np.bincount(s.astype(np.int64) - table.min_symbol, minlength=table.n_symbols)
-    return _cost_from_counts(counts.astype(np.float64), table.weights)
-
-
-def _cost_from_counts(counts: np.ndarray, weights: np.ndarray) -> float:
-    w = weights.astype(np.float64)
-    nz = counts > 0
-    if np.any(w[nz] == 0):
-        return math.inf
-    return float(np.sum(counts[nz] * np.log2(w.sum() / w[nz])))
-
-
-def min_coded_bits(table: Table, n: int) -> float:
-    """A lower bound on the payload bits needed to range-code ``n`` symbols with ``table``.
-
-    Every symbol costs at least ``-log2(p_max)`` bits, where ``p_max`` is the largest
-    probability after constriction's 24-bit quantization (bounded from above here). Used to
-    reject bitstreams that claim many symbols in too few bytes *before* decoding them.
-    """
-    if n <= 0 or table.n_symbols <= 1:
-        return 0.0
-    p = table.probabilities()
-    p_max = min(1.0, float(p.max()) + (table.n_symbols + 1) * 2.0**-24)
-    return n * -math.log2(p_max) if p_max < 1.0 else 0.0
+    return cost_from_counts(counts.astype(np.float64), table.weights)
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,7 +206,7 @@ def histogram(symbols: np.ndarray) -> Table:
     best: tuple[float, Table] | None = None
     for step in range(MAX_STEP + 1):
         t = Table(lo, tuple(int(e) for e in _codes_for(counts, step)), step)
-        total = _cost_from_counts(counts.astype(np.float64), t.weights) + _table_bits(t)
+        total = cost_from_counts(counts.astype(np.float64), t.weights) + table_bits(t)
         if best is None or total < best[0]:
             best = (total, t)
     assert best is not None
@@ -363,7 +328,8 @@ def _best_mode(codes: Sequence[int]) -> tuple[int, list[tuple[bool, int]]]:
     return mode, toks
 
 
-def _table_bits(t: Table) -> int:
+def table_bits(t: Table) -> int:
+    """Bits :func:`encode_tables` spends on ``t`` (before the final byte padding)."""
     n = t.n_symbols
     bits = 2 + _eg_len(n)
     if n >= 1:
@@ -467,76 +433,6 @@ def decode_tables(data: bytes, ranges: Sequence[tuple[int, int]]) -> tuple[list[
     return out, r.consumed_bytes
 
 
-# ----------------------------------------------------------------------------------------
-# range coding
-
-
-def _check_in_table(s: np.ndarray, table: Table) -> None:
-    if s.size == 0:
-        return
-    if table.n_symbols == 0:
-        raise ValueError("an empty table cannot code symbols")
-    lo, hi = int(s.min()), int(s.max())
-    if lo < table.min_symbol or hi > table.max_symbol:
-        raise ValueError(f"symbols [{lo}, {hi}] outside table range [{table.min_symbol}, {table.max_symbol}]")
-    if table.n_symbols > 1:
-        w = table.weights
-        if np.any(w[np.unique(s - table.min_symbol)] == 0):
-            raise ValueError("a symbol has zero weight in the table")
-
-
-class StreamEncoder:
-    """Range-codes several arrays, each with its own table, into one byte string."""
-
-    def __init__(self) -> None:
-        self._enc = constriction.stream.queue.RangeEncoder()
-
-    def add(self, symbols: np.ndarray, table: Table) -> None:
-        """Append the symbols of an array (flattened row-major).
-
-        Args:
-            symbols: integer or bool array; all values inside ``table``'s range with non-zero
-                weight. With a one-symbol table nothing is written (zero cost).
-        """
-        s = np.asarray(symbols).ravel().astype(np.int64)
-        _check_in_table(s, table)
-        if s.size == 0 or table.n_symbols <= 1:
-            return
-        self._enc.encode((s - table.min_symbol).astype(np.int32), table._model())
-
-    def finish(self) -> bytes:
-        """The compressed bytes (a whole number of little-endian uint32 words)."""
-        return self._enc.get_compressed().astype("<u4").tobytes()
-
-
-class StreamDecoder:
-    """Reads arrays back from a :class:`StreamEncoder` payload, in the same order."""
-
-    def __init__(self, payload: bytes) -> None:
-        if len(payload) % 4:
-            raise BitstreamError("range-coded payload length is not a multiple of 4 bytes")
-        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-        self._dec = constriction.stream.queue.RangeDecoder(words)
-
-    def take(self, table: Table, n: int) -> np.ndarray:
-        """Decode the next ``n`` symbols.
-
-        Returns:
-            int32 ``[n]``, values inside the table's range.
-
-        Raises:
-            BitstreamError: ``n > 0`` with an empty table.
-        """
-        if n == 0:
-            return np.zeros(0, dtype=np.int32)
-        if table.n_symbols == 0:
-            raise BitstreamError("empty entropy table for a non-empty array")
-        if table.n_symbols == 1:
-            return np.full(n, table.min_symbol, dtype=np.int32)
-        out = np.asarray(self._dec.decode(table._model(), n), dtype=np.int32)
-        return out + np.int32(table.min_symbol)
-
-
 def encode(symbols: np.ndarray, table: Table) -> bytes:
     """Range-code one array with ``table``.
 
@@ -562,225 +458,3 @@ def decode(payload: bytes, table: Table, n: int) -> np.ndarray:
         BitstreamError: malformed payload.
     """
     return StreamDecoder(payload).take(table, n)
-
-
-# ----------------------------------------------------------------------------------------
-# parametric models (bitstream format v2): a zero-adjusted two-sided geometric distribution
-#
-# A GeomModel over [-M, M] has integer weights
-#     w(k) = W1 * rho**(|k| - 1)   for k != 0   (computed by integer recursion, floored, >= 1)
-#     w(0) = W1 * 2**(z/8 - 8)                   (a separate mass for zero)
-# with rho = 1 - 2**(-r/8) in 24-bit fixed point. Two small integers (r, z) and M travel in the
-# stream; the weights are pure integer arithmetic, so encoder and decoder build identical models.
-# It is the discretised Laplace (rate-trained weights are close to Laplace) with a free zero
-# mass (rate training piles values on zero: pruning falls out of the rate term).
-
-GEOM_R_MAX = 191
-"""Largest rho code: ``1 - rho = 2**(-r/8)``, r in 0..191."""
-GEOM_Z_MAX = 255
-"""Largest zero code: ``w(0) / w(1) = 2**(z/8 - 8)``, z in 0..255."""
-GEOM_MAX_ABS = 1 << 20
-"""Largest ``M`` a model may cover (alphabet ``2M + 1``)."""
-_W1_SHIFT = 36
-_RHO_BITS = 24
-
-
-def _root8_floor(exp2: int) -> int:
-    """``floor(2 ** (exp2 / 8))`` for ``exp2 >= 0``, by three nested integer square roots."""
-    v = 1 << exp2
-    for _ in range(3):
-        v = math.isqrt(v)
-    return v
-
-
-@lru_cache(maxsize=GEOM_R_MAX + 1)
-def _rho_fixed(r: int) -> int:
-    """``rho`` of code r in 24-bit fixed point: ``2**24 - floor(2**(24 - r/8))``."""
-    return (1 << _RHO_BITS) - _root8_floor(8 * _RHO_BITS - r)
-
-
-@lru_cache(maxsize=4096)
-def _geom_tail(r: int, max_abs: int) -> np.ndarray:
-    """int64 ``[max_abs]``: ``w(1) .. w(max_abs)`` of rho code r (integer recursion, floor 1)."""
-    rho = _rho_fixed(r)
-    out = np.empty(max_abs, dtype=np.int64)
-    w = 1 << _W1_SHIFT
-    for k in range(max_abs):
-        out[k] = max(1, w)
-        w = (w * rho) >> _RHO_BITS
-    out.setflags(write=False)
-    return out
-
-
-def _zero_weight(z: int) -> int:
-    return max(1, ((1 << _W1_SHIFT) * _root8_floor(z + 64)) >> 16)
-
-
-@dataclass(frozen=True)
-class GeomModel:
-    """A zero-adjusted two-sided geometric model over ``[-max_abs, max_abs]`` (see above).
-
-    Attributes:
-        max_abs: ``M >= 0``; ``M == 0`` makes 0 certain (nothing is coded).
-        r: rho code, ``0..GEOM_R_MAX`` (larger = heavier tails).
-        z: zero code, ``0..GEOM_Z_MAX`` (larger = more mass on 0).
-    """
-
-    max_abs: int
-    r: int = 0
-    z: int = 64
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_abs <= GEOM_MAX_ABS:
-            raise ValueError(f"max_abs must be in 0..{GEOM_MAX_ABS}")
-        if not (0 <= self.r <= GEOM_R_MAX and 0 <= self.z <= GEOM_Z_MAX):
-            raise ValueError("geometric model codes out of range")
-
-    @property
-    def min_symbol(self) -> int:
-        return -self.max_abs
-
-    @property
-    def max_symbol(self) -> int:
-        return self.max_abs
-
-    @property
-    def n_symbols(self) -> int:
-        return 2 * self.max_abs + 1
-
-    @property
-    def weights(self) -> np.ndarray:
-        """int64 ``[2M + 1]`` for symbols ``-M .. M``."""
-        if self.max_abs == 0:
-            return np.ones(1, dtype=np.int64)
-        tail = _geom_tail(self.r, self.max_abs)
-        return np.concatenate([tail[::-1], np.array([_zero_weight(self.z)], dtype=np.int64), tail])
-
-    def probabilities(self) -> np.ndarray:
-        """float64 ``[2M + 1]``: weights over their exact integer sum (one rounding each)."""
-        w = self.weights
-        total = float(sum(int(v) for v in w))
-        return w.astype(np.float64) / total
-
-    def _model(self) -> constriction.stream.model.Categorical:
-        return _categorical(self.max_abs, self.r, self.z)
-
-    def cost_bits(self, symbols: np.ndarray) -> float:
-        """Ideal cost in bits of ``symbols`` (all inside the range) under this model."""
-        s = np.asarray(symbols).ravel()
-        if s.size == 0 or self.max_abs == 0:
-            return 0.0
-        counts = np.bincount(s.astype(np.int64) + self.max_abs, minlength=self.n_symbols)
-        return _cost_from_counts(counts.astype(np.float64), self.weights)
-
-
-@lru_cache(maxsize=1024)
-def _categorical(max_abs: int, r: int, z: int) -> constriction.stream.model.Categorical:
-    return constriction.stream.model.Categorical(GeomModel(max_abs, r, z).probabilities(), perfect=False)
-
-
-@lru_cache(maxsize=256)
-def _geom_log_tables(max_abs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float64 tables for the fit: log2 tail weights ``[R, M]``, tail sums ``[R]``, log2 w(0) ``[Z]``."""
-    logs = np.empty((GEOM_R_MAX + 1, max_abs))
-    sums = np.empty(GEOM_R_MAX + 1)
-    for r in range(GEOM_R_MAX + 1):
-        t = _geom_tail(r, max_abs).astype(np.float64)
-        logs[r] = np.log2(t)
-        sums[r] = 2.0 * t.sum()
-    zw = np.log2(np.array([float(_zero_weight(z)) for z in range(GEOM_Z_MAX + 1)]))
-    return logs, sums, zw
-
-
-def fit_geom(abs_counts: np.ndarray, max_abs: int) -> tuple[GeomModel, float]:
-    """The cheapest :class:`GeomModel` for a histogram of magnitudes (exhaustive over r and z).
-
-    Args:
-        abs_counts: ``[K]`` counts of ``|symbol| = 0 .. K-1`` (``K - 1 <= max_abs``).
-        max_abs: the range ``M`` the model must cover (shared by all models of a tensor).
-
-    Returns:
-        ``(model, bits)``: the model and its ideal payload cost in bits.
-    """
-    c = np.zeros(max_abs + 1)
-    c[: len(abs_counts)] = np.asarray(abs_counts, dtype=np.float64)
-    n = c.sum()
-    if max_abs == 0 or n == 0:
-        return GeomModel(max_abs), 0.0
-    logs, sums, zw = _geom_log_tables(max_abs)
-    tail_bits = logs @ c[1:]  # [R]: sum_k c_k log2 w(k)
-    zero_w = np.exp2(zw)  # [Z]
-    # cost[r, z] = n log2(S) - c0 log2 w0 - tail_bits[r], with S = w0 + sums[r]
-    cost = n * np.log2(zero_w[None, :] + sums[:, None]) - c[0] * zw[None, :] - tail_bits[:, None]
-    r, z = np.unravel_index(int(np.argmin(cost)), cost.shape)
-    return GeomModel(max_abs, int(r), int(z)), float(cost[r, z])
-
-
-def abs_histogram(symbols: np.ndarray, max_abs: int) -> np.ndarray:
-    """float64 ``[max_abs + 1]`` counts of ``|symbols|``."""
-    a = np.abs(np.asarray(symbols).ravel().astype(np.int64))
-    return np.bincount(a, minlength=max_abs + 1).astype(np.float64)
-
-
-# ----------------------------------------------------------------------------------------
-# causal context for feature grids (format v2)
-#
-# A grid is viewed as [T, R, X] (time slices, rows, the rest). The context of a cell is
-# min(CTX_BUCKETS - 1, bit_length(|q[t-1, r, x]| + |q[t, r-1, x]|)) (missing neighbours count 0):
-# both neighbours are decoded before the row that holds the cell, so a whole row is decoded at
-# once, bucket by bucket, each bucket with its own GeomModel.
-
-CTX_BUCKETS = 6
-
-
-def context_buckets(prev_slice: np.ndarray | None, prev_row: np.ndarray | None, width: int) -> np.ndarray:
-    """int64 ``[width]`` context buckets of one row from its decoded neighbours (or None)."""
-    s = np.zeros(width, dtype=np.int64)
-    if prev_slice is not None:
-        s += np.abs(prev_slice.astype(np.int64))
-    if prev_row is not None:
-        s += np.abs(prev_row.astype(np.int64))
-    b = np.zeros(width, dtype=np.int64)
-    nz = s > 0
-    b[nz] = np.floor(np.log2(s[nz])).astype(np.int64) + 1  # bit_length
-    return np.minimum(b, CTX_BUCKETS - 1)
-
-
-def context_map(q: np.ndarray) -> np.ndarray:
-    """int64 ``[T, R, X]``: the context bucket of every cell of a ``[T, R, X]`` integer grid."""
-    a = np.abs(q.astype(np.int64))
-    s = np.zeros_like(a)
-    s[1:] += a[:-1]
-    s[:, 1:] += a[:, :-1]
-    b = np.zeros_like(a)
-    nz = s > 0
-    b[nz] = np.floor(np.log2(s[nz])).astype(np.int64) + 1
-    return np.minimum(b, CTX_BUCKETS - 1)
-
-
-def encode_context(enc: StreamEncoder, q: np.ndarray, models: Sequence[GeomModel]) -> None:
-    """Append a ``[T, R, X]`` grid in context order (row by row, bucket by bucket)."""
-    ctx = context_map(q)
-    for t in range(q.shape[0]):
-        for r in range(q.shape[1]):
-            row, crow = q[t, r], ctx[t, r]
-            for k, m in enumerate(models):
-                enc.add(row[crow == k], m)
-
-
-def decode_context(
-    dec: StreamDecoder, shape: tuple[int, int, int], models: Sequence[GeomModel]
-) -> np.ndarray:
-    """Inverse of :func:`encode_context`: int32 ``[T, R, X]``."""
-    T, R, X = shape
-    q = np.zeros(shape, dtype=np.int32)
-    for t in range(T):
-        for r in range(R):
-            crow = context_buckets(q[t - 1, r] if t else None, q[t, r - 1] if r else None, X)
-            row = q[t, r]
-            for k, m in enumerate(models):
-                sel = crow == k
-                n = int(np.count_nonzero(sel))
-                if n:
-                    row[sel] = dec.take(m, n)
-    return q
