@@ -17,7 +17,7 @@ and the seconds per step depend on the machine. This module
 
 Nothing here knows a pipeline: it plans over the trainer's stage list (:meth:`Trainer.stage_list
 <hinerv.train.Trainer.stage_list>`: each stage's epochs and the schedule slots they come from) and
-measures through the trainer's public probe (:meth:`Trainer.probe <hinerv.train.Trainer.probe>`), so it
+measures through the public probe (:class:`hinerv.train.StepProbe`), so it
 works for any recipe. Step costs are per stage; schedule fitting is per slot, a slot costing what the
 stage that takes it costs. It does no printing: a :class:`Plan` is handed to the caller's progress
 callback, and the CLI prints it.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hinerv.errors import ConfigError
-from hinerv.train import SCHEDULE_SLOTS, Schedule
+from hinerv.train import SCHEDULE_SLOTS, Schedule, StepProbe
 
 if TYPE_CHECKING:
     from hinerv.recipe import Stage
@@ -172,8 +172,8 @@ def measure_step_seconds(
     For each stage (default: the trainer's current stage and the later ones that have epochs), the stage
     is entered as training would enter it (fresh optimizer, the recipe's preparation), ``warmup`` steps run
     untimed on the first stage only (allocator and kernel caches), then ``steps`` steps are timed (the
-    later stages time ``max(1, steps // 2)``). Everything runs inside :meth:`Trainer.probe
-    <hinerv.train.Trainer.probe>`: private batches, and the trainer's complete state restored afterwards,
+    later stages time ``max(1, steps // 2)``). Everything runs inside a
+    :class:`~hinerv.train.StepProbe`: private batches, and the trainer's complete state restored afterwards,
     so training after a measurement is bit-identical to training without one.
 
     When the first (warm-up) step already takes more than ``slow`` seconds, one more step is timed and the
@@ -186,7 +186,7 @@ def measure_step_seconds(
     if not stages:
         return {}
     out: dict[str, float] = {}
-    with trainer.probe() as probe:
+    with StepProbe(trainer) as probe:
         for i, st in enumerate(stages):
             probe.enter(st)
             if i == 0 and warmup > 0:

@@ -157,10 +157,8 @@ class Trainer:
             already padded to the model's size (edge replication), on ``device`` or CPU.
         peak: ``2**bit_depth - 1``, the value of white in ``frames``.
         schedule: epochs and hyper-parameters.
-        recipe: what the pipeline trains (stages, parameter transform, penalty, extra state); bound to
-            ``model`` here.
-        device: a torch device, its name, or a :class:`~hinerv.device.DevicePolicy` (which then also
-            decides ``amp``).
+        recipe: what the pipeline trains (stages, transform, penalty, extra state); bound here.
+        device: a torch device, its name, or a :class:`~hinerv.device.DevicePolicy` (then also ``amp``).
         seed: seeds the batch order and the recipe's noise (``noise_gen``).
         amp: fp16 autocast + loss scaling on CUDA (ignored on CPU).
         compile: wrap the model with ``torch.compile``.
@@ -233,28 +231,21 @@ class Trainer:
 
     def __getattr__(self, name: str) -> Any:
         # only reached for names the trainer lacks: the state its recipe exposes (``masks``, ``rate``)
-        recipe = self.__dict__.get("recipe")
-        if recipe is not None and name in recipe.exposed:
-            return getattr(recipe, name)
+        if name in getattr(self.__dict__.get("recipe"), "exposed", ()):
+            return getattr(self.recipe, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    @property
-    def done(self) -> bool:
-        return self.stage == "done"
+    done = property(lambda self: self.stage == "done", doc="Whether every stage has finished.")
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Everything the optimizer updates: the model's parameters, then the recipe's."""
         return list(self.model.parameters()) + self.recipe.extra_parameters()
 
-    @property
-    def adam_betas(self) -> tuple[float, float]:
-        """Adam's (beta1, beta2) for this schedule."""
-        return 0.9, self.schedule.adam_beta2
-
     def _new_optimizer(self) -> torch.optim.Optimizer:
         groups = self.recipe.param_groups()
         flags = self.policy.adam_flags()
-        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=self.adam_betas, eps=1e-8, **flags)
+        betas = (0.9, self.schedule.adam_beta2)
+        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=betas, eps=1e-8, **flags)
 
     def enter_stage(self, stage: str) -> None:
         """Start ``stage`` at its first epoch: the recipe prepares it, then a fresh optimizer."""
@@ -398,10 +389,6 @@ class Trainer:
                 self.save(checkpoint)
                 last_save = time.monotonic()
 
-    def probe(self, seed: int = 0x5EED) -> StepProbe:
-        """Real training steps that leave no trace (step-time measurement): see :class:`StepProbe`."""
-        return StepProbe(self, seed)
-
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def reconstruct(self, t: torch.Tensor) -> torch.Tensor:
@@ -414,15 +401,15 @@ class Trainer:
 
 
 class StepProbe:
-    """Steps of any stage that leave the trainer as it was (``with trainer.probe() as p:``, then
-    ``p.enter(stage)`` and ``p.step()``).
+    """Real training steps of any stage that leave the trainer as it was (step-time measurement):
+    ``with StepProbe(trainer) as p:``, then ``p.enter(stage)`` and ``p.step()``.
 
     On entering, the trainer's complete state (model, optimizer, recipe state, generators, stage, clock) is
     deep-copied; on exit it is restored. The probe's batches come from a private generator. Training after
     a probe is bit-identical to training without one.
     """
 
-    def __init__(self, trainer: Trainer, seed: int) -> None:
+    def __init__(self, trainer: Trainer, seed: int = 0x5EED) -> None:
         self.trainer = trainer
         B = trainer.grid[0] * trainer.grid[1]
         self._order = torch.randperm(trainer.T * B, generator=torch.Generator().manual_seed(seed))
