@@ -49,15 +49,19 @@ def test_land_on_target_corrects_within_an_octave() -> None:
         assert landing.bpp == pytest.approx(8 * landing.bytes / pixels)
 
 
-def test_land_on_target_never_scales_steps_past_an_octave_and_says_so() -> None:
-    """Issue #16: an 8-16x step factor met the rate and decoded at 12 dB (training: 17-19 dB)."""
+def test_land_on_target_never_scales_steps_past_fit_octaves_and_says_so() -> None:
+    """A target beyond the bounded fit is reported, not met silently (issue #16)."""
     pixels = 64 * 48 * 10
-    for target_bytes, word in ((500, "smaller --size"), (40000, "larger --size")):
+    beyond = (
+        (_size_at(2 ** (FIT_OCTAVES + 1)), "smaller --size"),
+        (_size_at(2 ** -(FIT_OCTAVES + 1)), "larger --size"),
+    )
+    for target_bytes, word in beyond:
         landing = land_on_target(_size_at, 8 * target_bytes / pixels, pixels)
         assert 2**-FIT_OCTAVES <= landing.factor <= 2**FIT_OCTAVES
         assert not landing.met
         assert landing.note is not None and "not reached" in landing.note and word in landing.note
-        # as close as the bounded fit gets: within 2 % of the octave's end
+        # as close as the bounded fit gets: within 2 % of the range's end
         end = _size_at(2.0 ** (FIT_OCTAVES if target_bytes < 4000 else -FIT_OCTAVES))
         assert abs(landing.bytes - end) <= 0.02 * end
 

@@ -14,16 +14,13 @@ schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
 
 The stage names are kept from the first version (checkpoints and progress lines carry them); they are
 this recipe's own. There is no mask and no fixed bit depth: zeros and bit depths come out of the rate
-term. With ``target_bpp`` the trade-off ``λ`` is adapted after every rate-aware *step*
-(:func:`adapt_lambda` with :data:`STEP_GAIN` / :data:`STEP_LIMIT`) from the rate model's estimate of
-that step, corrected by ``rate_probe`` (the real size of the file as it would be coded then) at the
-start of the rate-aware stages and after every rate-aware epoch; the steps start at the target
-(:meth:`RDRecipe.fit_steps_to_target`) and the exported steps are fitted within an octave to land on
-it (:func:`hinerv.ratecontrol.land_on_target`). A per-epoch controller bounded to ×1.5 had only the
-5–6 rate-aware epochs of a short schedule: every target far from the ladder's λ hit the bound at every
-epoch, so different targets trained the same network and the final step fit had to scale steps by
-8–16×, which the network never trained for
-(issue #16). Checkpoints: ``state.ckpt`` (rolling) and ``rd.ckpt`` (finished).
+term. With ``target_bpp`` the trade-off ``λ`` is adapted after every rate-aware epoch from
+``rate_probe`` (the real size of the file as it would be coded then), and the exported steps are
+fitted (within :data:`hinerv.ratecontrol.FIT_OCTAVES` octaves) to land on it
+(:func:`hinerv.ratecontrol.land_on_target`), which reports a target it cannot reach. A per-step
+controller that started the steps at the target was tried for issue #16 and measured worse on 3 of 4
+targets of a 128x96x16 clip (closing note of that round), so this is the first design's controller.
+Checkpoints: ``state.ckpt`` (rolling) and ``rd.ckpt`` (finished).
 
 ``pretrain=False`` (an ablation, :class:`RDAblation`) is the first design: stages ``main`` (noise + rate
 from the first step, λ ramped in) and ``ste`` (``prune_epochs + qat_epochs``). Measured on real footage,
@@ -46,8 +43,8 @@ from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
-from hinerv.rate import Granularity, Proxy, RateModel, laplace_bits
-from hinerv.ratecontrol import fit_step_factor, land_on_target
+from hinerv.rate import Granularity, Proxy, RateModel
+from hinerv.ratecontrol import land_on_target
 from hinerv.recipe import Recipe, Stage
 from hinerv.train import Schedule, Trainer
 from hinerv.types import VideoInfo
@@ -62,8 +59,6 @@ __all__ = [
     "default_lambda",
     "grid_names",
     "adapt_lambda",
-    "STEP_GAIN",
-    "STEP_LIMIT",
     "export_rd_stream",
     "PIPELINE",
 ]
@@ -217,23 +212,6 @@ def grid_names(model: torch.nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters() if _grid_level(n) is not None]
 
 
-#: λ control of every rate-aware training step: gain and bound (×/÷ per step) of :func:`adapt_lambda`.
-#: 16 steps (one epoch of a 16-frame clip) can move λ up to ×35; a step's estimate responds to λ
-#: within a few steps (the log2-steps learn at 30× the learning rate), so a gain well below 1 keeps
-#: the loop from oscillating.
-STEP_GAIN = 1.0
-STEP_LIMIT = 1.25
-
-#: How far (log2) :meth:`RDRecipe.fit_steps_to_target` may move the initial steps.
-INIT_OCTAVES = 8.0
-
-#: log2 Laplace scales tried by :meth:`RDRecipe.fit_steps_to_target` (the rate model's clamp range)
-_SCALE_GRID = torch.linspace(-4.3, 12.0, 66)
-
-#: λ stays within these bounds under control (a target beyond them is beyond what training can do).
-LAMBDA_RANGE = (1e-6, 1e6)
-
-
 def adapt_lambda(
     lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5, limit: float = 1.5
 ) -> float:
@@ -260,8 +238,8 @@ class RDRecipe(Recipe):
 
     name = "rd"
     exposed = (
-        "rd", "rate", "lam", "last_bits", "rate_active", "estimated_bits", "pixels", "rate_offset",
-        "init_step_factor", "controls_rate", "fit_steps_to_target",
+        "rd", "rate", "lam", "last_bits", "rate_active", "estimated_bits", "pixels",
+        "controls_rate",
     )  # fmt: skip
 
     def __init__(
@@ -274,11 +252,6 @@ class RDRecipe(Recipe):
         self.lam = rd.lam if rd.rate else 0.0
         self.last_bits = 0.0
         self._rate: RateModel | None = None
-        #: real bpp minus the rate model's estimate (hard rounding), measured by ``rate_probe``; None
-        #: until the first probe of the rate-aware stages
-        self.rate_offset: float | None = None
-        #: the factor :meth:`fit_steps_to_target` applied to the initial steps (1 when it did not run)
-        self.init_step_factor = 1.0
 
     @property
     def rate(self) -> RateModel:
@@ -375,70 +348,12 @@ class RDRecipe(Recipe):
             and not self.trainer.done
         )
 
-    def _probe_offset(self) -> float:
-        """Measure the real rate; update :attr:`rate_offset`; return the real bpp."""
-        assert self.rate_probe is not None
-        bpp = float(self.rate_probe(self.trainer))
-        self.rate_offset = bpp - self.estimated_bits() / self.pixels
-        return bpp
-
-    @torch.no_grad()
-    def fit_steps_to_target(self) -> float:
-        """Scale every step by one factor so the file as coded now lands on ``rd.target_bpp``.
-
-        Run before the first rate-aware step: the initial steps (a 6-bit quantizer, see
-        :meth:`hinerv.rate.RateModel.reset`) can be many octaves from the target, and the steps move
-        at most ~``lr · step_lr_scale`` octaves per step (Adam), whatever λ is. Starting at the target,
-        the rate-aware stages train the network on the steps it will be coded with. Each tensor's
-        Laplace scale is set to the one that codes its integers at the scaled step in the fewest
-        bits (a grid search), so the rate estimate follows the steps.
-
-        Returns:
-            The factor applied (within :data:`INIT_OCTAVES` octaves).
-        """
-        assert self.rate_probe is not None and self.rd.target_bpp is not None
-        probe, rate, tr = self.rate_probe, self.rate, self.trainer
-        saved = [p.detach().clone() for p in rate.log2_step]
-        params = dict(tr.model.named_parameters())
-
-        def set_factor(f: float) -> None:
-            for i, (p, s) in enumerate(zip(rate.log2_step, saved, strict=True)):
-                p.copy_(s + math.log2(f))
-                # the Laplace scale that codes these integers in the fewest bits
-                q = torch.round(params[rate.names[i]].detach() / rate.step(i)).flatten()
-                q = q[:: max(1, q.numel() // 65536)]
-                cost = laplace_bits(q[None, :], torch.exp2(_SCALE_GRID.to(q.device))[:, None]).sum(1)
-                rate.log2_scale[i].fill_(float(_SCALE_GRID[int(cost.argmin())]))
-
-        def bpp_at(f: float) -> float:
-            set_factor(f)
-            return probe(tr)
-
-        f, _ = fit_step_factor(
-            bpp_at, self.rd.target_bpp, tolerance=0.02, max_octaves=INIT_OCTAVES, iterations=16
-        )
-        set_factor(f)
-        return f
-
-    def before_step(self) -> None:
-        """With a target rate, before the first rate-aware step: start at the target and measure the
-        estimate's offset to the file."""
-        if self.controls_rate and self.rate_offset is None:
-            self.init_step_factor = self.fit_steps_to_target()
-            self._probe_offset()
-
-    def after_step(self) -> None:
-        """With a target rate: one λ control step on this step's rate."""
-        if self.controls_rate:
-            est = self.last_bits / self.pixels + (self.rate_offset or 0.0)
-            assert self.rd.target_bpp is not None
-            lam = adapt_lambda(self.lam, est, self.rd.target_bpp, gain=STEP_GAIN, limit=STEP_LIMIT)
-            self.lam = min(LAMBDA_RANGE[1], max(LAMBDA_RANGE[0], lam))
-
     def after_epoch(self) -> None:
-        """After a rate-aware epoch with a target rate: measure the file again (the offset)."""
-        if self.controls_rate and self.rate_offset is not None:
-            self._probe_offset()
+        """After a rate-aware epoch with a target rate: measure the file, move λ towards the target."""
+        if self.controls_rate:
+            assert self.rate_probe is not None and self.rd.target_bpp is not None
+            bpp = float(self.rate_probe(self.trainer))
+            self.lam = adapt_lambda(self.lam, bpp, self.rd.target_bpp)
 
     @torch.no_grad()
     def estimated_bits(self) -> float:
@@ -450,15 +365,12 @@ class RDRecipe(Recipe):
         return {
             "rate": {k: v.detach().cpu() for k, v in self.rate.state_dict().items()},
             "lam": self.lam,
-            "rate_offset": self.rate_offset,
             "rd": asdict(self.rd),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rate.load_state_dict(state["rate"])
         self.lam = float(state["lam"])
-        off = state.get("rate_offset")
-        self.rate_offset = None if off is None else float(off)
 
 
 def _context_view(model: torch.nn.Module, name: str) -> tuple[int, int] | None:
