@@ -157,9 +157,11 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _run_child(checkout: Path, size: str, args: argparse.Namespace) -> dict[str, Any]:
+    # each checkout measures with its own copy of this script: the trainer's API may differ between them
+    own = checkout / "tools" / "bench_speed.py"
     cmd = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        str(own if own.is_file() else Path(__file__).resolve()),
         "--worker",
         "--checkout",
         str(checkout),
