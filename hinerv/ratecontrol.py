@@ -26,13 +26,18 @@ __all__ = [
     "land_on_target",
     "Landing",
     "FIT_OCTAVES",
+    "COARSE_OCTAVES",
     "TARGET_TOLERANCE",
     "MAX_TARGET_BPP",
 ]
 
-#: How far (log2) the final fit may move the trained steps: one octave costs ~1 dB or less, the
-#: 3–4 octaves of an unreachable target destroy the picture.
+#: How far (log2) the final fit may move the trained steps (the first design's search range).
 FIT_OCTAVES = 4.0
+
+#: Steps coarser than trained by more than this many octaves meet the rate at a large cost in quality
+#: (issue #16, 128x96x16 clip, size s: 14.4x / 8.4x / 3.7x coarser decoded at 10.7 / 14.4 / 16.7 dB where
+#: training reached 17.35 dB): beyond this the landing says so.
+COARSE_OCTAVES = 2.0
 
 #: The promise of ``--target-bpp``: the file lands within this relative error of the target.
 TARGET_TOLERANCE = 0.05
@@ -92,7 +97,8 @@ class Landing:
         bpp: ``8 * bytes / pixels``.
         target_bpp: the requested rate.
         met: ``bpp`` is within :data:`TARGET_TOLERANCE` of the target.
-        note: one line for the user when not ``met`` (why, and what to change); None otherwise.
+        note: one line for the user: why the target was not met, or the quality cost of meeting it
+            (steps over :data:`COARSE_OCTAVES` octaves coarser than trained); None otherwise.
     """
 
     factor: float
@@ -121,7 +127,9 @@ def land_on_target(
         tolerance: relative error that ends the search early (below :data:`TARGET_TOLERANCE`).
 
     Returns:
-        The closest :class:`Landing`; ``met`` False with a ``note`` when the target is out of reach.
+        The closest :class:`Landing`; ``met`` False with a ``note`` when the target is out of reach, and
+        ``met`` True with a ``note`` when it needed steps over :data:`COARSE_OCTAVES` octaves coarser
+        than trained.
     """
     target_bytes = target_bpp * pixels / 8
     f, n = fit_step_factor(size_at, target_bytes, tolerance=tolerance, max_octaves=octaves)
@@ -140,4 +148,11 @@ def land_on_target(
                 "use a larger --size (or a longer --schedule / --epochs)"
             )
         note = f"--target-bpp {target_bpp:g} not reached at this size and schedule: {how}"
+    elif f > 2**COARSE_OCTAVES:
+        trained = 8 * size_at(1.0) / pixels
+        note = (
+            f"--target-bpp {target_bpp:g} met with steps {f:.3g}x coarser than the network was trained with "
+            f"(it trained to {trained:.4g} bpp): expect a large loss of quality; for this rate use a smaller "
+            "--size (or a longer --schedule / --epochs)"
+        )
     return Landing(factor=f, bytes=n, bpp=bpp, target_bpp=target_bpp, met=met, note=note)

@@ -6,7 +6,7 @@ import pytest
 
 from hinerv.errors import ConfigError
 from hinerv.pipelines.rd import adapt_lambda
-from hinerv.ratecontrol import FIT_OCTAVES, MAX_TARGET_BPP, fit_step_factor, land_on_target
+from hinerv.ratecontrol import COARSE_OCTAVES, FIT_OCTAVES, MAX_TARGET_BPP, fit_step_factor, land_on_target
 
 
 def test_fit_step_factor_lands_on_a_decreasing_size_curve() -> None:
@@ -80,3 +80,14 @@ def test_possible_targets_pass() -> None:
     assert check_target_bpp(None) is None
     assert check_target_bpp(1e-6) == 1e-6  # tiny but finite: judged after training
     assert check_target_bpp(MAX_TARGET_BPP) == MAX_TARGET_BPP
+
+
+def test_a_target_met_with_much_coarser_steps_says_what_it_costs() -> None:
+    """Issue #16: a target far below the trained rate was met silently, decoding 5-7 dB below training."""
+    pixels = 64 * 48 * 10
+    far = land_on_target(_size_at, 8 * _size_at(2**2.5) / pixels, pixels)
+    assert far.met and far.factor > 2**COARSE_OCTAVES
+    assert far.note is not None and "coarser than the network was trained" in far.note
+    assert "smaller --size" in far.note and f"{8 * _size_at(1.0) / pixels:.4g} bpp" in far.note
+    near = land_on_target(_size_at, 8 * _size_at(2**0.5) / pixels, pixels)
+    assert near.met and near.note is None

@@ -416,7 +416,7 @@ def encode(
         )
     d = report.as_dict()
     for w in report.warnings:
-        err_console.print(f"warning: {w}", highlight=False)
+        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
     if workdir is not None and not quiet:
         err_console.print(
             f"note: kept the work folder {workdir} (checkpoints and the reconstruction); remove it when done",
