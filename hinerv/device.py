@@ -17,10 +17,15 @@ import torch
 
 from hinerv.errors import ConfigError
 
-__all__ = ["DevicePolicy", "resolve_device", "DEFAULT_MAX_MEMORY"]
+__all__ = ["DevicePolicy", "resolve_device", "DEFAULT_MAX_MEMORY", "GPU_MEMORY_SHARE"]
 
-#: default activation budget of one training forward/backward (see ``Trainer(max_memory=...)``)
+#: default activation budget of one training forward/backward on the CPU (see ``Trainer(max_memory=...)``)
 DEFAULT_MAX_MEMORY = 3 << 30
+
+#: share of a CUDA device's free memory the activations of one training step may take by default (the
+#: model, its gradients, Adam's state, the frames and the allocator's slack share the rest; the
+#: activation estimate is within about 1.5x of measured peaks)
+GPU_MEMORY_SHARE = 0.5
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -102,6 +107,23 @@ class DevicePolicy:
                 "--compile is supported on CUDA only "
                 "(on CPU, torch.compile of this model fails or runs slower)"
             )
+
+    def activation_dtype_bytes(self) -> int:
+        """Bytes per stored activation of a training step: 2 under fp16 autocast, else 4."""
+        return 2 if self.amp else 4
+
+    def default_max_memory(self, free_bytes: int | None = None) -> int:
+        """The activation budget of one training step when the user gives none (``--max-memory``).
+
+        On CUDA, :data:`GPU_MEMORY_SHARE` of the device's free memory (``free_bytes``, else asked from
+        the driver), so a large GPU runs a step as one batch instead of micro-batches sized for a
+        laptop; on the CPU, :data:`DEFAULT_MAX_MEMORY`.
+        """
+        if not self.is_cuda:
+            return DEFAULT_MAX_MEMORY
+        if free_bytes is None:
+            free_bytes = int(torch.cuda.mem_get_info(self.device)[0])
+        return max(256 << 20, int(free_bytes * GPU_MEMORY_SHARE))
 
     # ------------------------------------------------------------------ inference / timing
     def decode_batch(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hinerv.device import DEFAULT_MAX_MEMORY, DevicePolicy
+from hinerv.device import DevicePolicy
 from hinerv.pipelines import DEFAULT_PIPELINE, Pipeline, get_pipeline
 from hinerv.pipelines.base import resolve_type
 from hinerv.train import Schedule
@@ -35,7 +35,9 @@ class EncodeOptions:
         time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
             it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
         max_memory: bytes of activations one training forward/backward may take (large frames train in
-            micro-batches above it); ``None``: :data:`hinerv.device.DEFAULT_MAX_MEMORY`.
+            micro-batches above it); ``None``: the device policy's default
+            (:meth:`hinerv.device.DevicePolicy.default_max_memory`: 3 GiB on CPU, half the free
+            memory on CUDA).
         pipeline: ``"rd"`` (the default: rate–distortion training with learned steps and entropy
             models, format v2) or ``"paper"`` (the faithful HiNeRV path: prune -> QAT -> histogram
             coding, format v1); see :mod:`hinerv.pipelines`.
@@ -77,7 +79,7 @@ class EncodeOptions:
             pipeline=pipe,
             settings=settings,
             label=self.preset or self.size or "",
-            max_memory=self.max_memory or DEFAULT_MAX_MEMORY,
+            max_memory=self.max_memory or policy.default_max_memory(),
         )
 
 

@@ -110,7 +110,7 @@ class StepRunner:
         estimate = getattr(self.model, "activation_bytes", None)
         if max_memory is None or estimate is None or B == 1:
             return B
-        per = max(1, int(estimate(self.grid)))
+        per = max(1, int(estimate(self.grid, dtype_bytes=self.policy.activation_dtype_bytes())))
         return max(1, min(B, int(max_memory // per)))
 
     def batch(self, order: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -297,8 +297,8 @@ def encode(
     max_memory: Annotated[
         str | None,
         typer.Option(
-            help="Activation memory per training step (e.g. 2G, 500M; default 3G): larger "
-            "frames train in micro-batches."
+            help="Activation memory per training step (e.g. 2G, 500M; default 3G on CPU, half the free "
+            "GPU memory on CUDA): larger frames train in micro-batches."
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
