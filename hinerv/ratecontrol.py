@@ -9,8 +9,8 @@ Two mechanisms, used together by :mod:`hinerv.codec`:
   of the target, within :data:`FIT_OCTAVES` octaves either way (the search range of the first
   design). Steps far coarser than trained cost quality: on a 128x96x16 clip, size s, targets
   0.05 / 0.15 bpp decoded at 10.7 / 14.4 dB where training had reached 17.4 dB (issue #16, open).
-  A target the bounded fit
-  cannot reach is reported (:attr:`Landing.met` False, :attr:`Landing.note`), never met silently.
+  A target the bounded fit cannot reach is reported (:attr:`Landing.met` False, :attr:`Landing.note`),
+  never met silently, and so is one met with steps over :data:`COARSE_OCTAVES` octaves coarser.
 
 Pure logic: the caller supplies a function that returns the coded size for a step factor.
 """

@@ -212,17 +212,15 @@ def grid_names(model: torch.nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters() if _grid_level(n) is not None]
 
 
-def adapt_lambda(
-    lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5, limit: float = 1.5
-) -> float:
-    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ ``limit`` per call.
+def adapt_lambda(lam: float, measured_bpp: float, target_bpp: float, gain: float = 1.5) -> float:
+    """One step of λ control: ``λ · (measured / target) ** gain``, limited to ×/÷ 1.5 per call.
 
     More rate than wanted raises λ (rate costs more), less lowers it.
     """
     if not (measured_bpp > 0 and target_bpp > 0 and math.isfinite(measured_bpp)):
         return lam
     f = (measured_bpp / target_bpp) ** gain
-    return max(lam / limit, min(lam * limit, lam * f)) if lam > 0 else lam
+    return max(lam / 1.5, min(lam * 1.5, lam * f)) if lam > 0 else lam
 
 
 class RDRecipe(Recipe):
@@ -231,9 +229,8 @@ class RDRecipe(Recipe):
     Args:
         rd: λ, distortion, proxies, rate target.
         pixels: ``T * H * W`` of the video (unpadded), the rate's normaliser.
-        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called at the start
-            of the rate-aware training and after each rate-aware epoch when ``rd.target_bpp`` is set,
-            to correct the rate model's estimate (side information, the coder's fitted models).
+        rate_probe: ``(trainer) -> bpp`` of the file as it would be coded now; called after each
+            rate-aware epoch when ``rd.target_bpp`` is set, to move λ towards the target.
     """
 
     name = "rd"
