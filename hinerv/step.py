@@ -78,7 +78,11 @@ class StepRunner:
         frames: integer RGB ``[T, 3, Hp, Wp]`` (uint8 / int16 / int32), on the device or in host memory.
         peak: the value of white in ``frames``.
         policy: the device policy (autocast, loss scaling, clipping implementation).
-        compile: wrap the model with ``torch.compile``.
+        compile: run the forward (with the transform's parameter overrides, through ``functional_call``)
+            under ``torch.compile``: True for its default mode, or a mode name (``"default"``,
+            ``"reduce-overhead"``: CUDA graphs, ``"max-autotune-no-cudagraphs"``...). Shapes are static
+            (``dynamic=False``): a step's batch, or its micro-batches, have one shape; a shorter last
+            micro-batch compiles once more (at most two graphs per grid).
         max_memory: activation bytes one forward/backward may take; a batch estimated above it runs as
             micro-batches with gradient accumulation (the same step within float rounding). None: never split.
     """
@@ -90,7 +94,7 @@ class StepRunner:
         peak: float,
         policy: DevicePolicy,
         *,
-        compile: bool = False,
+        compile: bool | str = False,
         max_memory: int | None = None,
     ) -> None:
         self.model = model
@@ -101,7 +105,10 @@ class StepRunner:
         self.grid = choose_patch_grid(H, W, int(model.cfg.upscale))  # type: ignore[union-attr,arg-type]
         self.ph, self.pw = H // self.grid[0], W // self.grid[1]
         self.scaler = policy.grad_scaler()
-        self._fwd: Callable[..., torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
+        self._compiled: Callable[..., torch.Tensor] | None = None
+        if compile:
+            mode = None if compile is True or compile == "default" else str(compile)
+            self._compiled = torch.compile(self._call, mode=mode, dynamic=False)  # type: ignore[assignment]
         self.micro_batch = self._micro_batch(max_memory)
 
     def _micro_batch(self, max_memory: int | None) -> int:
@@ -130,8 +137,13 @@ class StepRunner:
 
     def forward(self, params: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
         """The training forward of patches ``idx`` with parameter overrides ``params`` (may be empty)."""
+        return (self._compiled or self._call)(params, idx)
+
+    def _call(self, params: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        """The forward itself (what ``compile`` compiles, overrides included: the model traces with no
+        graph break in frame and patch mode, ``tests/model/test_compile.py``)."""
         args = (idx, self.grid)
-        return functional_call(self._fwd, params, args) if params else self._fwd(*args)
+        return functional_call(self.model, params, args) if params else self.model(*args)
 
     def step(
         self,

@@ -12,6 +12,8 @@ it sets).
 
     python tools/bench_speed.py                                   # this checkout, default sizes
     python tools/bench_speed.py --preset uvg-hinerv-s --sizes 1280x720 --device cuda
+    python tools/bench_speed.py --preset uvg-hinerv-s --sizes 1920x1080 --device cuda \
+        --compile-mode reduce-overhead
     # two checkouts, interleaved (A B A B ...), each measurement in a fresh process:
     git worktree add /tmp/hinerv-main main
     python tools/bench_speed.py --against /tmp/hinerv-main --threads 1 --rounds 3
@@ -19,6 +21,11 @@ it sets).
 With ``--against``, each round runs one fresh process per checkout and size, alternating, so both see
 the same machine load; the table gives the median and the range over rounds, the ratio
 (this checkout / the other) of the medians, and the range of the per-round ratios.
+
+``--compile`` (``--compile-mode MODE`` picks the ``torch.compile`` mode and implies it) compiles the
+training forward (``StepRunner``, static shapes) and the decoding forward. The ``hinerv`` command refuses
+``--compile`` on CPU (``DevicePolicy.check_compile``); this script does not ask the policy, so a CPU run
+works as a smoke test of the compiled path (inductor builds C++ for the CPU: minutes; not a speed-up).
 """
 
 from __future__ import annotations
@@ -57,9 +64,11 @@ def measure(
     device: str,
     steps: int,
     amp: bool,
-    compile: bool,
+    compile: bool | str,
 ) -> dict[str, float]:
-    """Train and decode timings of whichever ``hinerv`` package is importable (this process's)."""
+    """Train and decode timings of whichever ``hinerv`` package is importable (this process's).
+
+    ``compile``: False, True (torch.compile's default mode) or a mode name."""
     import torch
 
     from hinerv.codec import resolve_device
@@ -115,14 +124,18 @@ def measure(
     _sync(dev)
     train_ms = (time.perf_counter() - t0) / steps * 1000
     model.eval()
+    decode: Any = model
+    if compile:
+        mode = None if compile is True or compile == "default" else str(compile)
+        decode = torch.compile(model, mode=mode, dynamic=False)
     n_dec = min(frames, max(8, steps))
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=amp and dev.type == "cuda"):
         for t in range(2):
-            model(torch.tensor([[t, 0, 0]], device=dev), (1, 1))
+            decode(torch.tensor([[t, 0, 0]], device=dev), (1, 1))
         _sync(dev)
         t0 = time.perf_counter()
         for t in range(n_dec):
-            model(torch.tensor([[t % frames, 0, 0]], device=dev), (1, 1))
+            decode(torch.tensor([[t % frames, 0, 0]], device=dev), (1, 1))
         _sync(dev)
     dec_fps = n_dec / (time.perf_counter() - t0)
     return {
@@ -150,7 +163,8 @@ def _worker(args: argparse.Namespace) -> int:
         print(json.dumps({"error": f"imported hinerv from {where}, not from {args.checkout}"}))
         return 1
     w, h = (int(v) for v in args.sizes.split(",")[0].split("x"))
-    r = measure(args.preset, args.frames, h, w, args.device, args.steps, not args.no_amp, args.compile)
+    compile: bool | str = args.compile_mode or args.compile
+    r = measure(args.preset, args.frames, h, w, args.device, args.steps, not args.no_amp, compile)
     r["module"] = str(where.parent)  # type: ignore[assignment]
     print(json.dumps(r))
     return 0
@@ -182,6 +196,8 @@ def _run_child(checkout: Path, size: str, args: argparse.Namespace) -> dict[str,
         cmd.append("--no-amp")
     if args.compile:
         cmd.append("--compile")
+    if args.compile_mode:
+        cmd += ["--compile-mode", args.compile_mode]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(checkout) + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -205,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--no-amp", action="store_true")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training and decoding forwards")
+    ap.add_argument(
+        "--compile-mode",
+        default=None,
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        help="torch.compile mode (implies --compile); reduce-overhead uses CUDA graphs",
+    )
     ap.add_argument("--against", type=Path, default=None, help="another checkout to compare with")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --against")
     ap.add_argument("--json", type=Path, default=None, help="write every measurement here")

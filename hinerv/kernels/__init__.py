@@ -21,6 +21,11 @@ Forcing caps the tier (each op then runs its best implementation at or below it)
 does not have is a :class:`KernelError`. A handle resolves its implementation list once per forcing
 state, so a hot op pays one context-variable read, one environment read and a short loop per call.
 
+Under ``torch.compile`` (:func:`torch.compiler.is_compiling`) every op runs its ``torch`` implementation,
+and those take their plain ATen form (``F.layer_norm``, ``F.linear``, ``F.gelu``, ``F.conv2d``...), with no
+context-variable read, C++ kernel or hand-written autograd.Function: dynamo traces the model without graph
+breaks and inductor fuses what CUDA runs. Eager calls are unchanged.
+
 Block configurations are checked against every registered implementation, available here or not
 (:func:`require`), so a model accepted on one machine is accepted, and computes the same function, on all.
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -144,7 +150,8 @@ class _Impl:
     def fn(self) -> Callable[..., Any]:
         if self._fn is None:
             module, _, name = self.target.partition(":")
-            obj: Any = importlib.import_module(module)
+            # sys.modules first: dynamo traces that lookup, but not import_module (a graph break)
+            obj: Any = sys.modules.get(module) or importlib.import_module(module)
             for part in name.split("."):
                 obj = getattr(obj, part)
             self._fn = obj
@@ -193,7 +200,7 @@ class Op:
     ``HINERV_KERNELS``), not on every call.
     """
 
-    __slots__ = ("name", "_key", "_fns")
+    __slots__ = ("name", "_key", "_fns", "_plain")
 
     def __init__(self, name: str) -> None:
         if name not in _REGISTRY:
@@ -201,6 +208,16 @@ class Op:
         self.name = name
         self._key: tuple[str | None, str | None] | None = None
         self._fns: tuple[Callable[..., Any], ...] = ()
+        self._plain: Callable[..., Any] | None = None
+
+    def plain(self) -> Callable[..., Any]:
+        """The ``torch`` implementation of this op (imported on first use)."""
+        if self._plain is None:
+            for impl in _REGISTRY[self.name]:
+                if impl.tier == "torch":
+                    self._plain = impl.fn()
+        assert self._plain is not None, f"op {self.name!r} has no torch implementation"
+        return self._plain
 
     def _resolve(self, key: tuple[str | None, str | None]) -> tuple[Callable[..., Any], ...]:
         top = active_tier() if key != (None, None) else TIERS[-1]  # unforced: the impls check availability
@@ -209,6 +226,10 @@ class Op:
         return fns
 
     def __call__(self, *args: Any) -> Any:
+        if torch.compiler.is_compiling():
+            # traced by dynamo: the torch tier, whose functions take their plain ATen form when compiling
+            # (no context variable, no C++ kernel), so inductor sees and fuses every op
+            return self.plain()(*args)
         key = (_forced.get(), os.environ.get(KERNELS_ENV) or None)
         fns = self._fns if key == self._key else self._resolve(key)
         for fn in fns:

@@ -121,6 +121,8 @@ class LocalGrid(nn.Module):
             ``[N, s, s, C1]``: entry (r, c) is added to every output pixel with
             ``(y mod s, x mod s) == (r, c)``.
         """
+        if torch.compiler.is_compiling():  # traced: no memo (its identity and version checks break graphs)
+            return self._tables(t)
         params = (*self.grids, self.linear.weight, self.linear.bias)
         if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or any(
             p.is_inference()

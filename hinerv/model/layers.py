@@ -51,8 +51,8 @@ def layer_norm(x: Tensor) -> Tensor:
 
 def layer_norm_torch(x: Tensor) -> Tensor:
     """The ``torch`` tier of :func:`layer_norm`: on CPU in float32 :class:`_LayerNormFn` (or its forward
-    alone without a gradient), elsewhere ``F.layer_norm``."""
-    if x.device.type == "cpu" and x.dtype == torch.float32:
+    alone without a gradient), elsewhere (and when compiling) ``F.layer_norm``."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.compiler.is_compiling():
         if not (torch.is_grad_enabled() and x.requires_grad):
             return _ln_stats(x)[0]
         return _LayerNormFn.apply(x)  # type: ignore[no-any-return]
@@ -96,9 +96,10 @@ _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise"
 
 
 def _use_onednn(x: Tensor, weight: Tensor) -> bool:
-    """Whether :func:`linear` takes the oneDNN path: float32 CPU tensors, no CPU autocast."""
+    """Whether :func:`linear` takes the oneDNN path: float32 CPU tensors, no CPU autocast, not compiling."""
     return (
         _ONEDNN_LINEAR is not None
+        and not torch.compiler.is_compiling()
         and torch.backends.mkldnn.is_available()
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
@@ -160,7 +161,8 @@ def linear(x: Tensor, weight: Tensor) -> Tensor:
         weight: ``[N, K]``.
 
     Returns:
-        ``[..., N]``, equal to ``F.linear(x, weight)`` within float rounding (exactly that elsewhere).
+        ``[..., N]``, equal to ``F.linear(x, weight)`` within float rounding (exactly that elsewhere and
+        when compiling).
     """
     if not _use_onednn(x, weight):
         return F.linear(x, weight)
