@@ -31,11 +31,12 @@ from hinerv.model.counts import COUNT_KEYS
 from hinerv.model.encoding import BaseGrid, LocalGrid
 from hinerv.model.layers import (
     ConvNeXtBlock,
+    constant,
     conv_nhwc,
     layer_norm,
     linear,
     upsample_add,
-    upsample_matrix,
+    upsample_matrix_cached,
     upsample_patch,
 )
 
@@ -156,15 +157,14 @@ class HiNeRV(nn.Module):
         ph, pw = a.base_height // gh, a.base_width // gw
         hb = a.base_halo
 
-        # base-grid gather with halo, zeros outside the frame
+        # base-grid gather with halo, zeros outside the frame (index and mask tables: once per geometry)
         vol = nn.functional.pad(self.base(t), (0, 0, hb, hb, hb, hb))
-        rows = ih[:, None] * ph + torch.arange(ph + 2 * hb, device=dev)
-        cols = iw[:, None] * pw + torch.arange(pw + 2 * hb, device=dev)
+        rows = constant(_axis_index, gh, ph, hb, dev).index_select(0, ih)
+        cols = constant(_axis_index, gw, pw, hb, dev).index_select(0, iw)
         ar = torch.arange(n, device=dev)
         x = vol[ar[:, None, None], rows[:, :, None], cols[:, None, :]]
         x = conv_nhwc(x, self.stem.weight, self.stem.bias)
-        mask = _frame_mask(rows - hb, cols - hb, a.base_height, a.base_width)
-        x = x * mask.to(x.dtype)
+        x = x * _tile_mask(ih, iw, gh, gw, ph, pw, hb, a.base_height, a.base_width, x.dtype)
         k = a.stem_kernel // 2
         if k:
             x = x[:, k:-k, k:-k]
@@ -176,15 +176,14 @@ class HiNeRV(nn.Module):
             if self.norm:
                 x = layer_norm(x)
             if s > 1 or st.halo != st.in_halo:
-                mh = upsample_matrix(gh, ph, st.in_halo, h_in, s, st.halo, dev)[ih]
-                mw = upsample_matrix(gw, pw, st.in_halo, w_in, s, st.halo, dev)[iw]
-                x = upsample_patch(x.contiguous(), mh, mw)
+                mh = upsample_matrix_cached(gh, ph, st.in_halo, h_in, s, st.halo, dev, x.dtype)
+                mw = upsample_matrix_cached(gw, pw, st.in_halo, w_in, s, st.halo, dev, x.dtype)
+                x = upsample_patch(x.contiguous(), mh.index_select(0, ih), mw.index_select(0, iw))
             ph, pw, h_in, w_in = ph * s, pw * s, st.height, st.width
-            rows = ih[:, None] * ph - st.halo + torch.arange(ph + 2 * st.halo, device=dev)
-            cols = iw[:, None] * pw - st.halo + torch.arange(pw + 2 * st.halo, device=dev)
-            mask = _frame_mask(rows, cols, h_in, w_in)
             e = _tile_table(stage.enc(t), ph + 2 * st.halo, pw + 2 * st.halo, st.halo)
-            x = x + e * mask.to(e.dtype)
+            # in the encoding's dtype, which the blocks' outputs share (a no-op cast in each block)
+            mask = _tile_mask(ih, iw, gh, gw, ph, pw, st.halo, h_in, w_in, e.dtype)
+            x = x + e * mask
             for blk in stage.blocks:
                 x = blk(x, mask)
             crop = st.halo - keep
@@ -263,8 +262,35 @@ def _tile_table(e: Tensor, rows: int, cols: int, halo: int) -> Tensor:
     return e.repeat(1, reps_h, reps_w, 1)[:, off : off + rows, off : off + cols]
 
 
-def _frame_mask(rows: Tensor, cols: Tensor, height: int, width: int) -> Tensor:
-    """``[N, R, C, 1]`` bool: global (row, col) lies inside a ``height x width`` frame."""
-    rm = (rows >= 0) & (rows < height)
-    cm = (cols >= 0) & (cols < width)
-    return (rm[:, :, None] & cm[:, None, :]).unsqueeze(-1)
+def _axis_index(count: int, p: int, halo: int, device: torch.device) -> Tensor:
+    """``[count, p + 2*halo]`` int64: ``i*p + j``, the rows (or columns) of tile i with its halo in a
+    frame padded by ``halo`` on each side."""
+    return torch.arange(count, device=device)[:, None] * p + torch.arange(p + 2 * halo, device=device)
+
+
+def _axis_mask(count: int, p: int, halo: int, size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``[count, p + 2*halo]`` in ``dtype``: 1 where global coordinate ``i*p - halo + j`` of tile i lies
+    inside ``[0, size)``, else 0."""
+    g = _axis_index(count, p, halo, device) - halo
+    return ((g >= 0) & (g < size)).to(dtype)
+
+
+def _tile_mask(
+    ih: Tensor,
+    iw: Tensor,
+    gh: int,
+    gw: int,
+    ph: int,
+    pw: int,
+    halo: int,
+    height: int,
+    width: int,
+    dtype: torch.dtype,
+) -> Tensor:
+    """``[N, ph + 2*halo, pw + 2*halo, 1]`` in ``dtype``: 1 where the pixel of tile ``(ih, iw)`` (with its
+    halo) lies inside the ``height x width`` frame, else 0. The per-axis tables are built once per
+    geometry (:func:`~hinerv.model.layers.constant`)."""
+    dev = ih.device
+    rm = constant(_axis_mask, gh, ph, halo, height, dev, dtype).index_select(0, ih)
+    cm = constant(_axis_mask, gw, pw, halo, width, dev, dtype).index_select(0, iw)
+    return rm[:, :, None, None] * cm[:, None, :, None]

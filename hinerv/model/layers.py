@@ -6,6 +6,9 @@ permutes and the depth-wise convs run on a ``channels_last`` NCHW view of the sa
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,6 +29,8 @@ __all__ = [
     "upsample_frame",
     "upsample_patch",
     "upsample_matrix",
+    "upsample_matrix_cached",
+    "constant",
 ]
 
 _LAYER_NORM = kernels.op("layer_norm")
@@ -237,6 +242,44 @@ def dwconv_torch(x: Tensor, weight: Tensor) -> Tensor:
     return conv_nhwc(x, weight, None, groups=x.shape[-1])
 
 
+def constant(build: Callable[..., Tensor], *key: object) -> Tensor:
+    """``build(*key)``, built once per key and kept (eagerly; traced by ``torch.compile`` every time).
+
+    For the index, weight and mask tensors that depend only on the geometry (ints, a device, a dtype),
+    which the model would otherwise rebuild with a dozen small ops on every call. The tensor is built
+    outside inference mode (so that a training step may save it for backward) and must never be
+    modified in place; the values are those ``build`` computes, so results do not change.
+    """
+    if torch.compiler.is_compiling():
+        return build(*key)
+    return _constant(build, *key)
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(build: Callable[..., Tensor], *key: object) -> Tensor:
+    with torch.inference_mode(False), torch.no_grad():
+        return build(*key)
+
+
+def _lerp_coefficients(n_src: int, frames: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``[frames, 2]`` int64 source slices (i0, i1) of every frame (see :func:`lerp_frames`)."""
+    return _lerp_terms(torch.arange(frames, device=device), n_src, frames, dtype)[0]
+
+
+def _lerp_weights(n_src: int, frames: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``[frames, 1]`` weights of slice i1 of every frame, in ``dtype``."""
+    return _lerp_terms(torch.arange(frames, device=device), n_src, frames, dtype)[1]
+
+
+def _lerp_terms(t: Tensor, n_src: int, frames: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``([N, 2] int64 (i0, i1), [N, 1] weight of i1 in dtype)`` of frames ``t``."""
+    src = ((t.to(torch.float64) + 0.5) * (n_src / frames) - 0.5).clamp(0.0, n_src - 1)
+    i0 = src.floor().long()
+    i1 = (i0 + 1).clamp(max=n_src - 1)
+    w1 = (src - i0.to(torch.float64)).to(dtype).unsqueeze(1)
+    return torch.stack([i0, i1], dim=1), w1
+
+
 def lerp_frames(table: Tensor, t: Tensor, frames: int) -> Tensor:
     """Linear interpolation of a temporal table at frame indices (align_corners=False, clamped).
 
@@ -255,11 +298,11 @@ def lerp_frames(table: Tensor, t: Tensor, frames: int) -> Tensor:
     n_src = table.shape[0]
     if n_src == frames:
         return table.index_select(0, t)
-    src = ((t.to(torch.float64) + 0.5) * (n_src / frames) - 0.5).clamp(0.0, n_src - 1)
-    i0 = src.floor().long()
-    i1 = (i0 + 1).clamp(max=n_src - 1)
-    w1 = (src - i0.to(torch.float64)).to(table.dtype).unsqueeze(1)
-    return torch.lerp(table.index_select(0, i0), table.index_select(0, i1), w1)
+    # the coefficients of all frames are built once per geometry: per call, two small gathers
+    key = (n_src, frames, table.device, table.dtype)
+    pair = constant(_lerp_coefficients, *key).index_select(0, t)
+    w1 = constant(_lerp_weights, *key).index_select(0, t)
+    return torch.lerp(table.index_select(0, pair[:, 0]), table.index_select(0, pair[:, 1]), w1)
 
 
 def upsample_frame(x: Tensor, scale: int) -> Tensor:
@@ -344,6 +387,33 @@ def upsample_matrix(
     w = (1.0 - (u[:, :, None] - g[:, None, :]).abs()).clamp_min(0.0)
     inside = (o >= 0) & (o < size_in * scale)
     return w * inside[:, :, None]
+
+
+def upsample_matrix_cached(
+    count: int,
+    p_in: int,
+    halo_in: int,
+    size_in: int,
+    scale: int,
+    halo_out: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """:func:`upsample_matrix` cast to ``dtype``, built once per geometry (:func:`constant`)."""
+    return constant(_upsample_matrix_as, count, p_in, halo_in, size_in, scale, halo_out, device, dtype)
+
+
+def _upsample_matrix_as(
+    count: int,
+    p_in: int,
+    halo_in: int,
+    size_in: int,
+    scale: int,
+    halo_out: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    return upsample_matrix(count, p_in, halo_in, size_in, scale, halo_out, device).to(dtype)
 
 
 def upsample_patch(x: Tensor, mat_h: Tensor, mat_w: Tensor) -> Tensor:
