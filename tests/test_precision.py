@@ -98,3 +98,19 @@ def test_reconstruction_runs_in_float32_whatever_the_training_precision() -> Non
         ref = tr.model(idx, (1, 1))
     assert out.dtype == torch.float32 and torch.equal(out, ref)
     assert set(PRECISIONS) == {"fp32", "fp16", "bf16"}
+
+
+def test_bench_hinerv_takes_a_precision() -> None:
+    from hinerv.bench.codecs import HiNeRVCodec
+    from hinerv.bench.specs import CodecOptions, build_codecs
+
+    c = HiNeRVCodec(sizes=("xxs",), schedule="tiny", precision="bf16")
+    assert c.name == "hinerv-rd-tiny-bf16" and "training precision bf16" in c.description()
+    assert c.encode_options(c.points()[0], "cuda").precision == "bf16"
+    assert HiNeRVCodec(sizes=("xxs",), schedule="tiny").name == "hinerv-rd-tiny"  # default: name unchanged
+    (b,) = build_codecs(["hinerv"], CodecOptions(sizes=("xxs",), schedule="tiny", precision="fp32"))
+    assert b.precision == "fp32" and b.name.endswith("-fp32")  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="unknown precision"):
+        HiNeRVCodec(sizes=("xxs",), precision="fp8")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        HiNeRVCodec(sizes=("xxs",), device="cpu", precision="fp16")

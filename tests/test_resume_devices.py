@@ -38,7 +38,8 @@ def _checkpoint(tmp_path: Path, precision: str) -> tuple[Trainer, Path]:
 
 
 def _same_model(a: Trainer, b: Trainer) -> bool:
-    return all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True))
+    pairs = zip(a.model.parameters(), b.model.parameters(), strict=True)
+    return all(torch.equal(p.cpu(), q.cpu()) for p, q in pairs)
 
 
 @pytest.mark.parametrize("writer", ["fp32", "bf16"])
@@ -103,3 +104,48 @@ def test_a_checkpoint_from_another_device_type_loads(tmp_path: Path) -> None:
     assert c.runner.scaler.get_scale() == 2048.0  # both sides scale the loss: the writer's scale kept
     for tr in (b, c):
         assert math.isfinite(tr.run_epoch())
+
+
+# ------------------------------------------------------------------------------ on a GPU
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cpu_to_cuda_and_back(tmp_path: Path, precision: str) -> None:
+    """CPU fp32 -> CUDA (fp16 or bf16) -> CPU fp32, an epoch on each, with the real devices."""
+    a, ckpt = _checkpoint(tmp_path, "fp32")
+    policy = DevicePolicy.resolve("cuda", precision)
+    torch.manual_seed(1)
+    b = Trainer(HiNeRV(TINY, 4, 64, 64).to(policy.device), _frames().to(policy.device), 255, SCHED,
+                recipe=PaperRecipe(bits=6), device=policy, seed=1)  # fmt: skip
+    b.load(ckpt)
+    assert _same_model(a, b) and b.runner.scaler.is_enabled() is (precision == "fp16")
+    assert all(s["exp_avg"].is_cuda for s in b.optimizer.state.values())
+    assert math.isfinite(b.run_epoch())
+    back = tmp_path / "cuda.ckpt"
+    b.save(back)
+    assert torch.load(back, weights_only=True)["policy"] == {"device": "cuda", "precision": precision}
+    c = _trainer("fp32", seed=2)
+    c.load(back)
+    assert _same_model(b, c) and math.isfinite(c.run_epoch())
+
+
+@pytest.mark.gpu
+@gpu
+def test_an_encode_started_on_the_cpu_finishes_on_cuda(tmp_path: Path) -> None:
+    """The issue's case through the codec: a CPU encode's work folder (its final checkpoint holds a
+    disabled scaler's ``{}``) resumed with ``device="cuda"`` (fp16 with loss scaling) exports and decodes."""
+    from dataclasses import replace
+
+    from hinerv.codec import EncodeOptions, encode_file
+    from hinerv.sample import write_sample
+
+    src, wd = tmp_path / "clip.y4m", tmp_path / "work"
+    write_sample(src, width=64, height=48, frames=3)
+    opts = EncodeOptions(size="xxs", schedule="tiny", epochs=1, device="cpu")
+    cpu = encode_file(src, tmp_path / "cpu.bin", opts, workdir=wd)
+    cuda = encode_file(src, tmp_path / "cuda.bin", replace(opts, device="cuda"), workdir=wd, resume=True)
+    assert cuda.train_seconds == cpu.train_seconds  # nothing trained again: the CPU's model was resumed
+    assert abs(cuda.metrics["psnr-rgb"] - cpu.metrics["psnr-rgb"]) < 0.5

@@ -52,3 +52,16 @@ def test_the_report_says_device_and_precision(clip: Path, tmp_path: Path, cli: C
     flat = " ".join(help_text.replace("│", " ").split())
     assert "Training precision: fp32, fp16 (autocast with loss scaling) or bf16" in flat
     assert "Decoding is always fp32" in flat
+
+
+def test_bench_run_refuses_a_bad_precision_in_one_line(clip: Path, tmp_path: Path, cli: Cli) -> None:
+    args = ["bench", "run", str(clip), "-c", "hinerv", "--sizes", "xxs", "--schedule", "tiny",
+            "-o", str(tmp_path / "b")]  # fmt: skip
+    cases = [
+        (["--precision", "fp64"], "unknown precision 'fp64'"),
+        (["--device", "cpu", "--precision", "bf16"], "--precision bf16 needs a CUDA device"),
+    ]
+    for extra, match in cases:
+        code, _, err = cli([*args, *extra])
+        assert code == 2 and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and match in err, err
