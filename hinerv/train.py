@@ -317,10 +317,12 @@ class Trainer:
         elif scaler.is_enabled():  # written without loss scaling (fp32 / bf16, or on the CPU)
             self.runner.scaler = self.policy.grad_scaler()
         self.gen.set_state(state["gen"])
-        writer = state.get("policy", {}).get("device")
-        if writer is None or writer == self.device.type:
+        writer = state.get("policy", {}).get("device")  # None: written before checkpoints said
+        try:
+            if writer not in (None, self.device.type):
+                raise ValueError(writer)
             self.noise_gen.set_state(state["noise_gen"])
-        else:
+        except (RuntimeError, ValueError):  # another device type's generator state
             self.noise_gen.manual_seed(self.seed + 1 + 1_000_003 * (1 + self.epochs_done))
 
     def _reset_optimizer_flags(self) -> None:
