@@ -116,7 +116,8 @@ class DevicePolicy:
         is the default). The CPU trains in fp32 only.
 
         Raises:
-            ConfigError: a bad device name, an unknown precision, or fp16/bf16 on a non-CUDA device.
+            ConfigError: a bad device name, an unknown precision, fp16/bf16 on a non-CUDA device, or
+                bf16 on a GPU without bfloat16 arithmetic (before Ampere).
         """
         d = resolve_device(device)
         if precision is None:
@@ -126,6 +127,8 @@ class DevicePolicy:
             raise ConfigError(
                 f"--precision {precision} needs a CUDA device; on {d.type} training runs in fp32"
             )
+        if precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise ConfigError("--precision bf16 needs a GPU with bfloat16 arithmetic; use fp16 or fp32")
         return cls(d, precision)
 
     @property

@@ -19,6 +19,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--device cuda`` resolves (only the name; no tensor goes to a GPU)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
 
 
 def test_default_precision_follows_the_device(fake_cuda: None) -> None:
@@ -44,6 +45,13 @@ def test_the_cpu_trains_in_fp32_only_and_unknown_precisions_are_refused(fake_cud
         DevicePolicy(CPU, "int8")
     with pytest.raises(ConfigError, match="contradicts"):
         DevicePolicy(CUDA, "fp32", amp=True)
+
+
+def test_bf16_is_refused_on_a_gpu_without_bfloat16(fake_cuda: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    with pytest.raises(ConfigError, match="bf16 needs a GPU with bfloat16 arithmetic"):
+        DevicePolicy.resolve("cuda", "bf16")
+    assert DevicePolicy.resolve("cuda", "fp16").precision == "fp16"
 
 
 @pytest.mark.parametrize(
