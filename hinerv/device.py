@@ -1,23 +1,40 @@
 """The device policy: every decision that depends on where the tensors live, in one place.
 
-Which device ``auto`` means, whether training runs fp16 autocast with loss scaling, how the optimizer
-and gradient clipping are implemented, when to wait for the device, how many frames a decode batch
-holds, whether the training frames move to the device, whether ``torch.compile`` is supported, whether
-the fused CPU kernels apply (their selection per kernel stays in :mod:`hinerv.kernels`), and the default
-activation memory of a training step. Other modules ask a :class:`DevicePolicy` instead of testing
-``device.type`` themselves.
+Which device ``auto`` means, the training precision (fp32, or fp16 / bf16 autocast; loss scaling for
+fp16), how the optimizer and gradient clipping are implemented, when to wait for the device, how many
+frames a decode batch holds, whether the training frames move to the device, whether ``torch.compile``
+is supported, whether the fused CPU kernels apply (their selection per kernel stays in
+:mod:`hinerv.kernels`), and the default activation memory of a training step. Other modules ask a
+:class:`DevicePolicy` instead of testing ``device.type`` themselves.
+
+Precision applies to training only: decoding (and the encoder's verification decode) always runs the
+network in float32, so a stream decodes to the same frames, within float rounding, on every machine
+whatever precision trained it.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from hinerv.errors import ConfigError
 
-__all__ = ["DevicePolicy", "resolve_device", "DEFAULT_MAX_MEMORY", "GPU_MEMORY_SHARE"]
+__all__ = [
+    "DevicePolicy",
+    "resolve_device",
+    "check_precision",
+    "PRECISIONS",
+    "DEFAULT_MAX_MEMORY",
+    "GPU_MEMORY_SHARE",
+]
+
+#: training precisions: float32, fp16 autocast with loss scaling, bf16 autocast (no loss scaling)
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+_AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 #: default activation budget of one training forward/backward on the CPU (see ``Trainer(max_memory=...)``)
 DEFAULT_MAX_MEMORY = 3 << 30
@@ -47,43 +64,108 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return d
 
 
-@dataclass(frozen=True)
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    return precision
+
+
+@dataclass(frozen=True, init=False)
 class DevicePolicy:
     """How work runs on one device.
 
     Attributes:
         device: the torch device.
-        amp: fp16 autocast + loss scaling for training; only ever True on CUDA.
+        precision: training precision, one of :data:`PRECISIONS`: ``fp32``; ``fp16`` (autocast with
+            loss scaling); ``bf16`` (autocast, no loss scaling). :meth:`resolve` allows fp16 and bf16
+            on CUDA only; constructed directly, any device (unit tests of the autocast/scaler logic).
     """
 
     device: torch.device
-    amp: bool = False
+    precision: str
+
+    def __init__(
+        self, device: torch.device | str, precision: str | None = None, *, amp: bool | None = None
+    ) -> None:
+        """``precision`` wins; without it ``amp=True`` means fp16 and ``amp=False`` (or neither) fp32
+        (the former boolean field, kept for existing callers).
+
+        Raises:
+            ConfigError: an unknown precision, or ``amp`` contradicting ``precision``.
+        """
+        if precision is None:
+            precision = "fp16" if amp else "fp32"
+        check_precision(precision)
+        if amp is not None and amp != (precision != "fp32"):
+            raise ConfigError(f"amp={amp} contradicts precision {precision!r}")
+        object.__setattr__(self, "device", torch.device(device))
+        object.__setattr__(self, "precision", precision)
 
     @classmethod
-    def resolve(cls, device: str | torch.device = "auto", amp: bool = True) -> DevicePolicy:
-        """The policy for a device name (see :func:`resolve_device`); ``amp`` is kept on CUDA only."""
+    def resolve(
+        cls, device: str | torch.device = "auto", precision: str | None = None, *, amp: bool | None = None
+    ) -> DevicePolicy:
+        """The policy for a device name (see :func:`resolve_device`) and a precision.
+
+        ``precision`` None: fp16 on CUDA, fp32 elsewhere (``amp=False``: fp32 everywhere; ``amp=True``
+        is the default). The CPU trains in fp32 only.
+
+        Raises:
+            ConfigError: a bad device name, an unknown precision, fp16/bf16 on a non-CUDA device, or
+                bf16 on a GPU without bfloat16 arithmetic (before Ampere).
+        """
         d = resolve_device(device)
-        return cls(d, amp=amp and d.type == "cuda")
+        if precision is None:
+            precision = "fp16" if d.type == "cuda" and amp is not False else "fp32"
+        check_precision(precision)
+        if precision != "fp32" and d.type != "cuda":
+            raise ConfigError(
+                f"--precision {precision} needs a CUDA device; on {d.type} training runs in fp32"
+            )
+        if precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise ConfigError("--precision bf16 needs a GPU with bfloat16 arithmetic; use fp16 or fp32")
+        return cls(d, precision)
+
+    @property
+    def amp(self) -> bool:
+        """Whether training runs under autocast (fp16 or bf16)."""
+        return self.precision != "fp32"
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype (float16 / bfloat16), None for fp32."""
+        return _AUTOCAST_DTYPES.get(self.precision)
 
     @property
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
     # ------------------------------------------------------------------ training
-    def autocast(self) -> contextlib.AbstractContextManager[None]:
-        """The training forward's autocast context (fp16 on CUDA with ``amp``, a no-op otherwise)."""
-        return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The training forward's autocast context: fp16 or bf16 on the policy's device, a no-op for
+        fp32."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
-        """A loss scaler, enabled exactly when autocast is."""
-        return torch.amp.GradScaler("cuda", enabled=self.amp)
+        """A loss scaler for the policy's device, enabled for fp16 only (bf16 has float32's exponent
+        range, so its gradients need no scaling). A disabled scaler's ``state_dict()`` is ``{}``."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
     def adam_flags(self) -> dict[str, bool | None]:
         """Adam implementation flags: the fused kernel on CPU (one pass over all parameters instead of a
-        dozen small ops per tensor; the same update within float rounding), torch's default elsewhere."""
+        dozen small ops per tensor; the same update within float rounding), torch's default elsewhere (named,
+        so a resumed optimizer's groups can be reset to this device's choice)."""
         if self.device.type == "cpu":
             return {"fused": True, "foreach": None}
-        return {}
+        return {"fused": None, "foreach": None}
 
     def clip_foreach(self) -> bool | None:
         """``foreach`` of gradient clipping: on CPU torch's default is per-tensor, so ask for foreach."""
@@ -109,7 +191,7 @@ class DevicePolicy:
             )
 
     def activation_dtype_bytes(self) -> int:
-        """Bytes per stored activation of a training step: 2 under fp16 autocast, else 4."""
+        """Bytes per stored activation of a training step: 2 under fp16/bf16 autocast, 4 in fp32."""
         return 2 if self.amp else 4
 
     def default_max_memory(self, free_bytes: int | None = None) -> int:

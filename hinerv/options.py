@@ -30,7 +30,10 @@ class EncodeOptions:
         epochs: if set, rescales the schedule so the main stage has this many epochs.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: model initialisation, batch order and noise seed.
-        amp: fp16 autocast on CUDA.
+        precision: training precision, ``fp32``, ``fp16`` (autocast with loss scaling) or ``bf16``
+            (autocast); None: fp16 on CUDA, fp32 elsewhere. fp16 and bf16 need CUDA. Decoding always
+            runs in float32.
+        amp: the former switch: False means fp32 (with ``precision`` None); ``precision`` wins.
         compile: ``torch.compile`` the model for training (CUDA only).
         time_budget: seconds for the whole encode; the schedule's stages are scaled in proportion to fit
             it, from step times measured on this machine (:mod:`hinerv.budget`). Wins over ``epochs``.
@@ -51,6 +54,7 @@ class EncodeOptions:
     epochs: int | None = None
     device: str = "auto"
     seed: int = 0
+    precision: str | None = None
     amp: bool = True
     compile: bool = False
     time_budget: float | None = None
@@ -70,7 +74,7 @@ class EncodeOptions:
         schedule = check_schedule(self.schedule, self.epochs)
         # λ's ladder default follows --size when given (the CLI always gives one), else the preset
         settings = pipe.resolve(options, label=self.size or self.preset, schedule=schedule)
-        policy = DevicePolicy.resolve(self.device, self.amp)
+        policy = DevicePolicy.resolve(self.device, self.precision, amp=self.amp)
         policy.check_compile(self.compile)
         return EncodePlan(
             options=self,
@@ -90,7 +94,7 @@ class EncodePlan:
     Attributes:
         options: the request as given.
         schedule: the loaded schedule (``epochs`` applied; a time budget fits it later, on the trainer).
-        policy: device and precision.
+        policy: device and training precision (``policy.precision``).
         pipeline: the chosen pipeline.
         settings: its resolved settings (e.g. :class:`hinerv.pipelines.rd.RDSettings` with λ filled in).
         label: the model's name in the stream and report (preset, else size).

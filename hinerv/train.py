@@ -158,9 +158,11 @@ class Trainer:
         peak: ``2**bit_depth - 1``, the value of white in ``frames``.
         schedule: epochs and hyper-parameters.
         recipe: what the pipeline trains (stages, transform, penalty, extra state); bound here.
-        device: a torch device, its name, or a :class:`~hinerv.device.DevicePolicy` (then also ``amp``).
+        device: a torch device, its name, or a :class:`~hinerv.device.DevicePolicy` (which then also
+            gives the precision; ``amp`` is ignored).
         seed: seeds the batch order and the recipe's noise (``noise_gen``).
-        amp: fp16 autocast + loss scaling on CUDA (ignored on CPU).
+        amp: with a device (not a policy): fp16 autocast + loss scaling on CUDA, fp32 elsewhere;
+            False: fp32.
         compile: wrap the model with ``torch.compile``.
         max_memory: bytes the activations of one forward/backward may take; a larger step runs as
             micro-batches (:class:`~hinerv.step.StepRunner`). ``None``: never split.
@@ -184,7 +186,7 @@ class Trainer:
             self.policy = device
         else:
             dev = torch.device(device)
-            self.policy = DevicePolicy(dev, amp=amp and dev.type == "cuda")
+            self.policy = DevicePolicy(dev, "fp16" if amp and dev.type == "cuda" else "fp32")
         self.device = self.policy.device
         self.model = model
         self.schedule = schedule
@@ -273,7 +275,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume bit-exactly (tensors and primitives only)."""
+        """Everything needed to resume bit-exactly (tensors and primitives only); ``policy`` records the
+        device type and precision that wrote it."""
         return {
             "stage": self.stage,
             "epoch": self.epoch,
@@ -284,11 +287,20 @@ class Trainer:
             "gen": self.gen.get_state(),
             "noise_gen": self.noise_gen.get_state(),
             "schedule": asdict(self.schedule),
+            "policy": {"device": self.device.type, "precision": self.policy.precision},
             **self.recipe.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output, the schedule included (a time budget may have fitted it)."""
+        """Restore :meth:`state_dict`'s output, the schedule included (a time budget may have fitted it).
+
+        The state may come from another device or precision (an encode started on the CPU and resumed
+        on CUDA, or the reverse): tensors go to this trainer's device, the optimizer keeps its moments
+        but takes this device's implementation flags, the loss scaler's state is loaded only when both
+        the writer and this trainer scale the loss (else this trainer's scaler starts fresh), and the
+        recipe's noise generator, whose state is device-specific, is re-seeded from the seed and the
+        epochs done. Resuming on the writer's device and precision is bit-exact.
+        """
         self.model.load_state_dict(state["model"])
         if "schedule" in state:
             self.schedule = type(self.schedule)(**state["schedule"])
@@ -297,12 +309,34 @@ class Trainer:
         self.elapsed = float(state.get("elapsed", 0.0))
         self.recipe.load_state_dict(state)
         self.optimizer = self._new_optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
-        for g in self.optimizer.param_groups:  # the saved groups carry the writer's implementation flags
-            g.update(self.policy.adam_flags())
-        self.runner.scaler.load_state_dict(state["scaler"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moments move to the parameters' device
+        self._reset_optimizer_flags()
+        scaler = self.runner.scaler
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        elif scaler.is_enabled():  # written without loss scaling (fp32 / bf16, or on the CPU)
+            self.runner.scaler = self.policy.grad_scaler()
         self.gen.set_state(state["gen"])
-        self.noise_gen.set_state(state["noise_gen"])
+        writer = state.get("policy", {}).get("device")  # None: written before checkpoints said
+        try:
+            if writer not in (None, self.device.type):
+                raise ValueError(writer)
+            self.noise_gen.set_state(state["noise_gen"])
+        except (RuntimeError, ValueError):  # another device type's generator state
+            self.noise_gen.manual_seed(self.seed + 1 + 1_000_003 * (1 + self.epochs_done))
+
+    def _reset_optimizer_flags(self) -> None:
+        """Give the loaded optimizer groups this device's Adam flags (the saved groups carry the
+        writer's) and put each ``step`` counter where this implementation keeps it (on the parameter's
+        device for fused/capturable Adam, else on the CPU), as a fresh optimizer would."""
+        flags = self.policy.adam_flags()
+        for g in self.optimizer.param_groups:
+            g.update(flags)
+            on_device = bool(g.get("fused") or g.get("capturable"))
+            for p in g["params"]:
+                st = self.optimizer.state.get(p)
+                if st is not None and torch.is_tensor(st.get("step")):
+                    st["step"] = st["step"].to(p.device if on_device else "cpu")
 
     def save(self, path: Path) -> None:
         """Write a checkpoint atomically (temp file, fsync, rename)."""

@@ -271,6 +271,8 @@ class HiNeRVCodec(Codec):
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``mse`` or ``reference``.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
+        precision: training precision (``fp32``, ``fp16``, ``bf16``); None: the device's default (fp16
+            on CUDA, fp32 on the CPU). When given, it is part of the run name.
     """
 
     sizes: tuple[str, ...] = ("s", "m", "l")
@@ -286,6 +288,7 @@ class HiNeRVCodec(Codec):
     run_name: str | None = None
     uses_gpu: bool = True
     time_budget: float | None = None
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         if not self.sizes or not self.bits:
@@ -300,12 +303,19 @@ class HiNeRVCodec(Codec):
         for b in self.bits:
             check_bits(b)
         check_schedule(self.schedule, self.epochs)
+        if self.precision is not None:
+            from hinerv.device import DevicePolicy, check_precision
+
+            check_precision(self.precision)
+            if self.device == "cpu":  # other devices are resolved where the points run
+                DevicePolicy.resolve("cpu", self.precision)
         ep = f"-e{self.epochs}" if self.epochs else ""
         if self.time_budget:
             ep += f"-t{self.time_budget:g}s"
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
         pl = "-rd" if self.pipeline == "rd" else ""
-        self.name = self.run_name or f"hinerv{pl}-{sched}{ep}"
+        pr = f"-{self.precision}" if self.precision else ""
+        self.name = self.run_name or f"hinerv{pl}-{sched}{ep}{pr}"
 
     def description(self) -> str:
         from hinerv import __version__
@@ -327,6 +337,7 @@ class HiNeRVCodec(Codec):
                 if self.pipeline == "rd"
                 else f"pipeline paper, quantization bits {list(self.bits)}"
             )
+            + (f", training precision {self.precision}" if self.precision else "")
             + f", seed {self.seed}; rate from the bitstream file "
             "(everything a decoder needs); encoding_time includes the per-video training"
         )
@@ -373,6 +384,7 @@ class HiNeRVCodec(Codec):
             pipeline=self.pipeline,
             settings=settings,
             time_budget=self.time_budget,
+            precision=self.precision,
         )
 
     def run_point(
@@ -395,16 +407,17 @@ class HiNeRVCodec(Codec):
         rd = self.pipeline == "rd"
         # One training folder per (sequence, size), shared by the bit depths of that size.
         train_dir = workdir.parent / (f"train-{point.label}" if rd else f"train-{point.params['size']}")
+        plan = self.encode_options(point, device or self.device).resolve()
         report = encode_file(
             source.path,
             bitstream,
-            self.encode_options(point, device or self.device),
+            plan,
             workdir=train_dir,
             resume=True,
             progress=_encode_progress(progress),
             reader_options=source.reader_options or None,
         )
-        return self._record(source, point, report)
+        return {**self._record(source, point, report), "precision": plan.policy.precision}
 
     def _record(self, source: Source, point: RatePoint, report: Any) -> dict[str, Any]:
         """The result record of ``point`` from its :class:`hinerv.codec.EncodeReport`."""

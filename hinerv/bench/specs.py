@@ -38,7 +38,8 @@ _FIELDS: dict[str, tuple[type[Codec], tuple[str, ...]]] = {
     "hm": (HMCodec, ("encoder", "cfg", "decoder", "qps", "intra_period", "label", "extra_args",
                      "run_name")),
     "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name",
-                                 "pipeline", "lambdas", "target_bpps", "distortion", "time_budget")),
+                                 "pipeline", "lambdas", "target_bpps", "distortion", "time_budget",
+                                 "precision")),
 }
 
 
@@ -115,6 +116,7 @@ class CodecOptions:
     distortion: str = "reference"
     epochs: int | None = None
     device: str = "auto"
+    precision: str | None = None
     time_budget: float | None = None
     seed: int = 0
     hm_bin: Path | None = None
@@ -138,7 +140,8 @@ def _hinerv_fields(o: CodecOptions) -> dict[str, Any]:
             "seed": o.seed, "time_budget": o.time_budget,
             "pipeline": o.pipeline or ("paper" if o.bits else DEFAULT_PIPELINE),  # the encode command's rule
             "distortion": o.distortion,
-            **_given(sizes=o.sizes, bits=o.bits, lambdas=o.lambdas, target_bpps=o.target_bpps)}
+            **_given(sizes=o.sizes, bits=o.bits, lambdas=o.lambdas, target_bpps=o.target_bpps,
+                     precision=o.precision)}
 
 
 def _hm_fields(o: CodecOptions, label: str) -> dict[str, Any]:

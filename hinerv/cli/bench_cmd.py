@@ -159,6 +159,8 @@ def bench_run(
     time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
                                                          "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",
+    precision: Annotated[str | None, typer.Option(help="HiNeRV training precision: fp32, fp16 or bf16 "
+                                                       "(default fp16 on CUDA, fp32 on the CPU).")] = None,
     seed: Annotated[int, typer.Option(help="HiNeRV seed.")] = 0,
     hm_bin: Annotated[Path | None, typer.Option(help="HM/VTM encoder binary.")] = None,
     hm_cfg: Annotated[Path | None, typer.Option(help="HM/VTM encoder .cfg.")] = None,
@@ -203,7 +205,8 @@ def bench_run(
         x265_params=x265_params, sizes=_strs(sizes), bits=hinerv_bits, schedule=schedule,
         pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
         target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion, epochs=epochs,
-        device=device, time_budget=parse_duration(time_budget) if time_budget else None, seed=seed,
+        device=device, precision=precision, seed=seed,
+        time_budget=parse_duration(time_budget) if time_budget else None,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"), hm_name=hm_name,
     ))
     rep = _RichReporter(quiet)  # progress is on stderr, so --json keeps it

@@ -246,6 +246,8 @@ def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
     keys = [
         "model",
         "pipeline",
+        "device",
+        "precision",
         "params",
         "bits",
         "lambda",
@@ -302,6 +304,13 @@ def encode(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Training precision: fp32, fp16 (autocast with loss scaling) or bf16 (autocast); default "
+            "fp16 on CUDA, fp32 on the CPU (the only one there). Decoding is always fp32."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same machine => same bitstream.")] = 0,
     scale_mode: Annotated[str, typer.Option(help="Quantizer scales: reference or channel.")] = "reference",
     recon: Annotated[Path | None, typer.Option(help="Also write the decoded video here.")] = None,
@@ -383,6 +392,7 @@ def encode(
         time_budget=budget,
         max_memory=_bytes_option(max_memory),
         device=device,
+        precision=precision,
         seed=seed,
         compile=compile,
         pipeline=pipeline,
@@ -414,7 +424,7 @@ def encode(
             progress=cb,
             reader_options=ropts,
         )
-    d = report.as_dict()
+    d = {**report.as_dict(), "device": str(plan.policy.device), "precision": plan.policy.precision}
     for w in report.warnings:
         err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
     if workdir is not None and not quiet:

@@ -45,6 +45,7 @@ def test_hinerv_point_metrics_come_from_the_encode_report(
     assert {k: rec[k] for k in report.metrics} == report.metrics
     assert rec["decoding_time"] == report.decode_seconds
     assert (rec["bytes"], rec["params"], rec["model"]) == (report.bytes, report.params, report.model)
+    assert rec["precision"] == "fp32"  # the CPU's training precision, resolved for the point
 
     # the numbers are exactly those a second decode and measurement (the old way) gave
     stream = out / codec.name / "streams" / "clip" / "xxs-q6.hnerv"
