@@ -163,7 +163,8 @@ class Trainer:
         seed: seeds the batch order and the recipe's noise (``noise_gen``).
         amp: with a device (not a policy): fp16 autocast + loss scaling on CUDA, fp32 elsewhere;
             False: fp32.
-        compile: wrap the model with ``torch.compile``.
+        compile: run the forward under ``torch.compile`` (True, or a mode name; see
+            :class:`~hinerv.step.StepRunner`).
         max_memory: bytes the activations of one forward/backward may take; a larger step runs as
             micro-batches (:class:`~hinerv.step.StepRunner`). ``None``: never split.
     """
@@ -179,7 +180,7 @@ class Trainer:
         device: DevicePolicy | torch.device | str = "cpu",
         seed: int = 0,
         amp: bool = True,
-        compile: bool = False,
+        compile: bool | str = False,
         max_memory: int | None = DEFAULT_MAX_MEMORY,
     ) -> None:
         if isinstance(device, DevicePolicy):

@@ -108,10 +108,16 @@ def measure(
     try:  # checkouts with training recipes (the paper pipeline's is the plain trainer of older ones)
         from hinerv.pipelines.paper import PaperRecipe
     except ImportError:
-        recipe: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
     else:
-        recipe = {"recipe": PaperRecipe()}
-    tr = Trainer(model, cache, 255, sched, device=dev, amp=amp, compile=compile, **recipe)
+        extra = {"recipe": PaperRecipe()}
+    try:  # the activation budget the checkout's encode command picks for this device (one batch on a big GPU)
+        from hinerv.device import DevicePolicy
+
+        extra["max_memory"] = DevicePolicy.resolve(dev, amp=amp).default_max_memory()
+    except (ImportError, AttributeError, TypeError):
+        pass
+    tr = Trainer(model, cache, 255, sched, device=dev, amp=amp, compile=compile, **extra)
     batch = tr.runner.batch if hasattr(tr, "runner") else tr._batch
     B = tr.grid[0] * tr.grid[1]
     order = torch.randperm(frames * B)
