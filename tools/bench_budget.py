@@ -115,6 +115,25 @@ def _points(curve: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [{k: curve[k][i] for k in POINT_KEYS if k in curve and i < len(curve[k])} for i in range(n)]
 
 
+def fitted_schedules(run_dir: Path, codec: str) -> dict[str, dict[str, Any]]:
+    """``{point: {"schedule", "main", "prune", "qat", "train_s"}}``: the schedule each finished hinerv
+    point was fitted to and its training seconds, read from the point's training checkpoint
+    (``<run>/work/<codec>/<sequence>/train-<point>/state.ckpt``); points without one are left out."""
+    import torch
+
+    out: dict[str, dict[str, Any]] = {}
+    for ckpt in sorted((run_dir / "work" / codec).glob("*/train-*/state.ckpt")):
+        try:
+            st = torch.load(ckpt, map_location="cpu", weights_only=False)
+            sch = st["schedule"]
+            out[ckpt.parent.name.removeprefix("train-")] = {
+                "schedule": sch["name"], "main": sch["main_epochs"], "prune": sch["prune_epochs"],
+                "qat": sch["qat_epochs"], "train_s": float(st["elapsed"])}
+        except Exception:  # noqa: BLE001 - informative only: an unreadable checkpoint is skipped
+            continue
+    return out
+
+
 def _bd(test: Any, anchor: Any) -> dict[str, Any]:
     """BD-rate and BD-quality of ``test`` against ``anchor`` on each of :data:`BD_METRICS`."""
     import math
@@ -158,6 +177,11 @@ def publish_clip(name: str, note: dict[str, Any], run_dir: Path, hinerv_name: st
     summary: dict[str, Any] = {"clip": note}
     for key, rs in sets.items():
         summary[key] = {"name": rs.name, "file": f"{name}/{rs.name}.json", "points": _points(rs.results)}
+    if "hinerv" in summary:
+        fitted = fitted_schedules(run_dir, hinerv_name)
+        for pt in summary["hinerv"]["points"]:
+            if pt.get("q") in fitted:
+                pt["fitted"] = fitted[pt["q"]]
     if "hinerv" in sets and "x265" in sets:
         summary["bd_vs_x265"] = _bd(sets["hinerv"], sets["x265"])
     if sets:
@@ -175,13 +199,14 @@ def print_table(summary: dict[str, Any]) -> None:
     con = Console()
     for clip, s in summary["clips"].items():
         t = Table(title=f"{clip} ({s['clip']['geometry']})")
-        for col in ("codec", "point", "bpp", "PSNR-RGB", "MS-SSIM", "enc s", "wall s"):
+        for col in ("codec", "point", "bpp", "PSNR-RGB", "MS-SSIM", "enc s", "wall s", "epochs"):
             t.add_column(col, justify="left" if col in ("codec", "point") else "right")
         for key in ("hinerv", "x265"):
             for p in s.get(key, {}).get("points", []):
                 t.add_row(key, str(p.get("q")), f"{p['bpp']:.4f}", f"{p.get('psnr-rgb', float('nan')):.2f}",
                           f"{p.get('ms-ssim-rgb', float('nan')):.4f}", f"{p.get('encoding_time', 0):.0f}",
-                          f"{p.get('wall_time', 0):.0f}")
+                          f"{p.get('wall_time', 0):.0f}",
+                          "{main}+{prune}+{qat}".format(**p["fitted"]) if "fitted" in p else "")
         con.print(t)
         for m, bd in s.get("bd_vs_x265", {}).items():
             v = bd.get("bd_rate")
