@@ -8,15 +8,17 @@ import shutil
 import socket
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 import numpy as np
+import torch
 
 from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, sample_dtype, yuv_to_rgb
 from hinerv.errors import InputError
+from hinerv.io.frames import FrameBatch, quantize_rgb_t, yuv_to_rgb_t
 from hinerv.types import VideoInfo
 
 __all__ = [
@@ -82,6 +84,17 @@ class VideoReader(ABC):
         """``read_rgb(t) / info.peak`` as float32 ``[3, H, W]`` in ``[0, 1]``."""
         return dequantize_rgb(self.read_rgb(t), self.info.bit_depth)
 
+    def read_batch(self, frames: Sequence[int], device: torch.device | str = "cpu") -> FrameBatch:
+        """Frames ``frames`` as :meth:`read_yuv` and :meth:`read_rgb` return them, as int32 tensors on
+        ``device``; the file is read on the host, the colour conversion runs on ``device``
+        (:mod:`hinerv.io.frames`, the same integers as :meth:`read_rgb`)."""
+        planes = [self.read_yuv(t) for t in frames]
+        y, u, v = (
+            torch.from_numpy(np.stack([p[k] for p in planes]).astype(np.int32)).to(device) for k in range(3)
+        )
+        rgb = quantize_rgb_t(yuv_to_rgb_t(y, u, v, self.info), self.info.bit_depth)
+        return FrameBatch(y, u, v, rgb)
+
     def __iter__(self) -> Iterator[Planes]:
         """Yield :meth:`read_yuv` frames 0..T-1 in order."""
         for t in range(self.info.frames):
@@ -115,6 +128,10 @@ class VideoWriter(ABC):
     path: Path
     info: VideoInfo
     frames_written: int
+    #: what the output keeps of a frame given to :meth:`write_rgb`: ``"yuv"`` the integer planes of
+    #: :func:`hinerv.color.rgb_to_yuv` at ``info`` (a reader returns exactly them), ``"rgb"`` the integer
+    #: RGB of :func:`hinerv.color.quantize_rgb`, ``"preview"`` a lossy encoding
+    stores: str = "yuv"
 
     def __init__(self, path: Path, info: VideoInfo) -> None:
         _check_info(info, path)
@@ -158,6 +175,14 @@ class VideoWriter(ABC):
                 chroma=i.chroma,
             )
         )
+
+    def write_rgb_int(self, rgb: np.ndarray) -> None:
+        """Append one frame given as integer RGB ``[3, H, W]`` at ``info.bit_depth``.
+
+        A writer that stores RGB (``stores == "rgb"``) keeps these integers as they are; the others
+        convert ``rgb / peak`` as :meth:`write_rgb` does.
+        """
+        self.write_rgb(dequantize_rgb(rgb, self.info.bit_depth))
 
     def close(self) -> None:
         """Finish the output and move it into place (idempotent)."""
