@@ -42,7 +42,7 @@ from hinerv.io import VideoReader, open_video, open_writer
 from hinerv.io.background import BackgroundWriter
 from hinerv.io.base import atomic_write
 from hinerv.io.frames import FrameBatch, as_read, quantize_rgb_t, rgb_to_yuv_t
-from hinerv.metrics import MetricsAccumulator, rate
+from hinerv.metrics import MetricsAccumulator, ieee_fp32, rate
 from hinerv.model import HiNeRV, ladder_config, load_preset, padded_size
 from hinerv.model.arch import derive_arch
 from hinerv.model.counts import count_params_arch
@@ -157,17 +157,28 @@ def _cache_dtype(bit_depth: int) -> torch.dtype:
     return torch.uint8 if bit_depth <= 8 else (torch.int16 if bit_depth <= 15 else torch.int32)
 
 
-def load_rgb_cache(reader: VideoReader, hp: int, wp: int) -> torch.Tensor:
-    """Integer RGB frames ``[T, 3, hp, wp]`` padded by edge replication (uint8 for 8-bit sources)."""
+#: frames read and converted per batch while loading the source
+_LOAD_BATCH = 8
+
+
+def load_rgb_cache(
+    reader: VideoReader, hp: int, wp: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Integer RGB frames ``[T, 3, hp, wp]`` padded by edge replication (uint8 for 8-bit sources), on
+    ``device``: the files are read on the host, the colour conversion runs on ``device``
+    (:meth:`VideoReader.read_batch`, the integers of ``read_rgb``)."""
     info = reader.info
     T = len(reader)
-    cache = torch.empty((T, 3, hp, wp), dtype=_cache_dtype(info.bit_depth))
     ph, pw = hp - info.height, wp - info.width
-    for t in range(T):
-        rgb = np.asarray(reader.read_rgb(t))
-        if ph or pw:
-            rgb = np.pad(rgb, ((0, 0), (0, ph), (0, pw)), mode="edge")
-        cache[t] = torch.from_numpy(rgb.astype(np.int32)).to(cache.dtype)
+    cache = torch.empty((T, 3, hp, wp), dtype=_cache_dtype(info.bit_depth), device=device)
+    for i in range(0, T, _LOAD_BATCH):
+        ts = range(i, min(T, i + _LOAD_BATCH))
+        rgb = reader.read_batch(ts, device).rgb
+        if ph:  # edge replication, rows then columns (np.pad(mode="edge"))
+            rgb = torch.cat([rgb, rgb[:, :, -1:].expand(-1, -1, ph, -1)], dim=2)
+        if pw:
+            rgb = torch.cat([rgb, rgb[:, :, :, -1:].expand(-1, -1, -1, pw)], dim=3)
+        cache[i : i + len(ts)] = rgb.to(cache.dtype)
     return cache
 
 
@@ -259,27 +270,6 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     return model, info, stream
 
 
-@contextlib.contextmanager
-def _ieee_fp32(device: torch.device) -> Iterator[None]:
-    """Full float32 precision for CUDA matmuls and convolutions while decoding (no TF32: cuDNN uses it
-    for float32 convolutions by default), so a CUDA decode gives the CPU's frames within float rounding.
-    A no-op elsewhere."""
-    if device.type != "cuda":
-        yield
-        return
-    knobs = [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
-    if not all(hasattr(obj, name) for obj, name in knobs):  # torch before the fp32_precision settings
-        knobs = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")]
-    old = [getattr(obj, name) for obj, name in knobs]
-    try:
-        for obj, name in knobs:
-            setattr(obj, name, "ieee" if name == "fp32_precision" else False)
-        yield
-    finally:
-        for (obj, name), value in zip(knobs, old, strict=True):
-            setattr(obj, name, value)
-
-
 def _decoder_module(model: HiNeRV, device: torch.device, compile: bool) -> Callable[..., torch.Tensor]:
     """The module a decode runs: ``model``, or with ``compile`` its ``torch.compile`` (static shapes).
 
@@ -309,7 +299,7 @@ def _decode_batches(
     device = torch.device(device)
     batch = batch or DevicePolicy(device).decode_batch()
     ts = list(frames)
-    with _ieee_fp32(device):
+    with ieee_fp32(device):
         for i in range(0, len(ts), batch):
             part = ts[i : i + batch]
             run = part + [part[-1]] * (batch - len(part)) if static else part
@@ -487,9 +477,7 @@ def encode_video(
     model = HiNeRV(cfg, info.frames, hp, wp).to(policy.device)
     if progress:
         progress("load")
-    cache = load_rgb_cache(reader, hp, wp)
-    if policy.frames_on_device():
-        cache = cache.to(policy.device)
+    cache = load_rgb_cache(reader, hp, wp, policy.device if policy.frames_on_device() else "cpu")
     ctx = ModelContext(model, info, cfg, plan.label, plan.options.seed, f"hinerv {__version__}")
     pipe = plan.pipeline
     trainer = Trainer(

@@ -15,9 +15,10 @@ Conventions (see ``docs/architecture.md``):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ __all__ = [
     "PSNR_CAP",
     "VideoMetrics",
     "compare_videos",
+    "ieee_fp32",
     "ms_ssim",
     "ms_ssim_scales",
     "ms_ssim_y",
@@ -433,6 +435,27 @@ def _plane_batch(p: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32).unsqueeze(1)
 
 
+@contextlib.contextmanager
+def ieee_fp32(device: torch.device | str | None) -> Iterator[None]:
+    """Full float32 precision for CUDA matmuls and convolutions inside the block (no TF32: cuDNN uses it
+    for float32 convolutions by default), so a CUDA decode gives the CPU's frames and MS-SSIM its values
+    within float rounding; the settings are restored after. A no-op on other devices."""
+    if device is None or torch.device(device).type != "cuda":
+        yield
+        return
+    knobs = [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
+    if not all(hasattr(obj, name) for obj, name in knobs):  # torch before the fp32_precision settings
+        knobs = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")]
+    old = [getattr(obj, name) for obj, name in knobs]
+    try:
+        for obj, name in knobs:
+            setattr(obj, name, "ieee" if name == "fp32_precision" else False)
+        yield
+    finally:
+        for (obj, name), value in zip(knobs, old, strict=True):
+            setattr(obj, name, value)
+
+
 # --------------------------------------------------------------------------------------------
 # Whole-video comparison
 # --------------------------------------------------------------------------------------------
@@ -666,7 +689,7 @@ class MetricsAccumulator:
         if not self._pending:
             return
         cols = list(zip(*self._pending, strict=True))
-        with torch.no_grad():
+        with torch.no_grad(), ieee_fp32(cols[0][0].device):
             for key, a, b in (("ms-ssim-rgb", cols[0], cols[1]), ("ms-ssim-y", cols[2], cols[3])):
                 self._pf[key].extend(ms_ssim(torch.stack(a), torch.stack(b), data_range=1.0).tolist())
         self._pending.clear()

@@ -236,13 +236,13 @@ def test_compiled_decode_is_refused_on_the_cpu(encoded: tuple[Path, object], tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cuda_decodes_run_without_tf32_and_restore_the_settings() -> None:
-    from hinerv.codec import _ieee_fp32
 
-    knobs = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
-    before = [k.fp32_precision for k in knobs]
-    with _ieee_fp32(torch.device("cuda")):  # only flags: no CUDA device needed
-        assert [k.fp32_precision for k in knobs] == ["ieee", "ieee"]
-    assert [k.fp32_precision for k in knobs] == before
-    with _ieee_fp32(torch.device("cpu")):
-        assert [k.fp32_precision for k in knobs] == before
+def test_rgb_cache_is_the_edge_padded_read_rgb(clip: Path) -> None:
+    from hinerv.codec import load_rgb_cache
+
+    with open_video(clip) as r:
+        cache = load_rgb_cache(r, 48 + 5, 64 + 3)
+        assert cache.dtype == torch.uint8 and cache.shape == (4, 3, 53, 67)
+        for t in range(4):
+            ref = np.pad(r.read_rgb(t), ((0, 0), (0, 5), (0, 3)), mode="edge")
+            assert np.array_equal(cache[t].numpy(), ref)

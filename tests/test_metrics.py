@@ -18,6 +18,7 @@ from hinerv.metrics import (
     PSNR_CAP,
     MetricsAccumulator,
     compare_videos,
+    ieee_fp32,
     ms_ssim,
     ms_ssim_scales,
     ms_ssim_y,
@@ -396,6 +397,16 @@ def test_accumulator_checks() -> None:
     bad = [(y, u[:, :-1], v) for y, u, v in yuv]
     with pytest.raises(InputError, match="U plane shape mismatch at frame 0"):
         acc.add(_batch(yuv, rgb, range(2)), _batch(bad, rgb, range(2)))
+
+
+def test_cuda_decodes_run_without_tf32_and_restore_the_settings() -> None:
+    knobs = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    before = [k.fp32_precision for k in knobs]
+    with ieee_fp32(torch.device("cuda")):  # only flags: no CUDA device needed
+        assert [k.fp32_precision for k in knobs] == ["ieee", "ieee"]
+    assert [k.fp32_precision for k in knobs] == before
+    with ieee_fp32(torch.device("cpu")):
+        assert [k.fp32_precision for k in knobs] == before
 
 
 # ------------------------------------------------------------------------------------------

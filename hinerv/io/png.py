@@ -24,7 +24,7 @@ import torch
 
 from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, sample_dtype, yuv_to_rgb
 from hinerv.errors import InputError
-from hinerv.io.base import AtomicDir, Planes, VideoReader, VideoWriter, _check_info
+from hinerv.io.base import AtomicDir, Planes, VideoReader, VideoWriter, _check_info, _to_device_int32
 from hinerv.io.frames import FrameBatch, dequantize_rgb_t, rgb_to_yuv_t
 from hinerv.types import VideoInfo
 
@@ -138,7 +138,7 @@ class PngFolderReader(VideoReader):
 
     def read_batch(self, frames: Sequence[int], device: torch.device | str = "cpu") -> FrameBatch:
         """The PNGs' integer RGB on ``device`` and their 4:4:4 planes converted there (:meth:`read_yuv`)."""
-        rgb = torch.from_numpy(np.stack([self.read_rgb(t) for t in frames]).astype(np.int32)).to(device)
+        rgb = _to_device_int32(np.stack([self.read_rgb(t) for t in frames]), device)
         y, u, v = rgb_to_yuv_t(dequantize_rgb_t(rgb, self.info.bit_depth), self.info, chroma="444")
         return FrameBatch(y, u, v, rgb)
 
