@@ -110,9 +110,10 @@ class EncodeReport:
     rate_control: dict[str, Any] = field(default_factory=dict)
     #: one line each, for the user (e.g. a target rate that could not be reached)
     warnings: list[str] = field(default_factory=list)
-    #: wall seconds of this call's phases: ``load`` (source frames and model), ``train`` (this session's
-    #: training), ``export`` (the bitstream), ``verify`` (decoding it and storing the reconstruction),
-    #: ``metrics`` (measuring it against the source) and ``write`` (the output files)
+    #: wall seconds of this call's phases: ``load`` (opening and reading the source), ``setup`` (model,
+    #: trainer, work folder), ``train`` (this session's training, its planning and checkpoints included),
+    #: ``export`` (the bitstream), ``verify`` (decoding it again), ``write`` (storing the reconstruction
+    #: and the bitstream) and ``metrics`` (measuring the reconstruction against the source)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -299,14 +300,14 @@ def _decode_batches(
     device = torch.device(device)
     batch = batch or DevicePolicy(device).decode_batch()
     ts = list(frames)
-    with ieee_fp32(device):
-        for i in range(0, len(ts), batch):
-            part = ts[i : i + batch]
-            run = part + [part[-1]] * (batch - len(part)) if static else part
-            t = torch.tensor(run, dtype=torch.long, device=device)
-            idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
+    for i in range(0, len(ts), batch):
+        part = ts[i : i + batch]
+        run = part + [part[-1]] * (batch - len(part)) if static else part
+        t = torch.tensor(run, dtype=torch.long, device=device)
+        idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
+        with ieee_fp32(device):  # per batch: the setting never leaks to the caller between batches
             out = model(idx, (1, 1)).float()[: len(part), :, : info.height, : info.width]
-            yield part, out
+        yield part, out
 
 
 def decode_frames(
@@ -466,7 +467,8 @@ def encode_video(
     cfg: ModelConfig | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Build the model, train it with the plan's pipeline and export it; returns the bitstream and
-    training facts (``timings``: wall seconds of ``load``, ``train`` and ``export`` in this call).
+    training facts (``timings``: wall seconds of ``load`` (the source frames), ``setup`` (model, trainer
+    and work folder), ``train`` and ``export`` in this call).
     Checkpoints live in ``workdir`` (the pipeline names them); ``cfg``: the model config when the caller
     has made it already (:func:`build_config`)."""
     t_start = time.perf_counter()
@@ -477,7 +479,10 @@ def encode_video(
     model = HiNeRV(cfg, info.frames, hp, wp).to(policy.device)
     if progress:
         progress("load")
+    t_load = time.perf_counter()
     cache = load_rgb_cache(reader, hp, wp, policy.device if policy.frames_on_device() else "cpu")
+    policy.synchronize()
+    t_loaded = time.perf_counter()
     ctx = ModelContext(model, info, cfg, plan.label, plan.options.seed, f"hinerv {__version__}")
     pipe = plan.pipeline
     trainer = Trainer(
@@ -501,7 +506,12 @@ def encode_video(
         progress("export")
     data, extra = pipe.export(trainer, plan.settings, ctx)
     t_end = time.perf_counter()
-    timings = {"load": t_train - t_start, "train": t_export - t_train, "export": t_end - t_export}
+    timings = {
+        "load": t_loaded - t_load,
+        "setup": (t_load - t_start) + (t_train - t_loaded),
+        "train": t_export - t_train,
+        "export": t_end - t_export,
+    }
     facts = {
         "timings": timings,
         "train_seconds": trainer.elapsed,  # every session that trained this model, reused stages included

@@ -186,7 +186,7 @@ def test_compile_on_cpu_is_refused_and_leaves_nothing(clip: Path, tmp_path: Path
 def test_report_times_each_phase(encoded: tuple[Path, object]) -> None:
     _, rep = encoded
     t = rep.timings  # type: ignore[attr-defined]
-    assert list(t) == ["load", "train", "export", "verify", "write", "metrics"]
+    assert list(t) == ["load", "setup", "train", "export", "verify", "write", "metrics"]
     assert all(v >= 0 for v in t.values()) and t["train"] > 0
     assert sum(t.values()) <= rep.encode_seconds + 1e-3  # type: ignore[attr-defined]
     assert rep.as_dict()["timings"] == t  # type: ignore[attr-defined]
