@@ -145,12 +145,18 @@ class EncodeReport:
 
 @dataclass(frozen=True)
 class DecodeReport:
-    """Frames written, wall time of the network part and of the whole decode."""
+    """Frames written and the wall time of the whole decode (``fps`` = frames / seconds).
+
+    ``timings``: wall seconds of ``load`` (entropy decoding the stream and building the network),
+    ``decode`` (the network and the conversion to stored integers, on the device) and ``write`` (handing
+    frames to the writer thread and waiting for it to finish and commit).
+    """
 
     frames: int
     seconds: float
     fps: float
     info: VideoInfo
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- frames
@@ -398,20 +404,34 @@ def decode_file(
     data = _read_bitstream(src)
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    DevicePolicy(dev).check_compile(compile)
+    policy = DevicePolicy(dev)
+    policy.check_compile(compile)
     model, info, _ = load_decoder(data, dev)
     net = _decoder_module(model, dev, compile)
     rng = _parse_range(frames, info.frames)
     out_info = replace(info, frames=len(rng))
     done = 0
+    spent = {"load": time.perf_counter() - t0, "decode": 0.0, "write": 0.0}
     with BackgroundWriter(open_writer(Path(dst), out_info)) as w:
+        t = time.perf_counter()
         for part, out in _decode_batches(net, info, rng, device=dev, static=compile):
-            _write(w, _stored(out, out_info, w.writer.stores), out, out_info.bit_depth)
+            stored = _stored(out, out_info, w.writer.stores)
+            policy.synchronize()
+            t1 = time.perf_counter()
+            _write(w, stored, out, out_info.bit_depth)
+            t2 = time.perf_counter()
+            spent["decode"] += t1 - t
+            spent["write"] += t2 - t1
             done += len(part)
             if progress is not None:
                 progress(done, len(rng))
+            t = time.perf_counter()
+        t_close = time.perf_counter()
+    spent["write"] += time.perf_counter() - t_close
     dt = time.perf_counter() - t0
-    return DecodeReport(frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info)
+    return DecodeReport(
+        frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info, timings=spent
+    )
 
 
 def _read_bitstream(src: Path | str) -> bytes:

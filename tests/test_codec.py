@@ -246,3 +246,11 @@ def test_rgb_cache_is_the_edge_padded_read_rgb(clip: Path) -> None:
         for t in range(4):
             ref = np.pad(r.read_rgb(t), ((0, 0), (0, 5), (0, 3)), mode="edge")
             assert np.array_equal(cache[t].numpy(), ref)
+
+
+def test_decode_report_times_its_phases(encoded: tuple[Path, object], tmp_path: Path) -> None:
+    out, _ = encoded
+    r = decode_file(out, tmp_path / "d.y4m", device="cpu")
+    assert list(r.timings) == ["load", "decode", "write"]
+    assert all(v >= 0 for v in r.timings.values()) and r.timings["decode"] > 0
+    assert sum(r.timings.values()) <= r.seconds + 1e-6

@@ -4,7 +4,8 @@
 #      --compile, --precision);
 #   2. the speed table: tools/bench_speed.py, uvg-hinerv-s at 1920x1080, 16 frames, eager and --compile;
 #   3. an end-to-end timed `hinerv encode` and `hinerv decode` of the built-in 1080p 16-frame sample clip
-#      (the encode report's `timings` say where the non-training time goes).
+#      (the encode report's `timings` say where the non-training time goes), then the library's decode
+#      eager and with compile=True (phase timings: load, decode, write).
 # Every step has its own time limit; a failed or timed-out step is reported and the next one still runs.
 # Logs and JSON go to ${OUT:-/tmp/gpu-out} (at most 8 flat files); the exit status is 1 if any step failed.
 #
@@ -101,11 +102,13 @@ T0=$SECONDS
 step decode 25 "$E2E" bash -c 'o=$1; shift; "$@" > "$o"' _ "$OUT/decode.json" \
   "$PY" -m hinerv decode "$WORK/clip.bin" -o "$WORK/dec.y4m" --device "$DEV" --json -q
 say "decode wall $((SECONDS - T0)) s (the process, imports included)"
-# the same decode through torch.compile (the CLI flag comes later; the library call is decode_file(compile=True))
-step decode-compile 60 "$E2E" "$PY" -c "import json, sys
+# the library's decode, eager and through torch.compile (the CLI flag comes later), with its phase timings
+step decode-compile 75 "$E2E" "$PY" -c "import json, sys
 from hinerv.codec import decode_file
-r = decode_file(sys.argv[1], sys.argv[2], device=sys.argv[3], compile=True)
-print('decode-compile:', json.dumps({'frames': r.frames, 'seconds': r.seconds, 'fps': r.fps}))" \
+for c in (False, True):
+    r = decode_file(sys.argv[1], sys.argv[2], device=sys.argv[3], compile=c)
+    print('decode-api:', json.dumps({'compile': c, 'frames': r.frames, 'seconds': r.seconds, 'fps': r.fps,
+                                     'timings': r.timings}))" \
   "$WORK/clip.bin" "$WORK/dec_c.y4m" "$DEV"
 
 "$PY" - "$OUT" >> "$SUMMARY" 2>&1 <<'PY'
@@ -131,17 +134,24 @@ if enc:
           f"({100 * (total - train) / max(train, 1e-9):.0f} % of training); psnr-rgb {enc.get('psnr-rgb', 0):.2f}")
     if "timings" in enc:
         print("encode timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in enc["timings"].items()))
-comp = None
+api = {}
 try:
     with open(os.path.join(out, "e2e.log")) as f:
-        comp = next((json.loads(ln.split(":", 1)[1]) for ln in f if ln.startswith("decode-compile:")), None)
+        for ln in f:
+            if ln.startswith("decode-api:"):
+                d = json.loads(ln.split(":", 1)[1])
+                api[d["compile"]] = d
 except (OSError, ValueError):
     pass
-for label, d, ref in (("decode", dec, "eager"), ("decode --compile", comp, "compile")):
+rows = (("hinerv decode", dec, "eager"), ("decode_file", api.get(False), "eager"),
+        ("decode_file compile", api.get(True), "compile"))
+for label, d, ref in rows:
     if d:
         line = f"{label}: {d['frames']} frames in {d['seconds']:.2f} s = {d['fps']:.1f} fps (load included)"
         if ref in bench:
             line += f", {d['fps'] / bench[ref]['decode_fps']:.2f}x bench_speed's {ref} decode rate"
+        if "timings" in d:
+            line += "; " + ", ".join(f"{k} {v:.2f} s" for k, v in d["timings"].items())
         print(line)
 PY
 cat "$SUMMARY" | sed -n '/^bench /,$p'
