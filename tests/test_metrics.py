@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from hinerv import metrics
 from hinerv.errors import InputError
+from hinerv.io.frames import FrameBatch
 from hinerv.metrics import (
     MS_SSIM_WEIGHTS,
     PSNR_CAP,
@@ -355,9 +356,9 @@ def test_compare_videos_mismatch_errors() -> None:
         compare_videos(_ArrayReader(tiny, tiny_rgb, 8), _ArrayReader(tiny, tiny_rgb, 8))
 
 
-def _batch(yuv: list[tuple[np.ndarray, ...]], rgb: list[np.ndarray], ts: range) -> metrics._Batch:
+def _batch(yuv: list[tuple[np.ndarray, ...]], rgb: list[np.ndarray], ts: range) -> FrameBatch:
     y, u, v = (torch.from_numpy(np.stack([yuv[t][k] for t in ts]).astype(np.int32)) for k in range(3))
-    return metrics._Batch(y, u, v, torch.from_numpy(np.stack([rgb[t] for t in ts]).astype(np.int32)))
+    return FrameBatch(y, u, v, torch.from_numpy(np.stack([rgb[t] for t in ts]).astype(np.int32)))
 
 
 @pytest.mark.parametrize("bit_depth", [8, 10])

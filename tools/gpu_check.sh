@@ -48,7 +48,7 @@ if [ "$SMOKE" = 1 ]; then
 else
   DEV=cuda; BENCH=(--preset uvg-hinerv-s --sizes 1920x1080 --frames 16 --steps 20); SIZE=(1920 1080 16)
   ENC=(--preset uvg-hinerv-s --schedule tiny --epochs 2 --bits 6)
-  T_TEST=140; T_BENCH=45; T_COMPILE=75; T_ENC=60; BUDGET=335
+  T_TEST=150; T_BENCH=45; T_COMPILE=75; T_ENC=60; BUDGET=335
   OPTIONAL=()
 fi
 DEADLINE=$((SECONDS + BUDGET))  # every step's limit is cut to what is left of the whole check

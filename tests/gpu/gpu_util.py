@@ -19,14 +19,16 @@ Cli = Callable[[list[str]], tuple[int, str, str]]
 TINY = ["--size", "xxs", "--schedule", "tiny", "--json", "-q"]
 
 
-def hinerv_process(args: list[str]) -> subprocess.Popen[bytes]:
-    """Start ``python -m hinerv ARGS`` as a child process (the environment is inherited)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "hinerv", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def hinerv_process(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m hinerv ARGS`` as a child process (the environment is inherited; stdout and
+    stderr go to ``log``, so a full pipe can never block it)."""
+    with open(log, "wb") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hinerv", *args],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def planes(path: Path) -> list[np.ndarray]:

@@ -22,19 +22,19 @@ LONG = ["--epochs", "24", "--bits", "6"]
 
 
 def _kill_after_first_checkpoint(args: list[str], wd: Path, timeout: float = 120.0) -> None:
-    proc = hinerv_process(args)
+    log = wd.with_name("first.log")
+    proc = hinerv_process(args, log)
     t0 = time.monotonic()
     try:
         while not (wd / "state.ckpt").exists():
-            assert proc.poll() is None, f"encode ended before its first checkpoint: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+            assert proc.poll() is None, f"encode ended before its first checkpoint: {log.read_text()}"
             assert time.monotonic() - t0 < timeout, "no checkpoint in time"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()  # no-op when it is gone already
         proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, log.read_text()
 
 
 @pytest.mark.parametrize(("first", "then"), [("cpu", "cuda"), ("cuda", "cpu")])
