@@ -622,7 +622,8 @@ class MetricsAccumulator:
     ``10 log10(peak^2 / MSE)`` per frame on the host, so it equals :func:`psnr` on the same frames;
     MS-SSIM runs on the device on float frames ``rgb / peak`` and ``y / peak`` in groups of frames of
     about 2 Mpixel, the same groups whatever batches the frames arrive in (so a result does not depend on
-    how a caller batches them). Only per-frame numbers cross to the host.
+    how a caller batches them). The per-frame numbers stay on the device until :meth:`result` reads
+    them back, once, so feeding it never waits for the device.
 
     Args:
         width, height: frame size (at least 11x11, the MS-SSIM window).
@@ -641,13 +642,17 @@ class MetricsAccumulator:
         self.peak = float((1 << bit_depth) - 1)
         self.device = device
         self._group = max(1, _MSSSIM_BATCH_PIXELS // (width * height))
-        self._pf: dict[str, list[float]] = {k: [] for k in _PER_FRAME_KEYS}
+        # per key, per batch: the frames' values as device tensors (squared-error sums for PSNR), read
+        # back to the host once, in result()
+        self._pf: dict[str, list[torch.Tensor]] = {k: [] for k in _PER_FRAME_KEYS}
+        self._sizes: dict[str, int] = {}  # samples per frame of each PSNR key
+        self._frames = 0
         self._pending: list[tuple[torch.Tensor, ...]] = []  # per frame: rgb_a, rgb_b, y_a, y_b (float)
 
     @property
     def frames(self) -> int:
         """Frames measured so far."""
-        return len(self._pf["psnr-y"])
+        return self._frames
 
     def add(self, ref: _Frames, dist: _Frames) -> None:
         """Measure ``dist`` against ``ref`` (the same ``N`` frames, equally shaped, on one device).
@@ -663,8 +668,9 @@ class MetricsAccumulator:
                     f"{name.upper()} plane shape mismatch at frame {n0}: "
                     f"{tuple(pa.shape[1:])} vs {tuple(pb.shape[1:])}"
                 )
-            self._pf[f"psnr-{name}"].extend(self._psnr(pa, pb))
-        self._pf["psnr-rgb"].extend(self._psnr(ref.rgb, dist.rgb))
+            self._sse(f"psnr-{name}", pa, pb)
+        self._sse("psnr-rgb", ref.rgb, dist.rgb)
+        self._frames += int(ref.y.shape[0])
         dev = self.device if self.device is not None else ref.rgb.device
         f32 = torch.float32
         for i in range(ref.y.shape[0]):
@@ -679,11 +685,10 @@ class MetricsAccumulator:
             if len(self._pending) >= self._group:
                 self._flush()
 
-    def _psnr(self, a: torch.Tensor, b: torch.Tensor) -> list[float]:
+    def _sse(self, key: str, a: torch.Tensor, b: torch.Tensor) -> None:
         d = a.to(torch.int64) - b.to(torch.int64)
-        sse = (d * d).flatten(1).sum(1).tolist()
-        n = a[0].numel()
-        return [_psnr_from_mse(s / n, self.peak) for s in sse]
+        self._pf[key].append((d * d).flatten(1).sum(1))  # exact: integers
+        self._sizes[key] = a[0].numel()
 
     def _flush(self) -> None:
         if not self._pending:
@@ -691,7 +696,7 @@ class MetricsAccumulator:
         cols = list(zip(*self._pending, strict=True))
         with torch.no_grad(), ieee_fp32(cols[0][0].device):
             for key, a, b in (("ms-ssim-rgb", cols[0], cols[1]), ("ms-ssim-y", cols[2], cols[3])):
-                self._pf[key].extend(ms_ssim(torch.stack(a), torch.stack(b), data_range=1.0).tolist())
+                self._pf[key].append(ms_ssim(torch.stack(a), torch.stack(b), data_range=1.0))
         self._pending.clear()
 
     def result(self) -> VideoMetrics:
@@ -699,7 +704,13 @@ class MetricsAccumulator:
         self._flush()
         if self.frames == 0:
             raise InputError("no frames to compare")
-        means = {k: float(np.mean(v)) for k, v in self._pf.items()}
+        pf: dict[str, list[float]] = {}
+        for k, parts in self._pf.items():
+            values = [x for p in parts for x in p.tolist()]
+            if k.startswith("psnr"):  # 10 log10(peak^2 / MSE) per frame, MSE = SSE / n as in psnr()
+                values = [_psnr_from_mse(sse / self._sizes[k], self.peak) for sse in values]
+            pf[k] = values
+        means = {k: float(np.mean(v)) for k, v in pf.items()}
         return VideoMetrics(
             psnr_rgb=means["psnr-rgb"],
             psnr_y=means["psnr-y"],
@@ -710,7 +721,7 @@ class MetricsAccumulator:
             ms_ssim_rgb=means["ms-ssim-rgb"],
             ms_ssim_y=means["ms-ssim-y"],
             frames=self.frames,
-            per_frame={k: list(v) for k, v in self._pf.items()},
+            per_frame=pf,
         )
 
 
