@@ -18,6 +18,7 @@ frames only (every frame is independent: random access is free).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -38,8 +39,10 @@ from hinerv.config import ModelConfig
 from hinerv.device import DevicePolicy, resolve_device
 from hinerv.errors import BitstreamError, ConfigError, HinervError, InputError
 from hinerv.io import VideoReader, open_video, open_writer
+from hinerv.io.background import BackgroundWriter
 from hinerv.io.base import atomic_write
-from hinerv.metrics import compare_videos, rate
+from hinerv.io.frames import FrameBatch, as_read, quantize_rgb_t, rgb_to_yuv_t
+from hinerv.metrics import MetricsAccumulator, ieee_fp32, rate
 from hinerv.model import HiNeRV, ladder_config, load_preset, padded_size
 from hinerv.model.arch import derive_arch
 from hinerv.model.counts import count_params_arch
@@ -107,6 +110,11 @@ class EncodeReport:
     rate_control: dict[str, Any] = field(default_factory=dict)
     #: one line each, for the user (e.g. a target rate that could not be reached)
     warnings: list[str] = field(default_factory=list)
+    #: wall seconds of this call's phases: ``load`` (opening and reading the source), ``setup`` (model,
+    #: trainer, work folder), ``train`` (this session's training, its planning and checkpoints included),
+    #: ``export`` (the bitstream), ``verify`` (decoding it again), ``write`` (storing the reconstruction
+    #: and the bitstream) and ``metrics`` (measuring the reconstruction against the source)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
@@ -130,18 +138,25 @@ class EncodeReport:
             "frames": self.info.frames,
             "fps": float(self.info.fps),
             "sections": dict(self.sections),
+            **({"timings": dict(self.timings)} if self.timings else {}),
         }
         return d
 
 
 @dataclass(frozen=True)
 class DecodeReport:
-    """Frames written, wall time of the network part and of the whole decode."""
+    """Frames written and the wall time of the whole decode (``fps`` = frames / seconds).
+
+    ``timings``: wall seconds of ``load`` (entropy decoding the stream and building the network),
+    ``decode`` (the network and the conversion to stored integers, on the device) and ``write`` (handing
+    frames to the writer thread and waiting for it to finish and commit).
+    """
 
     frames: int
     seconds: float
     fps: float
     info: VideoInfo
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- frames
@@ -149,17 +164,28 @@ def _cache_dtype(bit_depth: int) -> torch.dtype:
     return torch.uint8 if bit_depth <= 8 else (torch.int16 if bit_depth <= 15 else torch.int32)
 
 
-def load_rgb_cache(reader: VideoReader, hp: int, wp: int) -> torch.Tensor:
-    """Integer RGB frames ``[T, 3, hp, wp]`` padded by edge replication (uint8 for 8-bit sources)."""
+#: frames read and converted per batch while loading the source
+_LOAD_BATCH = 8
+
+
+def load_rgb_cache(
+    reader: VideoReader, hp: int, wp: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Integer RGB frames ``[T, 3, hp, wp]`` padded by edge replication (uint8 for 8-bit sources), on
+    ``device``: the files are read on the host, the colour conversion runs on ``device``
+    (:meth:`VideoReader.read_batch`, the integers of ``read_rgb``)."""
     info = reader.info
     T = len(reader)
-    cache = torch.empty((T, 3, hp, wp), dtype=_cache_dtype(info.bit_depth))
     ph, pw = hp - info.height, wp - info.width
-    for t in range(T):
-        rgb = np.asarray(reader.read_rgb(t))
-        if ph or pw:
-            rgb = np.pad(rgb, ((0, 0), (0, ph), (0, pw)), mode="edge")
-        cache[t] = torch.from_numpy(rgb.astype(np.int32)).to(cache.dtype)
+    cache = torch.empty((T, 3, hp, wp), dtype=_cache_dtype(info.bit_depth), device=device)
+    for i in range(0, T, _LOAD_BATCH):
+        ts = range(i, min(T, i + _LOAD_BATCH))
+        rgb = reader.read_batch(ts, device).rgb
+        if ph:  # edge replication, rows then columns (np.pad(mode="edge"))
+            rgb = torch.cat([rgb, rgb[:, :, -1:].expand(-1, -1, ph, -1)], dim=2)
+        if pw:
+            rgb = torch.cat([rgb, rgb[:, :, :, -1:].expand(-1, -1, -1, pw)], dim=3)
+        cache[i : i + len(ts)] = rgb.to(cache.dtype)
     return cache
 
 
@@ -251,7 +277,45 @@ def load_decoder(data: bytes, device: torch.device | str = "cpu") -> tuple[HiNeR
     return model, info, stream
 
 
+def _decoder_module(model: HiNeRV, device: torch.device, compile: bool) -> Callable[..., torch.Tensor]:
+    """The module a decode runs: ``model``, or with ``compile`` its ``torch.compile`` (static shapes).
+
+    Raises:
+        ConfigError: ``compile`` on a device where it is not supported (:meth:`DevicePolicy.check_compile`).
+    """
+    DevicePolicy(device).check_compile(compile)
+    return torch.compile(model, dynamic=False) if compile else model  # type: ignore[return-value]
+
+
 @torch.no_grad()
+def _decode_batches(
+    model: Callable[..., torch.Tensor],
+    info: VideoInfo,
+    frames: range,
+    *,
+    batch: int | None = None,
+    device: torch.device | str = "cpu",
+    static: bool = False,
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Run the decoder network ``batch`` frames at a time; yields (frame indices, float32 RGB
+    ``[N, 3, H, W]`` in [0, 1], cropped) with the frames on ``device``.
+
+    With ``static`` every forward gets ``batch`` frames (the last batch is filled up by repeating its
+    last frame, and the extra outputs dropped), so a model compiled for static shapes compiles once.
+    """
+    device = torch.device(device)
+    batch = batch or DevicePolicy(device).decode_batch()
+    ts = list(frames)
+    for i in range(0, len(ts), batch):
+        part = ts[i : i + batch]
+        run = part + [part[-1]] * (batch - len(part)) if static else part
+        t = torch.tensor(run, dtype=torch.long, device=device)
+        idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
+        with ieee_fp32(device):  # per batch: the setting never leaks to the caller between batches
+            out = model(idx, (1, 1)).float()[: len(part), :, : info.height, : info.width]
+        yield part, out
+
+
 def decode_frames(
     model: HiNeRV,
     info: VideoInfo,
@@ -259,20 +323,52 @@ def decode_frames(
     *,
     batch: int | None = None,
     device: torch.device | str = "cpu",
+    compile: bool = False,
 ) -> Iterator[np.ndarray]:
     """Run the decoder network for ``frames``; yields float32 ``[3, H, W]`` RGB in [0, 1] (cropped).
 
     ``batch`` frames go through the network at once (default: :meth:`DevicePolicy.decode_batch`); the
     encoder's own reconstruction and :func:`decode_file` use the same default, so they run the same kernels.
+    On CUDA the network runs in full float32 (no TF32), as on the CPU. ``compile``: run it through
+    ``torch.compile`` (CUDA only; static shapes, compiled once per batch size).
     """
     device = torch.device(device)
-    batch = batch or DevicePolicy(device).decode_batch()
-    ts = list(frames)
-    for i in range(0, len(ts), batch):
-        t = torch.tensor(ts[i : i + batch], dtype=torch.long, device=device)
-        idx = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], 1)
-        out = model(idx, (1, 1)).float()[:, :, : info.height, : info.width]
+    net = _decoder_module(model, device, compile)
+    for _, out in _decode_batches(net, info, frames, batch=batch, device=device, static=compile):
         yield from out.cpu().numpy()
+
+
+def _host(x: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """Integer samples as a host array (uint8 at 8 bits: a quarter of the bytes to copy)."""
+    return x.to(torch.uint8 if bit_depth <= 8 else torch.int32).cpu().numpy()
+
+
+def _stored(out: torch.Tensor, info: VideoInfo, stores: str) -> FrameBatch | None:
+    """The integers a writer that ``stores`` this keeps of decoded frames ``out``, computed on their device:
+    planes for ``"yuv"``, RGB for ``"rgb"`` (the batch's other fields are left empty), None for a preview."""
+    if stores == "yuv":
+        y, u, v = rgb_to_yuv_t(out, info)
+        return FrameBatch(y, u, v, y.new_empty(0))
+    if stores == "rgb":
+        e = out.new_empty(0)
+        return FrameBatch(e, e, e, quantize_rgb_t(out, info.bit_depth))
+    return None
+
+
+def _write(w: BackgroundWriter, frames: FrameBatch | None, out: torch.Tensor, bit_depth: int) -> None:
+    """Queue decoded frames: the stored integers of ``frames`` (:func:`_stored`, or a reader's view of
+    them) when the writer keeps them exactly, else the float frames ``out``."""
+    stores = w.writer.stores
+    if frames is not None and stores == "yuv":
+        y, u, v = (_host(p, bit_depth) for p in (frames.y, frames.u, frames.v))
+        for i in range(len(y)):
+            w.write_yuv(y[i], u[i], v[i])
+    elif frames is not None and stores == "rgb":
+        for q in _host(frames.rgb, bit_depth):
+            w.write_rgb_int(q)
+    else:
+        for f in out.cpu().numpy():
+            w.write_rgb(f)
 
 
 def _parse_range(frames: tuple[int, int | None] | None, total: int) -> range:
@@ -291,27 +387,51 @@ def decode_file(
     frames: tuple[int, int | None] | None = None,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    compile: bool = False,
 ) -> DecodeReport:
     """Decode ``src`` (a hinerv bitstream) into a video file ``dst`` (format from the extension).
 
     Only the frames in ``frames`` = (first, end) are decoded (random access; end None: to the
     last frame). The output is written atomically at the source's bit depth and chroma format,
-    rounded to integers.
+    rounded to integers: the conversion to the stored integers runs on the decoding device, and a
+    writer thread stores each batch while the next one is decoded. ``compile``: run the network
+    through ``torch.compile`` (CUDA only, see :func:`decode_frames`).
+
+    Raises:
+        ConfigError: ``compile`` where it is not supported.
     """
     check_decode_request(src, dst, frames)
     data = _read_bitstream(src)
     t0 = time.perf_counter()
     dev = resolve_device(device)
+    policy = DevicePolicy(dev)
+    policy.check_compile(compile)
     model, info, _ = load_decoder(data, dev)
+    net = _decoder_module(model, dev, compile)
     rng = _parse_range(frames, info.frames)
     out_info = replace(info, frames=len(rng))
-    with open_writer(Path(dst), out_info) as w:
-        for i, x in enumerate(decode_frames(model, info, rng, device=dev)):
-            w.write_rgb(x)
+    done = 0
+    spent = {"load": time.perf_counter() - t0, "decode": 0.0, "write": 0.0}
+    with BackgroundWriter(open_writer(Path(dst), out_info)) as w:
+        t = time.perf_counter()
+        for part, out in _decode_batches(net, info, rng, device=dev, static=compile):
+            stored = _stored(out, out_info, w.writer.stores)
+            policy.synchronize()
+            t1 = time.perf_counter()
+            _write(w, stored, out, out_info.bit_depth)
+            t2 = time.perf_counter()
+            spent["decode"] += t1 - t
+            spent["write"] += t2 - t1
+            done += len(part)
             if progress is not None:
-                progress(i + 1, len(rng))
+                progress(done, len(rng))
+            t = time.perf_counter()
+        t_close = time.perf_counter()
+    spent["write"] += time.perf_counter() - t_close
     dt = time.perf_counter() - t0
-    return DecodeReport(frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info)
+    return DecodeReport(
+        frames=len(rng), seconds=dt, fps=len(rng) / max(dt, 1e-9), info=out_info, timings=spent
+    )
 
 
 def _read_bitstream(src: Path | str) -> bytes:
@@ -367,8 +487,10 @@ def encode_video(
     cfg: ModelConfig | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Build the model, train it with the plan's pipeline and export it; returns the bitstream and
-    training facts. Checkpoints live in ``workdir`` (the pipeline names them); ``cfg``: the model config
-    when the caller has made it already (:func:`build_config`)."""
+    training facts (``timings``: wall seconds of ``load`` (the source frames), ``setup`` (model, trainer
+    and work folder), ``train`` and ``export`` in this call).
+    Checkpoints live in ``workdir`` (the pipeline names them); ``cfg``: the model config when the caller
+    has made it already (:func:`build_config`)."""
     t_start = time.perf_counter()
     info, policy = reader.info, plan.policy
     cfg = cfg or build_config(plan, info)
@@ -377,9 +499,10 @@ def encode_video(
     model = HiNeRV(cfg, info.frames, hp, wp).to(policy.device)
     if progress:
         progress("load")
-    cache = load_rgb_cache(reader, hp, wp)
-    if policy.frames_on_device():
-        cache = cache.to(policy.device)
+    t_load = time.perf_counter()
+    cache = load_rgb_cache(reader, hp, wp, policy.device if policy.frames_on_device() else "cpu")
+    policy.synchronize()
+    t_loaded = time.perf_counter()
     ctx = ModelContext(model, info, cfg, plan.label, plan.options.seed, f"hinerv {__version__}")
     pipe = plan.pipeline
     trainer = Trainer(
@@ -395,11 +518,22 @@ def encode_video(
     )
     ckpts = pipe.checkpoints(workdir, plan.settings)
     _prepare_workdir(workdir, resume, fingerprint, plan.label, ckpts.stale)
+    t_train = time.perf_counter()
     trained_before = _train(trainer, ckpts, plan, resume, t_start, progress, epoch_hook)
+    policy.synchronize()
+    t_export = time.perf_counter()
     if progress:
         progress("export")
     data, extra = pipe.export(trainer, plan.settings, ctx)
+    t_end = time.perf_counter()
+    timings = {
+        "load": t_loaded - t_load,
+        "setup": (t_load - t_start) + (t_train - t_loaded),
+        "train": t_export - t_train,
+        "export": t_end - t_export,
+    }
     facts = {
+        "timings": timings,
         "train_seconds": trainer.elapsed,  # every session that trained this model, reused stages included
         "trained_before": trained_before,
         "params": sum(p.numel() for p in model.parameters()),
@@ -539,13 +673,19 @@ def encode_file(
         info = reader.info
         cfg = build_config(plan, info)
         fp = _fingerprint(src, info, cfg, plan)
+        t_video = time.perf_counter()
         data, facts = encode_video(
             reader, plan, workdir=wd, resume=resume, fingerprint=fp, progress=progress, epoch_hook=epoch_hook,
             cfg=cfg,
         )  # fmt: skip
-        metrics, decode_seconds = _verify(data, reader, wd, plan.policy, recon, progress)
+        timings = dict(facts["timings"])
+        timings["load"] += t_video - t_start  # opening the source, its checks and the fingerprint
+        metrics, decode_seconds, verify_timings = _verify(data, reader, wd, plan.policy, recon, progress)
+        timings.update(verify_timings)
+        t_write = time.perf_counter()
         dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(dst, lambda f: f.write(data))
+        timings["write"] += time.perf_counter() - t_write
     except HinervError:
         if new_wd:
             shutil.rmtree(wd, ignore_errors=True)
@@ -571,6 +711,7 @@ def encode_file(
         warnings=list(facts.get("warnings", [])),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
+        timings={k: round(v, 4) for k, v in timings.items()},
     )
     if not keep:
         shutil.rmtree(wd, ignore_errors=True)
@@ -584,25 +725,54 @@ def _verify(
     policy: DevicePolicy,
     recon: Path | str | None,
     progress: ProgressCallback | None,
-) -> tuple[dict[str, Any], float]:
+) -> tuple[dict[str, Any], float, dict[str, float]]:
     """Decode the packed bytes exactly as a decoder would, write the reconstruction (into the work
-    folder, and to ``recon``) and measure it against the source; returns (metrics, decode seconds)."""
+    folder, and to ``recon``) and measure it against the source.
+
+    Everything per frame stays on the policy's device: the decoded batch is converted there into the
+    integers the reconstruction stores (and those a reader of it returns, :func:`hinerv.io.frames.as_read`),
+    the source frames are converted there too (:meth:`VideoReader.read_batch`), and the metrics are
+    accumulated there (:class:`~hinerv.metrics.MetricsAccumulator`); writer threads store a batch while
+    the next is decoded. The numbers equal :func:`~hinerv.metrics.compare_videos` of the source and the
+    written reconstruction.
+
+    Returns:
+        (metrics, decode seconds, {``verify``, ``metrics``, ``write``} wall seconds).
+    """
     if progress:
         progress("decode")
-    t_dec = time.perf_counter()
-    model, dinfo, _ = load_decoder(data, policy.device)
+    spent = {"verify": 0.0, "write": 0.0, "metrics": 0.0}
+    t = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        spent[phase] += now - t
+        t = now
+
+    dev = policy.device
+    model, dinfo, _ = load_decoder(data, dev)
     rec_path = wd / ("recon.y4m" if reader.info.chroma == "420" else "recon_png")
-    with open_writer(rec_path, dinfo) as w:
-        for x in decode_frames(model, dinfo, range(dinfo.frames), device=policy.device):
-            w.write_rgb(x)
-    decode_seconds = time.perf_counter() - t_dec
-    if progress:
-        progress("measure")
-    with open_video(rec_path) as rec:
-        metrics = compare_videos(reader, rec).as_dict()
-    if recon is not None:
-        with open_video(rec_path) as rec, open_writer(Path(recon), dinfo) as w:
-            for t in range(len(rec)):
-                y, u, v = rec.read_yuv(t)
-                w.write_yuv(y, u, v)
-    return metrics, decode_seconds
+    acc = MetricsAccumulator(dinfo.width, dinfo.height, dinfo.bit_depth)
+    with contextlib.ExitStack() as stack:
+        w = stack.enter_context(BackgroundWriter(open_writer(rec_path, dinfo)))
+        rw = None if recon is None else stack.enter_context(BackgroundWriter(open_writer(Path(recon), dinfo)))
+        lap("verify")
+        for part, out in _decode_batches(model, dinfo, range(dinfo.frames), device=dev):
+            dist = as_read(out, dinfo, w.writer.stores)
+            policy.synchronize()
+            lap("verify")
+            _write(w, dist, out, dinfo.bit_depth)
+            if rw is not None:  # the reconstruction's planes, in the format asked for
+                y, u, v = (_host(p, dinfo.bit_depth) for p in (dist.y, dist.u, dist.v))
+                for i in range(len(y)):
+                    rw.write_yuv(y[i], u[i], v[i])
+            lap("write")
+            acc.add(reader.read_batch(part, dev), dist)
+            lap("metrics")
+        if progress:
+            progress("measure")
+        metrics = acc.result().as_dict()
+        lap("metrics")
+    lap("write")  # the writer threads finish, the outputs are committed
+    return metrics, spent["verify"] + spent["write"], spent

@@ -15,9 +15,10 @@ Conventions (see ``docs/architecture.md``):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -33,9 +34,11 @@ from hinerv.types import VideoInfo
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "MetricsAccumulator",
     "PSNR_CAP",
     "VideoMetrics",
     "compare_videos",
+    "ieee_fp32",
     "ms_ssim",
     "ms_ssim_scales",
     "ms_ssim_y",
@@ -100,10 +103,7 @@ def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, peak: float
         raise ValueError("psnr: empty input")
     if not peak > 0:
         raise ValueError(f"psnr: peak must be positive, got {peak}")
-    mse = float(np.mean(np.square(x - y)))
-    if mse == 0.0:
-        return PSNR_CAP
-    return min(10.0 * math.log10(float(peak) ** 2 / mse), PSNR_CAP)
+    return _psnr_from_mse(float(np.mean(np.square(x - y))), peak)
 
 
 def _as_f64(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -435,6 +435,27 @@ def _plane_batch(p: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32).unsqueeze(1)
 
 
+@contextlib.contextmanager
+def ieee_fp32(device: torch.device | str | None) -> Iterator[None]:
+    """Full float32 precision for CUDA matmuls and convolutions inside the block (no TF32: cuDNN uses it
+    for float32 convolutions by default), so a CUDA decode gives the CPU's frames and MS-SSIM its values
+    within float rounding; the settings are restored after. A no-op on other devices."""
+    if device is None or torch.device(device).type != "cuda":
+        yield
+        return
+    knobs = [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
+    if not all(hasattr(obj, name) for obj, name in knobs):  # torch before the fp32_precision settings
+        knobs = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")]
+    old = [getattr(obj, name) for obj, name in knobs]
+    try:
+        for obj, name in knobs:
+            setattr(obj, name, "ieee" if name == "fp32_precision" else False)
+        yield
+    finally:
+        for (obj, name), value in zip(knobs, old, strict=True):
+            setattr(obj, name, value)
+
+
 # --------------------------------------------------------------------------------------------
 # Whole-video comparison
 # --------------------------------------------------------------------------------------------
@@ -554,67 +575,166 @@ def compare_videos(
         raise InputError(
             f"bit depth mismatch: reference is {ri.bit_depth}-bit, distorted is {di.bit_depth}-bit"
         )
-    if ms_ssim_scales(ri.height, ri.width, 11) == 0:
-        raise InputError(f"frames of {ri.width}x{ri.height} are too small for MS-SSIM (need at least 11x11)")
+    acc = MetricsAccumulator(ri.width, ri.height, ri.bit_depth, device=device)
     total = len(ref) if frames is None else min(frames, len(ref))
     if total < 1:
         raise InputError("no frames to compare")
-    peak = float((1 << ri.bit_depth) - 1)
 
-    pf: dict[str, list[float]] = {k: [] for k in _PER_FRAME_KEYS}
-    batch_n = max(1, _MSSSIM_BATCH_PIXELS // (ri.width * ri.height))
-    rgb_a: list[torch.Tensor] = []
-    rgb_b: list[torch.Tensor] = []
-    y_a: list[torch.Tensor] = []
-    y_b: list[torch.Tensor] = []
+    def frame(reader: _Reader, t: int) -> _Frames:
+        y, u, v = _yuv_420(reader, t) if ri.chroma != di.chroma else reader.read_yuv(t)
+        planes = [torch.from_numpy(np.ascontiguousarray(p)).to(torch.int32)[None] for p in (y, u, v)]
+        rgb = torch.from_numpy(np.ascontiguousarray(reader.read_rgb(t))).to(torch.int32)[None]
+        return _Batch(planes[0], planes[1], planes[2], rgb)
 
-    def flush() -> None:
-        if not rgb_a:
-            return
-        with torch.no_grad():
-            for key, a, b in (("ms-ssim-rgb", rgb_a, rgb_b), ("ms-ssim-y", y_a, y_b)):
-                xa = torch.stack(a).to(device)
-                xb = torch.stack(b).to(device)
-                pf[key].extend(ms_ssim(xa, xb, data_range=1.0).tolist())
-        for buf in (rgb_a, rgb_b, y_a, y_b):
-            buf.clear()
-
-    common_420 = ri.chroma != di.chroma
     for t in range(total):
-        ya, ua, va = _yuv_420(ref, t) if common_420 else ref.read_yuv(t)
-        yb, ub, vb = _yuv_420(dist, t) if common_420 else dist.read_yuv(t)
-        for name, pa, pb in (("y", ya, yb), ("u", ua, ub), ("v", va, vb)):
-            if pa.shape != pb.shape:
-                raise InputError(
-                    f"{name.upper()} plane shape mismatch at frame {t}: "
-                    f"{tuple(pa.shape)} vs {tuple(pb.shape)}"
-                )
-            pf[f"psnr-{name}"].append(psnr(pa, pb, peak))
-        pf["psnr-rgb"].append(psnr(ref.read_rgb(t), dist.read_rgb(t), peak))
-
-        rgb_a.append(_float_frame(ref.read_rgb_float(t)))
-        rgb_b.append(_float_frame(dist.read_rgb_float(t)))
-        y_a.append(_float_frame(ya).unsqueeze(0) / peak)
-        y_b.append(_float_frame(yb).unsqueeze(0) / peak)
-        if len(rgb_a) >= batch_n:
-            flush()
+        acc.add(frame(ref, t), frame(dist, t))
         if progress is not None:
             progress(t + 1, total)
-    flush()
+    return acc.result()
 
-    means = {k: float(np.mean(v)) for k, v in pf.items()}
-    return VideoMetrics(
-        psnr_rgb=means["psnr-rgb"],
-        psnr_y=means["psnr-y"],
-        psnr_u=means["psnr-u"],
-        psnr_v=means["psnr-v"],
-        psnr_yuv=yuv_psnr_611(means["psnr-y"], means["psnr-u"], means["psnr-v"]),
-        psnr_yuv_411=yuv_psnr_411(means["psnr-y"], means["psnr-u"], means["psnr-v"]),
-        ms_ssim_rgb=means["ms-ssim-rgb"],
-        ms_ssim_y=means["ms-ssim-y"],
-        frames=total,
-        per_frame=pf,
-    )
+
+class _Frames(Protocol):
+    """Frames as a reader returns them (e.g. :class:`hinerv.io.frames.FrameBatch`), on one device:
+    integer planes ``y [N, H, W]``, ``u, v [N, hc, wc]`` and integer RGB ``rgb [N, 3, H, W]``."""
+
+    @property
+    def y(self) -> torch.Tensor: ...
+    @property
+    def u(self) -> torch.Tensor: ...
+    @property
+    def v(self) -> torch.Tensor: ...
+    @property
+    def rgb(self) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class _Batch:
+    y: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+    rgb: torch.Tensor
+
+
+class MetricsAccumulator:
+    """The per-frame measurements of :func:`compare_videos`, fed batches of integer frames on any device.
+
+    PSNR sums squared integer differences exactly (int64) on the frames' device and forms
+    ``10 log10(peak^2 / MSE)`` per frame on the host, so it equals :func:`psnr` on the same frames;
+    MS-SSIM runs on the device on float frames ``rgb / peak`` and ``y / peak`` in groups of frames of
+    about 2 Mpixel, the same groups whatever batches the frames arrive in (so a result does not depend on
+    how a caller batches them). The per-frame numbers stay on the device until :meth:`result` reads
+    them back, once, so feeding it never waits for the device.
+
+    Args:
+        width, height: frame size (at least 11x11, the MS-SSIM window).
+        bit_depth: bits per sample of both videos.
+        device: where MS-SSIM runs when the frames come from the host (default: the frames' device).
+
+    Raises:
+        InputError: frames smaller than the 11x11 MS-SSIM window.
+    """
+
+    def __init__(
+        self, width: int, height: int, bit_depth: int, *, device: str | torch.device | None = None
+    ) -> None:
+        if ms_ssim_scales(height, width, 11) == 0:
+            raise InputError(f"frames of {width}x{height} are too small for MS-SSIM (need at least 11x11)")
+        self.peak = float((1 << bit_depth) - 1)
+        self.device = device
+        self._group = max(1, _MSSSIM_BATCH_PIXELS // (width * height))
+        # per key, per batch: the frames' values as device tensors (squared-error sums for PSNR), read
+        # back to the host once, in result()
+        self._pf: dict[str, list[torch.Tensor]] = {k: [] for k in _PER_FRAME_KEYS}
+        self._sizes: dict[str, int] = {}  # samples per frame of each PSNR key
+        self._frames = 0
+        self._pending: list[tuple[torch.Tensor, ...]] = []  # per frame: rgb_a, rgb_b, y_a, y_b (float)
+
+    @property
+    def frames(self) -> int:
+        """Frames measured so far."""
+        return self._frames
+
+    def add(self, ref: _Frames, dist: _Frames) -> None:
+        """Measure ``dist`` against ``ref`` (the same ``N`` frames, equally shaped, on one device).
+
+        Raises:
+            InputError: a plane shape differs between the two.
+        """
+        n0 = self.frames
+        for name in ("y", "u", "v"):
+            pa, pb = getattr(ref, name), getattr(dist, name)
+            if pa.shape != pb.shape:
+                raise InputError(
+                    f"{name.upper()} plane shape mismatch at frame {n0}: "
+                    f"{tuple(pa.shape[1:])} vs {tuple(pb.shape[1:])}"
+                )
+            self._sse(f"psnr-{name}", pa, pb)
+        self._sse("psnr-rgb", ref.rgb, dist.rgb)
+        self._frames += int(ref.y.shape[0])
+        dev = self.device if self.device is not None else ref.rgb.device
+        f32 = torch.float32
+        for i in range(ref.y.shape[0]):
+            self._pending.append(
+                (
+                    _dequantize(ref.rgb[i], self.peak).to(dev),
+                    _dequantize(dist.rgb[i], self.peak).to(dev),
+                    (ref.y[i].to(f32)[None] / self.peak).to(dev),
+                    (dist.y[i].to(f32)[None] / self.peak).to(dev),
+                )
+            )
+            if len(self._pending) >= self._group:
+                self._flush()
+
+    def _sse(self, key: str, a: torch.Tensor, b: torch.Tensor) -> None:
+        d = a.to(torch.int64) - b.to(torch.int64)
+        self._pf[key].append((d * d).flatten(1).sum(1))  # exact: integers
+        self._sizes[key] = a[0].numel()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        cols = list(zip(*self._pending, strict=True))
+        with torch.no_grad(), ieee_fp32(cols[0][0].device):
+            for key, a, b in (("ms-ssim-rgb", cols[0], cols[1]), ("ms-ssim-y", cols[2], cols[3])):
+                self._pf[key].append(ms_ssim(torch.stack(a), torch.stack(b), data_range=1.0))
+        self._pending.clear()
+
+    def result(self) -> VideoMetrics:
+        """The sequence values (means over the frames added so far) and the per-frame values."""
+        self._flush()
+        if self.frames == 0:
+            raise InputError("no frames to compare")
+        pf: dict[str, list[float]] = {}
+        for k, parts in self._pf.items():
+            values = [x for p in parts for x in p.tolist()]
+            if k.startswith("psnr"):  # 10 log10(peak^2 / MSE) per frame, MSE = SSE / n as in psnr()
+                values = [_psnr_from_mse(sse / self._sizes[k], self.peak) for sse in values]
+            pf[k] = values
+        means = {k: float(np.mean(v)) for k, v in pf.items()}
+        return VideoMetrics(
+            psnr_rgb=means["psnr-rgb"],
+            psnr_y=means["psnr-y"],
+            psnr_u=means["psnr-u"],
+            psnr_v=means["psnr-v"],
+            psnr_yuv=yuv_psnr_611(means["psnr-y"], means["psnr-u"], means["psnr-v"]),
+            psnr_yuv_411=yuv_psnr_411(means["psnr-y"], means["psnr-u"], means["psnr-v"]),
+            ms_ssim_rgb=means["ms-ssim-rgb"],
+            ms_ssim_y=means["ms-ssim-y"],
+            frames=self.frames,
+            per_frame=pf,
+        )
+
+
+def _dequantize(q: torch.Tensor, peak: float) -> torch.Tensor:
+    """:func:`hinerv.color.dequantize_rgb` as a tensor: float32 ``q / peak`` (a true division)."""
+    x = q.to(torch.float32)
+    return x / torch.tensor(peak, dtype=torch.float32, device=x.device)
+
+
+def _psnr_from_mse(mse: float, peak: float) -> float:
+    if mse == 0.0:
+        return PSNR_CAP
+    return min(10.0 * math.log10(float(peak) ** 2 / mse), PSNR_CAP)
 
 
 def _yuv_420(reader: _Reader, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -630,11 +750,6 @@ def _yuv_420(reader: _Reader, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         full_range=i.full_range,
         chroma="420",
     )
-
-
-def _float_frame(a: np.ndarray | torch.Tensor) -> torch.Tensor:
-    t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
-    return t.to(torch.float32)
 
 
 # --------------------------------------------------------------------------------------------

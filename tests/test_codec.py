@@ -12,7 +12,7 @@ import torch
 
 from hinerv.bitstream import Stream, pack, unpack
 from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file, load_decoder
-from hinerv.errors import BitstreamError, InputError
+from hinerv.errors import BitstreamError, ConfigError, InputError
 from hinerv.io import open_video
 from hinerv.metrics import compare_videos
 from hinerv.pipelines.paper import PaperOptions
@@ -181,3 +181,76 @@ def test_compile_on_cpu_is_refused_and_leaves_nothing(clip: Path, tmp_path: Path
     with pytest.raises(ConfigError, match="--compile"):
         encode_file(clip, out, replace(OPTS, compile=True))
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_report_times_each_phase(encoded: tuple[Path, object]) -> None:
+    _, rep = encoded
+    t = rep.timings  # type: ignore[attr-defined]
+    assert list(t) == ["load", "setup", "train", "export", "verify", "write", "metrics"]
+    assert all(v >= 0 for v in t.values()) and t["train"] > 0
+    assert sum(t.values()) <= rep.encode_seconds + 1e-3  # type: ignore[attr-defined]
+    assert rep.as_dict()["timings"] == t  # type: ignore[attr-defined]
+
+
+def test_encoder_metrics_are_those_of_the_written_reconstruction(clip: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "work"
+    rep = encode_file(clip, tmp_path / "o.bin", OPTS, workdir=wd, recon=tmp_path / "rec.yuv")
+    with open_video(clip) as a, open_video(wd / "recon.y4m") as b:
+        m = compare_videos(a, b).as_dict()
+    assert rep.metrics == m  # exactly: measured on the device batches, equal to measuring the files
+    with open_video(wd / "recon.y4m") as a, open_video(tmp_path / "rec.yuv", width=64, height=48) as b:
+        for t in range(4):
+            for pa, pb in zip(a.read_yuv(t), b.read_yuv(t), strict=True):
+                assert np.array_equal(pa, pb)
+
+
+@pytest.mark.parametrize("name", ["d.y4m", "d.yuv", "png/"])
+def test_decode_file_writes_what_the_frame_by_frame_path_writes(
+    name: str, encoded: tuple[Path, object], tmp_path: Path
+) -> None:
+    from hinerv.codec import decode_frames
+    from hinerv.io import open_writer
+
+    out, _ = encoded
+    model, info, _ = load_decoder(out.read_bytes())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ref = tmp_path / "a" / name
+    with open_writer(ref, replace(info, frames=3)) as w:
+        for f in decode_frames(model, info, range(1, 4)):
+            w.write_rgb(f)
+    decode_file(out, tmp_path / "b" / name, frames=(1, 4), device="cpu")
+    got = tmp_path / "b" / name
+    if ref.is_dir():
+        assert [p.read_bytes() for p in sorted(ref.iterdir())] == [
+            p.read_bytes() for p in sorted(got.iterdir())
+        ]
+    else:
+        assert got.read_bytes() == ref.read_bytes()
+
+
+def test_compiled_decode_is_refused_on_the_cpu(encoded: tuple[Path, object], tmp_path: Path) -> None:
+    out, _ = encoded
+    with pytest.raises(ConfigError, match="CUDA only"):
+        decode_file(out, tmp_path / "d.y4m", device="cpu", compile=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+
+def test_rgb_cache_is_the_edge_padded_read_rgb(clip: Path) -> None:
+    from hinerv.codec import load_rgb_cache
+
+    with open_video(clip) as r:
+        cache = load_rgb_cache(r, 48 + 5, 64 + 3)
+        assert cache.dtype == torch.uint8 and cache.shape == (4, 3, 53, 67)
+        for t in range(4):
+            ref = np.pad(r.read_rgb(t), ((0, 0), (0, 5), (0, 3)), mode="edge")
+            assert np.array_equal(cache[t].numpy(), ref)
+
+
+def test_decode_report_times_its_phases(encoded: tuple[Path, object], tmp_path: Path) -> None:
+    out, _ = encoded
+    r = decode_file(out, tmp_path / "d.y4m", device="cpu")
+    assert list(r.timings) == ["load", "decode", "write"]
+    assert all(v >= 0 for v in r.timings.values()) and r.timings["decode"] > 0
+    assert sum(r.timings.values()) <= r.seconds + 1e-6

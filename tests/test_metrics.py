@@ -13,10 +13,13 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from hinerv import metrics
 from hinerv.errors import InputError
+from hinerv.io.frames import FrameBatch
 from hinerv.metrics import (
     MS_SSIM_WEIGHTS,
     PSNR_CAP,
+    MetricsAccumulator,
     compare_videos,
+    ieee_fp32,
     ms_ssim,
     ms_ssim_scales,
     ms_ssim_y,
@@ -351,6 +354,60 @@ def test_compare_videos_mismatch_errors() -> None:
     tiny, tiny_rgb = _video(1, 8, 8)
     with pytest.raises(InputError, match="too small for MS-SSIM"):
         compare_videos(_ArrayReader(tiny, tiny_rgb, 8), _ArrayReader(tiny, tiny_rgb, 8))
+
+
+def _batch(yuv: list[tuple[np.ndarray, ...]], rgb: list[np.ndarray], ts: range) -> FrameBatch:
+    y, u, v = (torch.from_numpy(np.stack([yuv[t][k] for t in ts]).astype(np.int32)) for k in range(3))
+    return FrameBatch(y, u, v, torch.from_numpy(np.stack([rgb[t] for t in ts]).astype(np.int32)))
+
+
+@pytest.mark.parametrize("bit_depth", [8, 10])
+def test_accumulator_equals_compare_videos_whatever_the_batches(
+    bit_depth: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    yuv, rgb = _video(7, 32, 40, bit_depth=bit_depth, seed=3)
+    rng = np.random.default_rng(4)
+    peak = (1 << bit_depth) - 1
+    noisy = [np.clip(r + rng.integers(-30, 31, r.shape), 0, peak).astype(r.dtype) for r in rgb]
+    yuv_d = [
+        tuple(np.clip(p + rng.integers(-9, 10, p.shape), 0, peak).astype(p.dtype) for p in f) for f in yuv
+    ]
+    monkeypatch.setattr(metrics, "_MSSSIM_BATCH_PIXELS", 3 * 32 * 40)  # MS-SSIM groups of 3, 3, 1 frames
+    ref = compare_videos(_ArrayReader(yuv, rgb, bit_depth), _ArrayReader(yuv_d, noisy, bit_depth))
+    for sizes in ([7], [1] * 7, [2, 4, 1], [4, 3]):
+        acc = MetricsAccumulator(40, 32, bit_depth)
+        t = 0
+        for n in sizes:
+            acc.add(_batch(yuv, rgb, range(t, t + n)), _batch(yuv_d, noisy, range(t, t + n)))
+            t += n
+        got = acc.result()
+        assert got == ref and got.per_frame == ref.per_frame  # exactly, per frame too
+    # PSNR is the float64 numpy PSNR of the same frames, to the last bit
+    for t in range(7):
+        assert ref.per_frame["psnr-rgb"][t] == metrics.psnr(rgb[t], noisy[t], peak)
+        assert ref.per_frame["psnr-u"][t] == metrics.psnr(yuv[t][1], yuv_d[t][1], peak)
+
+
+def test_accumulator_checks() -> None:
+    with pytest.raises(InputError, match="too small for MS-SSIM"):
+        MetricsAccumulator(8, 8, 8)
+    acc = MetricsAccumulator(40, 32, 8)
+    with pytest.raises(InputError, match="no frames"):
+        acc.result()
+    yuv, rgb = _video(2, 32, 40)
+    bad = [(y, u[:, :-1], v) for y, u, v in yuv]
+    with pytest.raises(InputError, match="U plane shape mismatch at frame 0"):
+        acc.add(_batch(yuv, rgb, range(2)), _batch(bad, rgb, range(2)))
+
+
+def test_cuda_decodes_run_without_tf32_and_restore_the_settings() -> None:
+    knobs = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    before = [k.fp32_precision for k in knobs]
+    with ieee_fp32(torch.device("cuda")):  # only flags: no CUDA device needed
+        assert [k.fp32_precision for k in knobs] == ["ieee", "ieee"]
+    assert [k.fp32_precision for k in knobs] == before
+    with ieee_fp32(torch.device("cpu")):
+        assert [k.fp32_precision for k in knobs] == before
 
 
 # ------------------------------------------------------------------------------------------

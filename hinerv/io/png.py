@@ -14,15 +14,18 @@ PNG coding goes through PyAV's ``png`` codec (deterministic output).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
-from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, yuv_to_rgb
+from hinerv.color import dequantize_rgb, quantize_rgb, rgb_to_yuv, sample_dtype, yuv_to_rgb
 from hinerv.errors import InputError
-from hinerv.io.base import AtomicDir, Planes, VideoReader, VideoWriter, _check_info
+from hinerv.io.base import AtomicDir, Planes, VideoReader, VideoWriter, _check_info, _to_device_int32
+from hinerv.io.frames import FrameBatch, dequantize_rgb_t, rgb_to_yuv_t
 from hinerv.types import VideoInfo
 
 __all__ = ["PngFolderReader", "PngFolderWriter", "decode_png", "encode_png"]
@@ -133,6 +136,12 @@ class PngFolderReader(VideoReader):
             )
         return _rescale(rgb, bits, self.info.bit_depth)
 
+    def read_batch(self, frames: Sequence[int], device: torch.device | str = "cpu") -> FrameBatch:
+        """The PNGs' integer RGB on ``device`` and their 4:4:4 planes converted there (:meth:`read_yuv`)."""
+        rgb = _to_device_int32(np.stack([self.read_rgb(t) for t in frames]), device)
+        y, u, v = rgb_to_yuv_t(dequantize_rgb_t(rgb, self.info.bit_depth), self.info, chroma="444")
+        return FrameBatch(y, u, v, rgb)
+
     def read_yuv(self, t: int) -> Planes:
         """Frame ``t`` converted with ``rgb_to_yuv(..., chroma="444")`` at ``info`` settings."""
         i = self.info
@@ -152,13 +161,22 @@ class PngFolderWriter(VideoWriter):
         super().__init__(path, info)
         self._out = AtomicDir(path)
 
+    stores = "rgb"
+
     def write_rgb(self, rgb_float: np.ndarray) -> None:
-        if self._done:
-            raise ValueError(f"writer of {self.path} is closed")
         i = self.info
         if rgb_float.shape != (3, i.height, i.width):
             raise ValueError(f"frame {rgb_float.shape} does not match [3, {i.height}, {i.width}]")
-        q = quantize_rgb(rgb_float, i.bit_depth)
+        self.write_rgb_int(quantize_rgb(rgb_float, i.bit_depth))
+
+    def write_rgb_int(self, rgb: np.ndarray) -> None:
+        """Store integer RGB ``[3, H, W]`` at ``info.bit_depth`` (clipped to ``[0, peak]``) as one PNG."""
+        if self._done:
+            raise ValueError(f"writer of {self.path} is closed")
+        i = self.info
+        if rgb.shape != (3, i.height, i.width):
+            raise ValueError(f"frame {rgb.shape} does not match [3, {i.height}, {i.width}]")
+        q = np.clip(rgb, 0, i.peak).astype(sample_dtype(i.bit_depth))
         if i.bit_depth != 8:
             q = _rescale(q, i.bit_depth, 16)
         self.frames_written += 1

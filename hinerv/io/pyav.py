@@ -214,6 +214,8 @@ class PyAVReader(VideoReader):
 class PyAVWriter(VideoWriter):
     """Preview encoder: 8-bit yuv420p H.264 (libx264, CRF 18) or MPEG-4 Part 2."""
 
+    stores = "preview"
+
     def __init__(self, path: Path, info: VideoInfo, *, crf: int = 18) -> None:
         super().__init__(path, info)
         fmt = WRITE_FORMATS.get(path.suffix.lower())
