@@ -449,6 +449,13 @@ def decode(
         str | None, typer.Option(help="Decode only frames A:B (first:end, 0-based; A: or :B also).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the decoder (CUDA only; the one-time compile pays off on long videos).",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
@@ -467,7 +474,7 @@ def decode(
         def cb(i: int, n: int) -> None:
             prog.update(task, total=n, completed=i)
 
-        rep = decode_file(input, output, frames=span, device=device, progress=cb)
+        rep = decode_file(input, output, frames=span, device=device, progress=cb, compile=compile)
     d = {
         "output": str(output),
         "frames": rep.frames,
@@ -478,7 +485,7 @@ def decode(
         "fps": rep.fps,
     }
     if json:
-        print_json(d)
+        print_json({**d, "timings": rep.timings})
     elif not quiet:
         print_table(f"hinerv decode → {output}", d)
 
