@@ -116,6 +116,7 @@ def land_on_target(
     *,
     octaves: float = FIT_OCTAVES,
     tolerance: float = 0.02,
+    jumped: float = 1.0,
 ) -> Landing:
     """Fit the step factor (within ``octaves`` of the trained steps) so the file lands on ``target_bpp``.
 
@@ -125,6 +126,8 @@ def land_on_target(
         pixels: ``T * H * W`` of the video.
         octaves: the factor stays in ``[2**-octaves, 2**octaves]``.
         tolerance: relative error that ends the search early (below :data:`TARGET_TOLERANCE`).
+        jumped: the factor the steps were already scaled by during training (the jump to the target
+            when the last stage started); it counts towards :data:`COARSE_OCTAVES`.
 
     Returns:
         The closest :class:`Landing`; ``met`` False with a ``note`` when the target is out of reach, and
@@ -148,6 +151,12 @@ def land_on_target(
                 "use a larger --size (or a longer --schedule / --epochs)"
             )
         note = f"--target-bpp {target_bpp:g} not reached at this size and schedule: {how}"
+    elif f * jumped > 2**COARSE_OCTAVES and jumped > 1.0:
+        note = (
+            f"--target-bpp {target_bpp:g} met with steps {f * jumped:.3g}x coarser than the network "
+            "learned before rate control: expect a large loss of quality; for this rate use a smaller "
+            "--size (or a longer --schedule / --epochs)"
+        )
     elif f > 2**COARSE_OCTAVES:
         trained = 8 * size_at(1.0) / pixels
         note = (

@@ -259,6 +259,7 @@ class RDRecipe(Recipe):
         self.pixels = int(pixels)
         self.rate_probe = rate_probe
         self.step_fit = step_fit
+        self.step_jump = 1.0  # the factor of the jump (refit_now), 1 before it
         self.lam = rd.lam if rd.rate else 0.0
         self.last_bits = 0.0
         self._rate: RateModel | None = None
@@ -381,7 +382,8 @@ class RDRecipe(Recipe):
             assert self.rate_probe is not None and self.rd.target_bpp is not None
             if self.refit_now():
                 assert self.step_fit is not None
-                shift = math.log2(float(self.step_fit(self.trainer)))
+                self.step_jump = float(self.step_fit(self.trainer))
+                shift = math.log2(self.step_jump)
                 with torch.no_grad():
                     for p in self.rate.log2_step:
                         p.add_(shift)
@@ -398,12 +400,14 @@ class RDRecipe(Recipe):
         return {
             "rate": {k: v.detach().cpu() for k, v in self.rate.state_dict().items()},
             "lam": self.lam,
+            "step_jump": self.step_jump,
             "rd": asdict(self.rd),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rate.load_state_dict(state["rate"])
         self.lam = float(state["lam"])
+        self.step_jump = float(state.get("step_jump", 1.0))
 
 
 def _context_view(model: torch.nn.Module, name: str) -> tuple[int, int] | None:
@@ -481,7 +485,8 @@ def _export(trainer: Trainer, rd: RDSettings, ctx: ModelContext) -> tuple[bytes,
     factor, target = 1.0, {}
     if rd.target_bpp:
         size_at = lambda f: len(pack(_stream_at(trainer, rd, ctx, f)))  # noqa: E731
-        landing = land_on_target(size_at, rd.target_bpp, ctx.pixels)
+        jumped = float(trainer.recipe.step_jump)  # type: ignore[attr-defined]
+        landing = land_on_target(size_at, rd.target_bpp, ctx.pixels, jumped=jumped)
         factor = landing.factor
         target = {"target_bpp": rd.target_bpp, "target_met": landing.met, "step_factor": factor,
                   "warnings": [landing.note] if landing.note else []}  # fmt: skip
