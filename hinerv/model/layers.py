@@ -359,6 +359,7 @@ def upsample_matrix(
     scale: int,
     halo_out: int,
     device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """Per-tile 1-D bilinear interpolation matrices built from global pixel coordinates.
 
@@ -375,9 +376,10 @@ def upsample_matrix(
         size_in: full size of the axis at the input resolution.
         scale: integer up-sampling factor.
         device: where to build the matrices.
+        dtype: the result's dtype (computed in float64, then cast).
 
     Returns:
-        ``[count, p_out + 2*halo_out, p_in + 2*halo_in]`` float64 (cast by :func:`upsample_patch`).
+        ``[count, p_out + 2*halo_out, p_in + 2*halo_in]`` in ``dtype``.
     """
     p_out = p_in * scale
     i = torch.arange(count, device=device, dtype=torch.float64)[:, None]
@@ -386,7 +388,7 @@ def upsample_matrix(
     u = ((o + 0.5) / scale - 0.5).clamp(0.0, size_in - 1)
     w = (1.0 - (u[:, :, None] - g[:, None, :]).abs()).clamp_min(0.0)
     inside = (o >= 0) & (o < size_in * scale)
-    return w * inside[:, :, None]
+    return (w * inside[:, :, None]).to(dtype)
 
 
 def upsample_matrix_cached(
@@ -400,20 +402,7 @@ def upsample_matrix_cached(
     dtype: torch.dtype,
 ) -> Tensor:
     """:func:`upsample_matrix` cast to ``dtype``, built once per geometry (:func:`constant`)."""
-    return constant(_upsample_matrix_as, count, p_in, halo_in, size_in, scale, halo_out, device, dtype)
-
-
-def _upsample_matrix_as(
-    count: int,
-    p_in: int,
-    halo_in: int,
-    size_in: int,
-    scale: int,
-    halo_out: int,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> Tensor:
-    return upsample_matrix(count, p_in, halo_in, size_in, scale, halo_out, device).to(dtype)
+    return constant(upsample_matrix, count, p_in, halo_in, size_in, scale, halo_out, device, dtype)
 
 
 def upsample_patch(x: Tensor, mat_h: Tensor, mat_w: Tensor) -> Tensor:

@@ -1,25 +1,8 @@
-"""Shared fixtures of the CLI tests."""
+"""Shared fixtures of the CLI tests: ``cli`` comes from ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
-from hinerv.cli import main
-
-#: ``cli(args) -> (exit code, stdout, stderr)``
+#: ``cli(args) -> (exit code, stdout, stderr)`` (the type of ``tests/conftest.py``'s ``cli`` fixture)
 Cli = Callable[[list[str]], tuple[int, str, str]]
-
-
-@pytest.fixture()
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run the real ``hinerv`` entry point on ``args``; return its exit code and captured output."""
-
-    def run(args: list[str]) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        out, err = capsys.readouterr()
-        return int(e.value.code or 0), out, err
-
-    return run

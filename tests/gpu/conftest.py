@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gpu_util import Cli
 
-from hinerv.cli import main
 from hinerv.sample import write_sample
 
 
@@ -24,19 +22,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.gpu)
             item.add_marker(skip)
-
-
-@pytest.fixture()
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run the real ``hinerv`` entry point in this process; return its exit code and captured output."""
-
-    def run(args: list[str]) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as e:
-            main(args)
-        out, err = capsys.readouterr()
-        return int(e.value.code or 0), out, err
-
-    return run
 
 
 @pytest.fixture(scope="session")
