@@ -86,6 +86,15 @@ def _levels(bit_depth: int, full_range: bool) -> tuple[float, float, float, floa
     return 16.0 * s, 219.0 * s, 128.0 * s, 224.0 * s
 
 
+def _code_range(bit_depth: int, full_range: bool) -> tuple[float, float, float, float]:
+    """(y_lo, y_hi, c_lo, c_hi): the code values an encoder clips Y' and C' samples to."""
+    if full_range:
+        peak = float((1 << bit_depth) - 1)
+        return 0.0, peak, 0.0, peak
+    s = float(2 ** (bit_depth - 8))
+    return 16.0 * s, 235.0 * s, 16.0 * s, 240.0 * s
+
+
 def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5)
 
@@ -218,12 +227,7 @@ def rgb_to_yuv(
         cb = downsample_420(cb)
         cr = downsample_420(cr)
     dt = sample_dtype(bit_depth)
-    if full_range:
-        lo_y, hi_y = 0.0, float((1 << bit_depth) - 1)
-        lo_c, hi_c = lo_y, hi_y
-    else:
-        s = float(2 ** (bit_depth - 8))
-        lo_y, hi_y, lo_c, hi_c = 16.0 * s, 235.0 * s, 16.0 * s, 240.0 * s
+    lo_y, hi_y, lo_c, hi_c = _code_range(bit_depth, full_range)
 
     def q(p: np.ndarray, off: float, scale: float, lo: float, hi: float) -> np.ndarray:
         return np.clip(_round_half_up(off + scale * p), lo, hi).astype(dt)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hinerv.color import _coefs, _levels
+from hinerv.color import _code_range, _coefs, _levels
 from hinerv.types import VideoInfo
 
 __all__ = [
@@ -123,13 +123,7 @@ def rgb_to_yuv_t(
     cr = _div(r - yn, 2.0 * (1.0 - kr))
     if (chroma or info.chroma) == "420":
         cb, cr = _downsample_420(cb), _downsample_420(cr)
-    bd = info.bit_depth
-    if info.full_range:
-        lo_y, hi_y = 0.0, float((1 << bd) - 1)
-        lo_c, hi_c = lo_y, hi_y
-    else:
-        s = float(2 ** (bd - 8))
-        lo_y, hi_y, lo_c, hi_c = 16.0 * s, 235.0 * s, 16.0 * s, 240.0 * s
+    lo_y, hi_y, lo_c, hi_c = _code_range(info.bit_depth, info.full_range)
 
     def q(p: torch.Tensor, off: float, scale: float, lo: float, hi: float) -> torch.Tensor:
         return torch.floor(off + scale * p + 0.5).clamp_(lo, hi).to(torch.int32)
