@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget", default="10m", help="wall time per hinerv point")
     p.add_argument("--sizes", default="s,m,l")
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
+    p.add_argument("--distortion", choices=("reference", "mse"), default="reference",
+                   help="rd pipeline distortion (default: the encoder's, reference)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--qps", default="27:51:3", help="x265 QPs (a:b:step or comma list)")
@@ -270,19 +272,22 @@ def main(argv: list[str] | None = None) -> int:
     sizes = tuple(s.strip() for s in a.sizes.split(",") if s.strip())
     sched = a.schedule or "full"  # HiNeRVCodec's and `hinerv encode`'s default
     try:
-        hinerv_name = HiNeRVCodec(sizes=sizes, pipeline="rd", schedule=sched, time_budget=budget_s).name
+        hinerv_name = HiNeRVCodec(sizes=sizes, pipeline="rd", schedule=sched, time_budget=budget_s,
+                                  distortion=a.distortion).name
     except HinervError as e:
         p.error(str(e))
     x265_name = f"x265-{a.preset}-ra"
     cores = sorted(os.sched_getaffinity(0))
     settings = {
         "time_budget": a.time_budget, "time_budget_s": budget_s, "sizes": list(sizes), "schedule": sched,
-        "pipeline": "rd", "seed": a.seed, "device": a.device, "threads": a.threads, "cores": cores,
+        "pipeline": "rd", "distortion": a.distortion, "seed": a.seed, "device": a.device,
+        "threads": a.threads, "cores": cores,
         "x265": {"preset": a.preset, "gop": "ra", "qps": a.qps},
-        "run_note": (f"hinerv rd pipeline, schedule {sched} fitted to {format_duration(budget_s)} per "
-                     f"point, seed {a.seed}, device {a.device}, {a.threads} torch thread(s), CPU "
-                     f"affinity {cores} (of the invocation that published: finished points are reused as "
-                     f"they are, see their wall_time); x265 {a.preset} ra, one point at a time"),
+        "run_note": (f"hinerv rd pipeline ({a.distortion} distortion), schedule {sched} fitted to "
+                     f"{format_duration(budget_s)} per point, seed {a.seed}, device {a.device}, "
+                     f"{a.threads} torch thread(s), CPU affinity {cores} (of the invocation that "
+                     f"published: finished points are reused as they are, see their wall_time); "
+                     f"x265 {a.preset} ra, one point at a time"),
     }
     clips_dir = a.clips_dir or a.out / "clips"
     summary: dict[str, Any] = {"settings": settings, "clips": {}, "load": []}
@@ -302,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                      a.time_budget, "--seed", str(a.seed), "--device", a.device]
             if a.schedule:
                 hargs += ["--schedule", a.schedule]
+            if a.distortion != "reference":
+                hargs += ["--distortion", a.distortion]
             rc = _hinerv(hargs) or rc
         if "x265" not in skip:
             summary["load"].append({"at": time.strftime("%H:%M:%S"), "clip": c.name, "what": "x265 start",

@@ -315,7 +315,8 @@ class HiNeRVCodec(Codec):
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
-        self.name = self.run_name or f"hinerv{pl}-{sched}{ep}{pr}"
+        mse = "-mse" if self.pipeline == "rd" and self.distortion == "mse" else ""
+        self.name = self.run_name or f"hinerv{pl}{mse}-{sched}{ep}{pr}"
 
     def description(self) -> str:
         from hinerv import __version__

@@ -206,6 +206,14 @@ def test_hinerv_codec_time_budget_names_the_run() -> None:
     assert codec_from_fields({"codec": "hinerv", "time_budget": 90}).time_budget == 90
 
 
+def test_hinerv_codec_mse_distortion_names_the_run() -> None:
+    """Two distortions of one ladder must not share a run folder (bench run resumes by name)."""
+    mse = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="mse")
+    assert mse.name == "hinerv-rd-mse-fast-t600s"
+    assert HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0).name == "hinerv-rd-fast-t600s"
+    assert HiNeRVCodec(sizes=("xxs",), pipeline="paper", distortion="mse").name == "hinerv-full"
+
+
 def test_x265_ten_bit_source(tmp_path: Path) -> None:
     from fractions import Fraction
 
