@@ -143,15 +143,42 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, win_size: int, name: str) -> N
 _FULL_2D_WINDOW = 7
 
 
-def _blur_kernels(win: torch.Tensor, groups: int, like: torch.Tensor) -> list[torch.Tensor]:
-    """Depth-wise conv weights of the Gaussian filter, applied in order: one ``[G, 1, k, k]`` kernel
-    for small windows, else ``[G, 1, k, 1]`` then ``[G, 1, 1, k]``."""
+def _blur_kernels(win: torch.Tensor, groups: int, like: torch.Tensor, adjoint: bool) -> list[torch.Tensor]:
+    """Depth-wise conv weights of the Gaussian filter (or of its adjoint), applied in order.
+
+    Built once per window, group count, device and dtype and kept (the window comes from the cached
+    :func:`_gauss_1d`, so its identity is a stable key): a training step would otherwise rebuild them with
+    a few small ops per blur. Under ``torch.compile`` they are built in the graph.
+    """
+    if torch.compiler.is_compiling():
+        return _build_blur_kernels(win, groups, like.device, like.dtype, adjoint)
+    return list(_cached_blur_kernels(win, groups, like.device, like.dtype, adjoint))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_blur_kernels(
+    win: torch.Tensor, groups: int, device: torch.device, dtype: torch.dtype, adjoint: bool
+) -> tuple[torch.Tensor, ...]:
+    with torch.inference_mode(False), torch.no_grad():  # usable by a later step's backward
+        return tuple(_build_blur_kernels(win, groups, device, dtype, adjoint))
+
+
+def _build_blur_kernels(
+    win: torch.Tensor, groups: int, device: torch.device, dtype: torch.dtype, adjoint: bool
+) -> list[torch.Tensor]:
+    """One ``[G, 1, k, k]`` kernel for small windows, else ``[G, 1, k, 1]`` then ``[G, 1, 1, k]``; the
+    adjoint applies the flipped kernels in reverse order."""
     k = win.numel()
     if k <= _FULL_2D_WINDOW:
-        k2 = (win[:, None] * win[None, :]).to(device=like.device, dtype=like.dtype)
-        return [k2.view(1, 1, k, k).expand(groups, 1, k, k)]
-    kern = win.to(device=like.device, dtype=like.dtype)
-    return [kern.view(1, 1, k, 1).expand(groups, 1, k, 1), kern.view(1, 1, 1, k).expand(groups, 1, 1, k)]
+        k2 = (win[:, None] * win[None, :]).to(device=device, dtype=dtype)
+        kernels = [k2.view(1, 1, k, k).expand(groups, 1, k, k)]
+    else:
+        kern = win.to(device=device, dtype=dtype)
+        kernels = [kern.view(1, 1, k, 1).expand(groups, 1, k, 1)]
+        kernels.append(kern.view(1, 1, 1, k).expand(groups, 1, 1, k))
+    if adjoint:
+        kernels = [kn.flip(-2, -1) for kn in reversed(kernels)]
+    return kernels
 
 
 def _blur(maps: torch.Tensor, win: torch.Tensor, *, adjoint: bool = False) -> torch.Tensor:
@@ -168,9 +195,7 @@ def _blur(maps: torch.Tensor, win: torch.Tensor, *, adjoint: bool = False) -> to
         larger ones two separable passes (H then W). Both are the same filter up to float rounding.
     """
     groups = maps.shape[1]
-    kernels = _blur_kernels(win, groups, maps)
-    if adjoint:
-        kernels = [kern.flip(-2, -1) for kern in reversed(kernels)]
+    kernels = _blur_kernels(win, groups, maps, adjoint)
     # oneDNN's depth-wise conv is 2-5x faster on channels-last memory than on NCHW, backward included;
     # the maps go back to NCHW because the SSIM arithmetic on channel slices of it is slower
     out = maps.contiguous(memory_format=torch.channels_last)
