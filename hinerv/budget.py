@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hinerv.errors import ConfigError
-from hinerv.train import SCHEDULE_SLOTS, Schedule, StepProbe
+from hinerv.train import AUTO_SCHEDULE, SCHEDULE_SLOTS, Schedule, StepProbe
 
 if TYPE_CHECKING:
     from hinerv.recipe import Stage
@@ -54,6 +54,9 @@ __all__ = [
     "EtaEstimator",
     "LONG_RUN_SECONDS",
     "finish_seconds",
+    "AUTO_SCHEDULE",
+    "FAST_MAX_STEPS",
+    "rates_for_length",
 ]
 
 #: an expected encode longer than this gets a one-line hint (time budget, shorter schedule, GPU)
@@ -63,6 +66,33 @@ _UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)")
 
 _FIELDS = {"main": "main_epochs", "prune": "prune_epochs", "qat": "qat_epochs"}
+
+#: a time budget that fits at most this many optimizer steps (all stages; one step per frame and epoch)
+#: trains at the ``fast`` schedule's learning rates and Adam β2. ``fast`` won at equal time in fits of
+#: 3,200–10,600 steps (25–80 epochs of 128- and 132-frame clips at 10 minutes a point,
+#: docs/results/budget/README.md) and at 1,400 steps (44 epochs of 32 frames, README "Time to quality");
+#: longer fits keep the reference's rates (``fast`` not measured against them there).
+FAST_MAX_STEPS = 12_000
+
+
+def rates_for_length(schedule: Schedule, steps_per_epoch: int) -> Schedule:
+    """``schedule`` with the learning rates and Adam β2 for its length (the ``auto`` schedule's rule).
+
+    ``full``, ``short`` and ``fast`` share their stage proportions; ``fast`` has 4x the learning rate and
+    β2 = 0.99, which win at equal time when few steps fit. A schedule of at most :data:`FAST_MAX_STEPS`
+    steps (``total_epochs * steps_per_epoch``) takes ``fast``'s ``lr``, ``warmup_lr``, ``min_lr`` and
+    ``adam_beta2`` (and is named ``fast~<N>e``); a longer one is returned as it is.
+    """
+    n = schedule.total_epochs
+    if n * steps_per_epoch > FAST_MAX_STEPS:
+        return schedule
+    from hinerv.train import load_schedule
+
+    fast = load_schedule("fast")
+    return replace(
+        schedule, lr=fast.lr, warmup_lr=fast.warmup_lr, min_lr=fast.min_lr, adam_beta2=fast.adam_beta2,
+        name=f"{fast.name}~{n}e",
+    )  # fmt: skip
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -388,6 +418,7 @@ def plan_training(
     *,
     elapsed_seconds: float = 0.0,
     costs: StepCosts | None = None,
+    auto: bool = False,
 ) -> Plan:
     """Measure the machine and plan the rest of the trainer's schedule.
 
@@ -397,7 +428,8 @@ def plan_training(
     least :data:`SPARE_BUDGET_RATIO` times what the whole schedule needs is ``spare``: the schedule runs
     whole and a note says so (the notes also tell the codec not to keep a budget). A trainer that has
     already trained (a resumed encode) keeps its schedule: only the estimate is made. Without a budget
-    only the estimate is made.
+    only the estimate is made. With ``auto`` (``--schedule auto``), the fitted schedule also takes the
+    learning rates for its length (:func:`rates_for_length`).
     """
     t0 = time.perf_counter()
     if costs is None:
@@ -416,7 +448,8 @@ def plan_training(
         slots = [slot for st in stages for slot in st.slots]
         slot_costs = _slot_costs(costs, stages)
         full = trainer.schedule
-        trainer.schedule, fits = _best_fit(full, slot_costs, T, available, slots)
+        fitted, fits = _best_fit(full, slot_costs, T, available, slots)
+        trainer.set_schedule(rates_for_length(fitted, T) if auto else fitted)
         need = slot_costs.schedule_seconds(full, T, slots)
         spare = available >= SPARE_BUDGET_RATIO * need
         if spare:

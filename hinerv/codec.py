@@ -468,6 +468,8 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan)
         "seed": plan.options.seed,
         "version": __version__,
         **({"time_budget": plan.options.time_budget} if plan.options.time_budget else {}),
+        # with a budget, ``auto`` may train at other learning rates than ``full``; without one it is ``full``
+        **({"auto_schedule": True} if plan.auto_schedule and plan.options.time_budget else {}),
     }
     extra = plan.pipeline.fingerprint(plan.settings)
     if extra is not None:
@@ -608,7 +610,9 @@ def _plan(
     if trainer.done:
         return epoch_hook, progress
     budget = plan.options.time_budget
-    tplan = plan_training(trainer, budget, elapsed_seconds=time.perf_counter() - t_start)
+    tplan = plan_training(
+        trainer, budget, elapsed_seconds=time.perf_counter() - t_start, auto=plan.auto_schedule
+    )
     if progress:
         progress(tplan)
         progress = _with_eta(progress, EtaEstimator(trainer, tplan.costs))

@@ -13,7 +13,7 @@ from typing import Any
 from hinerv.device import DevicePolicy
 from hinerv.pipelines import DEFAULT_PIPELINE, Pipeline, get_pipeline
 from hinerv.pipelines.base import resolve_type
-from hinerv.train import Schedule
+from hinerv.train import AUTO_SCHEDULE, Schedule
 from hinerv.validate import check_model, check_schedule
 
 __all__ = ["EncodeOptions", "EncodePlan"]
@@ -26,7 +26,10 @@ class EncodeOptions:
     Attributes:
         size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W.
         preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
-        schedule: ``full`` (reference 300+60+30 epochs), ``short`` (60+12+6), ``tiny`` or a TOML path.
+        schedule: ``auto`` (the default: ``full`` without a time budget; with one, ``full``'s stages fitted
+            to it at the learning rates for the fitted length, :func:`hinerv.budget.rates_for_length`),
+            ``full`` (reference 300+60+30 epochs), ``short`` (60+12+6), ``fast`` (``short`` at 4x the
+            learning rate), ``tiny`` or a TOML path.
         epochs: if set, rescales the schedule so the main stage has this many epochs.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: model initialisation, batch order and noise seed.
@@ -50,7 +53,7 @@ class EncodeOptions:
 
     size: str | None = "s"
     preset: str | None = None
-    schedule: str = "full"
+    schedule: str = "auto"
     epochs: int | None = None
     device: str = "auto"
     seed: int = 0
@@ -84,6 +87,7 @@ class EncodeOptions:
             settings=settings,
             label=self.preset or self.size or "",
             max_memory=self.max_memory or policy.default_max_memory(),
+            auto_schedule=self.schedule == AUTO_SCHEDULE,
         )
 
 
@@ -99,6 +103,7 @@ class EncodePlan:
         settings: its resolved settings (e.g. :class:`hinerv.pipelines.rd.RDSettings` with λ filled in).
         label: the model's name in the stream and report (preset, else size).
         max_memory: activation bytes of one training step.
+        auto_schedule: ``schedule`` came from ``auto``: a time budget also picks its learning rates.
     """
 
     options: EncodeOptions
@@ -108,3 +113,4 @@ class EncodePlan:
     settings: Any
     label: str
     max_memory: int
+    auto_schedule: bool = False

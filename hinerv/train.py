@@ -98,14 +98,22 @@ class Schedule:
         )
 
 
+#: the default schedule name: ``full``, whose learning rates a time budget may change
+#: (:func:`hinerv.budget.rates_for_length`); it loads as ``full``
+AUTO_SCHEDULE = "auto"
+
+
 def list_schedules() -> list[str]:
-    """Names of the shipped schedules."""
+    """Names of the shipped schedules (and ``auto``)."""
     d = resources.files("hinerv") / "configs" / "train"
-    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))
+    return sorted([AUTO_SCHEDULE, *(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))])
 
 
 def load_schedule(name: str) -> Schedule:
-    """Load ``configs/train/<name>.toml`` (or a path to a TOML file) into a :class:`Schedule`."""
+    """Load ``configs/train/<name>.toml`` (or a path to a TOML file) into a :class:`Schedule`; ``auto``
+    loads ``full``."""
+    if name == AUTO_SCHEDULE:
+        name = "full"
     p = Path(name)
     if p.suffix == ".toml" and p.is_file():
         text = p.read_text()
@@ -243,6 +251,16 @@ class Trainer:
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Everything the optimizer updates: the model's parameters, then the recipe's."""
         return list(self.model.parameters()) + self.recipe.extra_parameters()
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        """Train under ``schedule`` from now on (a time budget fits it).
+
+        A trainer that has not taken a step yet also gets a fresh optimizer, so Adam's β2 and the learning
+        rate come from the new schedule; a running one keeps its optimizer state.
+        """
+        self.schedule = schedule
+        if self.stage == self.stages[0] and self.epoch == 0:
+            self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         groups = self.recipe.param_groups()

@@ -210,3 +210,46 @@ def test_keeper_is_fast_with_a_huge_budget() -> None:
     keeper(tr)
     assert time.perf_counter() - t0 < 0.5
     assert keeper.refits == 1 and tr.schedule.total_epochs > 1000
+
+
+def test_auto_schedule_takes_fast_rates_when_few_epochs_fit() -> None:
+    """``--schedule auto`` with a budget: ``full``'s stages fitted, at ``fast``'s learning rates and Adam
+    β2 when at most FAST_MAX_STEPS steps fit; otherwise exactly what ``full`` would do."""
+    from hinerv.budget import FAST_MAX_STEPS, rates_for_length
+
+    full, fast = load_schedule("full"), load_schedule("fast")
+    assert load_schedule("auto") == full  # without a budget, auto is full
+    costs = StepCosts({"main": 0.1, "prune": 0.12, "qat": 0.2}, forward=0.05)
+    tr = _trainer(full)
+    assert tr.optimizer.param_groups[0]["betas"][1] == full.adam_beta2
+    plan = plan_training(tr, 30.0, elapsed_seconds=2.0, costs=costs, auto=True)
+    s = plan.schedule
+    assert tr.schedule is s and s.total_epochs * 3 <= FAST_MAX_STEPS and s.name == f"fast~{s.total_epochs}e"
+    rates = lambda x: (x.lr, x.warmup_lr, x.min_lr, x.adam_beta2)  # noqa: E731
+    assert rates(s) == rates(fast)
+    assert tr.optimizer.param_groups[0]["betas"][1] == fast.adam_beta2  # the fresh trainer's Adam follows
+    # the same fit without auto differs only in the rates and the name
+    tr_full = _trainer(full)
+    s_full = plan_training(tr_full, 30.0, elapsed_seconds=2.0, costs=costs).schedule
+    assert s == rates_for_length(s_full, 3) and s_full.lr == full.lr
+    assert tr_full.optimizer.param_groups[0]["betas"][1] == full.adam_beta2
+    # a budget that fits more epochs keeps full's rates; one beyond the schedule runs it whole
+    fit_100 = fit_schedule(full, 100)
+    assert rates_for_length(fit_100, FAST_MAX_STEPS // 100 + 1) == fit_100  # 1 step per epoch too many
+    assert rates_for_length(fit_100, FAST_MAX_STEPS // 100).lr == fast.lr
+    tr_spare = _trainer(full)  # 390 epochs of 3 steps: whole, and short enough for fast's rates
+    spare = plan_training(tr_spare, 1e6, costs=costs, auto=True)
+    assert spare.spare and spare.schedule == rates_for_length(full, 3) and spare.schedule.total_epochs == 390
+    # a resumed (already stepped) trainer keeps its optimizer when the schedule changes
+    tr.run_epoch()
+    opt = tr.optimizer
+    tr.set_schedule(fit_schedule(tr.schedule, 10))
+    assert tr.optimizer is opt
+
+
+def test_auto_is_the_default_and_only_changes_budgeted_encodes() -> None:
+    from hinerv.codec import EncodeOptions
+
+    plan = EncodeOptions(size="xxs").resolve()
+    assert plan.auto_schedule and plan.schedule == load_schedule("full") and plan.schedule.name == "full"
+    assert not EncodeOptions(size="xxs", schedule="full").resolve().auto_schedule

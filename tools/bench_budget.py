@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
 
     sizes = tuple(s.strip() for s in a.sizes.split(",") if s.strip())
-    sched = a.schedule or "full"  # HiNeRVCodec's and `hinerv encode`'s default
+    sched = a.schedule or "auto"  # `hinerv encode`'s default
     try:
         hinerv_name = HiNeRVCodec(sizes=sizes, pipeline="rd", schedule=sched, time_budget=budget_s,
                                   distortion=a.distortion).name
@@ -305,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "loadavg": list(os.getloadavg())})
             hargs = ["bench", "run", *common, "-c", "hinerv", "--sizes", ",".join(sizes), "--time-budget",
                      a.time_budget, "--seed", str(a.seed), "--device", a.device]
-            if a.schedule:
-                hargs += ["--schedule", a.schedule]
+            hargs += ["--schedule", sched]
             if a.distortion != "reference":
                 hargs += ["--distortion", a.distortion]
             rc = _hinerv(hargs) or rc

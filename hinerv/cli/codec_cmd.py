@@ -283,11 +283,12 @@ def encode(
     schedule: Annotated[
         str,
         typer.Option(
-            help="Training schedule: full (the default: 390 epochs, hours on a CPU), short (a fifth), "
-            "fast (short at 4x the learning rate with Adam beta2 0.99, for time budgets), tiny or a TOML "
-            "file."
+            help="Training schedule: auto (the default: full, 390 epochs, hours on a CPU; with "
+            "--time-budget, full fitted to the budget, at fast's learning rate when at most 12,000 steps "
+            "fit), full, short (a fifth), fast (short at 4x the learning rate with Adam beta2 0.99), "
+            "tiny or a TOML file."
         ),
-    ] = "full",
+    ] = "auto",
     epochs: Annotated[int | None, typer.Option(help="Rescale the schedule to this many main epochs.")] = None,
     time_budget: Annotated[
         str | None,
@@ -370,8 +371,8 @@ def encode(
 ) -> None:
     """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd).
 
-    The default schedule is full (390 epochs: hours on a CPU); --schedule short, fast or --time-budget
-    make it shorter.
+    Give a wall time: --time-budget 10m fits the training to it and picks the learning rate for the
+    epochs that fit. Without one the schedule is full (390 epochs: hours on a CPU), as in the paper.
     """
     from hinerv.codec import EncodeOptions, encode_file
 

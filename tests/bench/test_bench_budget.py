@@ -91,7 +91,7 @@ def test_tool_end_to_end(clip: Path, tmp_path: Path) -> None:
     # each hinerv point says which schedule its budget was fitted to and how long it trained
     for pt in s["hinerv"]["points"]:
         f = pt["fitted"]
-        assert f["schedule"].startswith("full~") and f["main"] >= 1 and f["qat"] >= 1 and f["train_s"] > 0
+        assert f["schedule"].startswith("fast~") and f["main"] >= 1 and f["qat"] >= 1 and f["train_s"] > 0
     # hinerv points stop near their budget (plus the final export and evaluation)
     assert all(t < 60 for t in files["hinerv"]["encoding_time"])
     assert (res / "tiny" / "rd.png").is_file()

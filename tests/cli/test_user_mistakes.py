@@ -123,7 +123,8 @@ def test_help_says_what_the_options_do(cli: Cli) -> None:
     flat = " ".join(out.replace("│", " ").split())
     assert code == 0
     assert "4x the learning rate with Adam beta2 0.99" in flat and "2x" not in flat
-    assert "full (the default: 390 epochs" in flat
+    assert "auto (the default: full, 390 epochs" in flat
+    assert "at fast's learning rate when at most 12,000 steps fit" in flat
     assert "(CUDA only)" in flat
     assert "with a unit (90s, 10m, 2h, 1h30m)" in flat
 
