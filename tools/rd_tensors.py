@@ -73,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         })  # fmt: skip
     if v2:
         # what each entropy model buys, on these very integers (no retraining needed)
-        hist = par = best = grid_par = grid_best = 0.0
+        hist = par = best = either = grid_par = grid_best = 0.0
         for r, t, spec in zip(rows, stream.tensors, summ.tensors, strict=True):
             if not t.q.size or spec.max_abs == 0:
                 continue
             tab = entropy.histogram(t.q)
-            hist += entropy.cross_entropy_bits(t.q, tab) + table_bits(tab)
+            h_bits = entropy.cross_entropy_bits(t.q, tab) + table_bits(tab)
+            hist += h_bits
+            either += min(h_bits, r["bits"])  # a format-2 histogram mode, chosen per tensor
             p_bits = _bits_v2(t, "tensor")
             par += p_bits
             best += r["bits"]
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "histogram_tables_bytes": hist / 8,
             "parametric_per_tensor_bytes": par / 8,
             "chosen_models_bytes": best / 8,
+            "chosen_or_histogram_bytes": either / 8,
             "grids_without_context_bytes": grid_par / 8,
             "grids_with_context_bytes": grid_best / 8,
         }
