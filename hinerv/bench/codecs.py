@@ -261,7 +261,8 @@ class HiNeRVCodec(Codec):
     Attributes:
         sizes: model sizes of the ladder (``xxs`` .. ``xxl``), low rate first.
         bits: quantization bit depths.
-        schedule: ``full`` / ``short`` / ``tiny`` / TOML path; epochs: main-stage epoch override.
+        schedule: ``auto`` (``hinerv encode``'s default) / ``full`` / ``short`` / ``fast`` / ``tiny`` / TOML
+            path; epochs: main-stage epoch override.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the sweep may assign ``cuda:i``).
         seed: training seed.
         pipeline: ``rd`` (the default of every entry point; points: size x λ, or size x target bpp) or
@@ -281,7 +282,7 @@ class HiNeRVCodec(Codec):
     lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
     distortion: str = "reference"
-    schedule: str = "full"
+    schedule: str = "auto"
     epochs: int | None = None
     device: str = "auto"
     seed: int = 0
@@ -313,6 +314,8 @@ class HiNeRVCodec(Codec):
         if self.time_budget:
             ep += f"-t{self.time_budget:g}s"
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
+        if sched == "auto" and not self.time_budget:
+            sched = "full"  # the same encodes as full, so the same run (and its finished points)
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
         mse = "-mse" if self.pipeline == "rd" and self.distortion == "mse" else ""

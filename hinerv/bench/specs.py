@@ -109,7 +109,7 @@ class CodecOptions:
     x265_params: str | None = None
     sizes: tuple[str, ...] | None = None
     bits: tuple[int, ...] | None = None
-    schedule: str = "full"
+    schedule: str = "auto"
     pipeline: str | None = None  # None: --bits alone selects paper, else the default pipeline
     lambdas: tuple[float, ...] | None = None
     target_bpps: tuple[float, ...] | None = None

@@ -145,9 +145,9 @@ def bench_run(
     x265_params: Annotated[str | None, typer.Option(help="Extra x265-params (k=v:k=v).")] = None,
     sizes: Annotated[str | None, typer.Option(help="HiNeRV sizes, e.g. s,m,l.")] = None,
     bits: Annotated[str | None, typer.Option(help="HiNeRV quantization bits, e.g. 6,8.")] = None,
-    schedule: Annotated[str, typer.Option(help="HiNeRV schedule: full, auto (full; with --time-budget "
-                                               "the encoder's budget rule), short, fast, tiny or a "
-                                               ".toml.")] = "full",
+    schedule: Annotated[str, typer.Option(help="HiNeRV schedule: auto (the default: full; with "
+                                               "--time-budget, hinerv encode's budget rule), full, "
+                                               "short, fast, tiny or a .toml.")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="HiNeRV main-stage epochs override.")] = None,
     pipeline: Annotated[str | None, typer.Option(help="HiNeRV pipeline: rd (default) or paper (the default "
                                                        "when --bits is given).")] = None,

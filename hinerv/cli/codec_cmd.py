@@ -372,7 +372,7 @@ def encode(
     """Compress a video: train a HiNeRV on it and entropy-code the network (pipeline paper or rd).
 
     Give a wall time: --time-budget 10m fits the training to it and picks the learning rate for the
-    epochs that fit. Without one the schedule is full (390 epochs: hours on a CPU), as in the paper.
+    steps that fit. Without one the schedule is full (390 epochs: hours on a CPU), as in the paper.
     """
     from hinerv.codec import EncodeOptions, encode_file
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,3 +31,9 @@ def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 6, se
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "clip.y4m")
+
+
+@pytest.fixture()
+def clip_maker() -> Callable[..., Path]:
+    """:func:`make_clip` itself (a module named ``conftest`` is ambiguous when several test folders run)."""
+    return make_clip

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_clip
 
 import hinerv.codec
 from hinerv.bench.codecs import HiNeRVCodec
@@ -18,9 +18,9 @@ from hinerv.metrics import compare_videos
 
 
 def test_hinerv_point_metrics_come_from_the_encode_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clip_maker: Callable[..., Path]
 ) -> None:
-    clip = make_clip(tmp_path / "clip.y4m", frames=3)
+    clip = clip_maker(tmp_path / "clip.y4m", frames=3)
     real_encode, real_decode = hinerv.codec.encode_file, hinerv.codec.decode_file
     reports: list[Any] = []
     decodes: list[Any] = []
