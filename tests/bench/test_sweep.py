@@ -217,7 +217,8 @@ def test_hinerv_codec_mse_distortion_names_the_run() -> None:
 def test_hinerv_codec_auto_schedule_keeps_the_full_run_name_without_a_budget() -> None:
     """``auto`` (the default) is ``full`` without a budget: the same encodes, so the same run folder."""
     assert HiNeRVCodec(sizes=("xxs",)).schedule == "auto"
-    assert HiNeRVCodec(sizes=("xxs",)).name == HiNeRVCodec(sizes=("xxs",), schedule="full").name == "hinerv-rd-full"
+    full = HiNeRVCodec(sizes=("xxs",), schedule="full")
+    assert HiNeRVCodec(sizes=("xxs",)).name == full.name == "hinerv-rd-full"
     assert HiNeRVCodec(sizes=("xxs",), time_budget=600.0).name == "hinerv-rd-auto-t600s"
 
 
