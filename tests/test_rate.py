@@ -98,7 +98,7 @@ def test_rate_falls_when_steps_grow() -> None:
     _, b1 = rm(params, "round")
     rm.scale_steps(4.0)
     _, b2 = rm(params, "round")
-    assert float(b2) < float(b1)
+    assert float(b2.detach()) < float(b1.detach())
 
 
 def test_export_factor_scales_steps_and_bad_granularity_is_refused() -> None:
