@@ -154,6 +154,24 @@ def _bd(test: Any, anchor: Any) -> dict[str, Any]:
     return out
 
 
+def _gaps(point: dict[str, Any], anchor: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per metric of :data:`BD_METRICS`: percent more rate than x265 needs for the point's quality
+    (:func:`hinerv.bench.bdrate.rate_gap`; None outside x265's quality range)."""
+    import math
+
+    from hinerv.bench.bdrate import rate_gap
+
+    out: dict[str, float | None] = {}
+    for m in BD_METRICS:
+        pts = [(p["bpp"], p[m]) for p in anchor if m in p]
+        if m not in point or len(pts) < 2:
+            out[m] = None
+            continue
+        g = rate_gap([r for r, _ in pts], [q for _, q in pts], point["bpp"], point[m])
+        out[m] = g if math.isfinite(g) else None
+    return out
+
+
 def publish_clip(name: str, note: dict[str, Any], run_dir: Path, hinerv_name: str, x265_name: str,
                  results_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Copy the two result files of clip ``name`` into ``results_dir/name`` (description extended
@@ -184,11 +202,17 @@ def publish_clip(name: str, note: dict[str, Any], run_dir: Path, hinerv_name: st
                 pt["fitted"] = fitted[pt["q"]]
     if "hinerv" in sets and "x265" in sets:
         summary["bd_vs_x265"] = _bd(sets["hinerv"], sets["x265"])
+        for pt in summary["hinerv"]["points"]:
+            pt["rate_gap_vs_x265"] = _gaps(pt, summary["x265"]["points"])
     if sets:
         plot_rd(list(sets.values()), dst / "rd.png",
                 title=f"{name} {note['geometry']}: hinerv at {settings['time_budget']} per point vs x265")
         summary["plot"] = f"{name}/rd.png"
     return summary
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:+.0f} %"
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -199,14 +223,16 @@ def print_table(summary: dict[str, Any]) -> None:
     con = Console()
     for clip, s in summary["clips"].items():
         t = Table(title=f"{clip} ({s['clip']['geometry']})")
-        for col in ("codec", "point", "bpp", "PSNR-RGB", "MS-SSIM", "enc s", "wall s", "epochs"):
+        for col in ("codec", "point", "bpp", "PSNR-RGB", "MS-SSIM", "enc s", "wall s", "epochs",
+                    "vs x265 PSNR", "vs x265 MS-SSIM"):
             t.add_column(col, justify="left" if col in ("codec", "point") else "right")
         for key in ("hinerv", "x265"):
             for p in s.get(key, {}).get("points", []):
                 t.add_row(key, str(p.get("q")), f"{p['bpp']:.4f}", f"{p.get('psnr-rgb', float('nan')):.2f}",
                           f"{p.get('ms-ssim-rgb', float('nan')):.4f}", f"{p.get('encoding_time', 0):.0f}",
                           f"{p.get('wall_time', 0):.0f}",
-                          "{main}+{prune}+{qat}".format(**p["fitted"]) if "fitted" in p else "")
+                          "{main}+{prune}+{qat}".format(**p["fitted"]) if "fitted" in p else "",
+                          *(_pct(p.get("rate_gap_vs_x265", {}).get(m)) for m in BD_METRICS))
         con.print(t)
         for m, bd in s.get("bd_vs_x265", {}).items():
             v = bd.get("bd_rate")

@@ -37,6 +37,7 @@ __all__ = [
     "bd_psnr",
     "bd_rate",
     "compare_results",
+    "rate_gap",
 ]
 
 Method = Literal["pchip", "akima", "cubic"]
@@ -200,6 +201,36 @@ def bd_compare(
         points=(n_pts[0], n_pts[1]),
         method=str(method),
     )
+
+
+def rate_gap(
+    rate_anchor: Sequence[float],
+    quality_anchor: Sequence[float],
+    rate: float,
+    quality: float,
+) -> float:
+    """One point against a curve: percent more rate than the anchor spends on the same quality.
+
+    The anchor's log10 rate is interpolated as a function of quality (PCHIP, as :func:`bd_compare`), so
+    a single point (a lever tried at one size) can be placed against a codec's curve; the BD-rate of a
+    curve is the mean of this over its quality range. Negative: the point saves bits.
+
+    Returns:
+        The percentage; NaN when ``quality`` is outside the anchor's quality range (no extrapolation).
+
+    Raises:
+        ConfigError: fewer than 2 usable anchor points or a non-positive rate.
+    """
+    r_arr = np.asarray(rate_anchor, dtype=np.float64).ravel()
+    if np.any(np.isfinite(r_arr) & (r_arr <= 0)) or not rate > 0:
+        raise ConfigError("rate_gap needs rates > 0")
+    q_s, lr_s = _clean(quality_anchor, np.log10(np.where(r_arr > 0, r_arr, np.nan)), "anchor")
+    if q_s.size < 2:
+        raise ConfigError(f"anchor curve has {q_s.size} usable RD point(s); rate_gap needs at least 2")
+    if not q_s[0] <= quality <= q_s[-1]:
+        return math.nan
+    anchor_log = float(PchipInterpolator(q_s, lr_s, extrapolate=False)(quality))
+    return (10.0 ** (math.log10(rate) - anchor_log) - 1.0) * 100.0
 
 
 def bd_rate(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hinerv.bench.anchors import load_results
-from hinerv.bench.bdrate import METHODS, bd_compare, bd_psnr, bd_rate, compare_results
+from hinerv.bench.bdrate import METHODS, bd_compare, bd_psnr, bd_rate, compare_results, rate_gap
 from hinerv.bench.results import ResultSet
 from hinerv.errors import ConfigError
 
@@ -110,3 +110,22 @@ def test_published_hinerv_vs_hm_matches_derived_value() -> None:
                         method="cubic")
     assert c.overall is not None
     assert c.overall.bd_rate == pytest.approx(7.6, abs=0.05)
+
+
+def test_rate_gap_places_one_point_against_a_curve() -> None:
+    """On a curve with log10(rate) linear in quality, a point at twice the anchor's rate for its quality is
+    +100 %, at half -50 %; outside the anchor's quality range there is no answer (NaN)."""
+    q = [30.0, 32.0, 34.0, 36.0]
+    r = [10 ** (x / 10) for x in q]
+    assert rate_gap(r, q, 2 * 10 ** 3.3, 33.0) == pytest.approx(100.0)
+    assert rate_gap(r, q, 0.5 * 10 ** 3.1, 31.0) == pytest.approx(-50.0)
+    assert rate_gap(list(reversed(r)), list(reversed(q)), 10**3.0, 30.0) == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(rate_gap(r, q, 1000.0, 29.0)) and math.isnan(rate_gap(r, q, 1000.0, 36.5))
+    # a curve's BD-rate against the same anchor is the mean gap over its quality range
+    test_q, test_r = [31.0, 33.0, 35.0], [1.5 * 10 ** (x / 10) for x in (31.0, 33.0, 35.0)]
+    assert bd_rate(r, q, test_r, test_q) == pytest.approx(50.0, rel=1e-6)
+    assert all(rate_gap(r, q, a, b) == pytest.approx(50.0) for a, b in zip(test_r, test_q, strict=True))
+    with pytest.raises(ConfigError):
+        rate_gap([1.0], [30.0], 1.0, 30.0)
+    with pytest.raises(ConfigError):
+        rate_gap(r, q, 0.0, 31.0)

@@ -55,6 +55,8 @@ def test_publish_bd_rate_from_points(tmp_path: Path) -> None:
         assert got == pytest.approx(50.0, abs=1e-6)
         q = psnr if m == "psnr-rgb" else ssim
         assert got == pytest.approx(bd_compare(bpp, q, [b * 1.5 for b in bpp], q).bd_rate)
+        # each point alone needs 1.5x x265's rate for its quality too
+        assert [p["rate_gap_vs_x265"][m] for p in s["hinerv"]["points"]] == pytest.approx([50.0] * 4)
     pub = read_json(tmp_path / "res" / "tiny" / "hinerv-rd-full-t5s.json")
     assert pub["results"]["encoding_time"] == [1.0] * 4 and pub["clip"] == note
     assert "CLIP tiny: 64x48x6" in pub["description"] and "RUN: one thread" in pub["description"]
