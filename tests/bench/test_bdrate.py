@@ -112,6 +112,7 @@ def test_published_hinerv_vs_hm_matches_derived_value() -> None:
     assert c.overall.bd_rate == pytest.approx(7.6, abs=0.05)
 
 
+@pytest.mark.filterwarnings("ignore:test curve has only")
 def test_rate_gap_places_one_point_against_a_curve() -> None:
     """On a curve with log10(rate) linear in quality, a point at twice the anchor's rate for its quality is
     +100 %, at half -50 %; outside the anchor's quality range there is no answer (NaN)."""
