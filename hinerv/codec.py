@@ -83,6 +83,10 @@ PARAMS_PER_BYTE = 1 << 12
 MAX_ACTIVATION_PER_PIXEL = 1 << 12
 
 
+#: what an :class:`EncodeReport` tells of the schedule the model trained on
+REPORTED_SCHEDULE_FIELDS = ("name", "main_epochs", "prune_epochs", "qat_epochs", "lr", "adam_beta2")
+
+
 @dataclass(frozen=True)
 class EncodeReport:
     """The outcome of one encode; ``metrics`` are measured on the decoded integer video.
@@ -115,6 +119,9 @@ class EncodeReport:
     #: ``export`` (the bitstream), ``verify`` (decoding it again), ``write`` (storing the reconstruction
     #: and the bitstream) and ``metrics`` (measuring the reconstruction against the source)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the schedule the model was trained on, after any time budget fitted it: ``name`` (e.g.
+    #: ``fast~48e``), ``main_epochs``, ``prune_epochs``, ``qat_epochs``, ``lr``, ``adam_beta2``
+    schedule: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Flat JSON-ready mapping: the ``hinerv eval`` keys plus rate and timing keys."""
@@ -139,6 +146,7 @@ class EncodeReport:
             "fps": float(self.info.fps),
             "sections": dict(self.sections),
             **({"timings": dict(self.timings)} if self.timings else {}),
+            **({"schedule": dict(self.schedule)} if self.schedule else {}),
         }
         return d
 
@@ -541,6 +549,7 @@ def encode_video(
         "params": sum(p.numel() for p in model.parameters()),
         "model": plan.label,
         "cfg": cfg,
+        "schedule": {k: getattr(trainer.schedule, k) for k in REPORTED_SCHEDULE_FIELDS},
     }
     return data, {**facts, **extra}
 
@@ -716,6 +725,7 @@ def encode_file(
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},
         sections=sections,
         timings={k: round(v, 4) for k, v in timings.items()},
+        schedule=dict(facts["schedule"]),
     )
     if not keep:
         shutil.rmtree(wd, ignore_errors=True)

@@ -265,7 +265,11 @@ def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
         "decode_seconds",
         "encode_seconds",
     ]
-    return {("bitrate (kbps)" if k == "bitrate" else k): d[k] for k in keys if k in d}
+    rows = {("bitrate (kbps)" if k == "bitrate" else k): d[k] for k in keys if k in d}
+    if s := d.get("schedule"):
+        rows["schedule"] = (f"{s['name']} ({s['main_epochs']}+{s['prune_epochs']}+{s['qat_epochs']} epochs, "
+                            f"lr {s['lr']:g})")
+    return rows
 
 
 @app.command()

@@ -112,7 +112,7 @@ def test_encode_time_budget_prints_the_plan(
     import time
 
     t0 = time.perf_counter()
-    code, _, err = cli(
+    code, out, err = cli(
         [
             "encode",
             str(clip),
@@ -126,12 +126,17 @@ def test_encode_time_budget_prints_the_plan(
             "4s",
             "--max-memory",
             "64M",
+            "--json",
         ]
     )
     wall = time.perf_counter() - t0
     assert code == 0
     flat = " ".join(err.split())
     assert "plan:" in flat and "s/step" in flat and "budget 4 s" in flat
+    # the default schedule (auto) fitted to a few hundred steps trains at fast's rates, and says so
+    sched = json.loads(out)["schedule"]
+    assert sched["name"].startswith("fast~") and sched["lr"] == 8e-3 and sched["adam_beta2"] == 0.99
+    assert "schedule fast~" in flat  # the plan's fit (the budget keeper may re-fit it as training runs)
     assert wall < 4 * 3  # generous: the budget is the target, a loaded test machine is not
     code, _, err = cli(["encode", str(clip), "-o", str(tmp_path / "x.bin"), "--time-budget", "soon"])
     assert code == 2 and "duration" in err
