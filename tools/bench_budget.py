@@ -135,7 +135,8 @@ def fitted_schedules(run_dir: Path, codec: str) -> dict[str, dict[str, Any]]:
 
 
 def _bd(test: Any, anchor: Any) -> dict[str, Any]:
-    """BD-rate and BD-quality of ``test`` against ``anchor`` on each of :data:`BD_METRICS`."""
+    """BD-rate and BD-quality of ``test`` against ``anchor`` on each of :data:`BD_METRICS` (MS-SSIM in
+    dB, as ``hinerv bdrate``)."""
     import math
 
     from hinerv.bench.bdrate import compare_results
@@ -156,10 +157,11 @@ def _bd(test: Any, anchor: Any) -> dict[str, Any]:
 
 def _gaps(point: dict[str, Any], anchor: list[dict[str, Any]]) -> dict[str, float | None]:
     """Per metric of :data:`BD_METRICS`: percent more rate than x265 needs for the point's quality
-    (:func:`hinerv.bench.bdrate.rate_gap`; None outside x265's quality range)."""
+    (:func:`hinerv.bench.bdrate.rate_gap`, on the BD scale: MS-SSIM in dB; None outside x265's quality
+    range)."""
     import math
 
-    from hinerv.bench.bdrate import rate_gap
+    from hinerv.bench.bdrate import bd_scale, rate_gap
 
     out: dict[str, float | None] = {}
     for m in BD_METRICS:
@@ -167,7 +169,8 @@ def _gaps(point: dict[str, Any], anchor: list[dict[str, Any]]) -> dict[str, floa
         if m not in point or len(pts) < 2:
             out[m] = None
             continue
-        g = rate_gap([r for r, _ in pts], [q for _, q in pts], point["bpp"], point[m])
+        anchor_q = bd_scale(m, [q for _, q in pts])
+        g = rate_gap([r for r, _ in pts], anchor_q, point["bpp"], bd_scale(m, [point[m]])[0])
         out[m] = g if math.isfinite(g) else None
     return out
 

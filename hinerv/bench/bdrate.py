@@ -37,7 +37,9 @@ __all__ = [
     "bd_psnr",
     "bd_rate",
     "compare_results",
+    "msssim_db",
     "rate_gap",
+    "bd_scale",
 ]
 
 Method = Literal["pchip", "akima", "cubic"]
@@ -88,6 +90,19 @@ class BDResult:
             "points_test": self.points[1],
             "method": self.method,
         }
+
+
+def msssim_db(v: float) -> float:
+    """MS-SSIM in dB: ``-10 log10(1 - v)`` (inf for v >= 1)."""
+    return math.inf if v >= 1 else -10.0 * math.log10(1.0 - v)
+
+
+def bd_scale(metric: str, values: Sequence[float]) -> list[float]:
+    """Quality values on the scale BD metrics are computed on: MS-SSIM metrics (``ms-ssim*``) in dB
+    (:func:`msssim_db`, as is customary), every other metric as it is."""
+    if metric.startswith("ms-ssim"):
+        return [msssim_db(float(v)) for v in values]
+    return [float(v) for v in values]
 
 
 def _or_none(v: float) -> float | None:
@@ -305,7 +320,7 @@ def _curve_xy(curve: dict, rate_key: str, metric: str) -> tuple[list[float], lis
              if isinstance(a, (int, float)) and isinstance(b, (int, float))]
     if len(pairs) < 2:
         return None
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+    return [p[0] for p in pairs], bd_scale(metric, [p[1] for p in pairs])
 
 
 def compare_results(
@@ -318,6 +333,7 @@ def compare_results(
 ) -> Comparison:
     """BD-rate / BD-quality of ``test`` against ``anchor`` (two
     :class:`hinerv.bench.results.ResultSet`), per sequence, averaged, and on the aggregate curves.
+    MS-SSIM metrics are compared in dB (:func:`bd_scale`), so BD-MS-SSIM is in dB.
 
     Raises:
         ConfigError: neither common sequences nor aggregate curves with ``rate_key`` and ``metric``.

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from hinerv.bench.bdrate import msssim_db
 from hinerv.bench.results import ResultSet
 from hinerv.errors import ConfigError
 from hinerv.io.base import fix_mode, make_temp
@@ -19,11 +20,6 @@ __all__ = ["plot_rd", "msssim_db", "X_AXES"]
 
 X_AXES = {"bpp": "Rate [bpp]", "bitrate": "Bit-rate [kbps]"}
 _CONVENTIONAL = ("x264", "x265", "hm", "vtm", "hevc", "vvc", "avc")
-
-
-def msssim_db(v: float) -> float:
-    """MS-SSIM in dB: ``-10 log10(1 - v)`` (inf for v >= 1)."""
-    return math.inf if v >= 1 else -10.0 * math.log10(1.0 - v)
 
 
 def _pairs(rs: ResultSet, x: str, metric: str) -> tuple[list[float], list[float]]:

@@ -354,17 +354,10 @@ def bdrate(
     and averaged over sequences; also on the dataset-average curves ("overall")."""
     from hinerv.bench.anchors import load_results
     from hinerv.bench.bdrate import METHODS, compare_results
-    from hinerv.bench.plot import msssim_db
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     t, a = load_results(test), load_results(anchor)
-    if metric.startswith("ms-ssim"):  # BD on MS-SSIM in dB, as is customary
-        for rs in (t, a):
-            for curve in (rs.results, *rs.sequences.values()):
-                if metric in curve:
-                    curve[metric] = [msssim_db(v) if isinstance(v, (int, float)) else v
-                                     for v in curve[metric]]
     cmp = compare_results(t, a, metric=metric, rate_key=rate_key, method=method)
     if as_json:
         print_json({"test": t.name, "anchor": a.name, **cmp.as_dict()})

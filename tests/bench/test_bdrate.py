@@ -130,3 +130,22 @@ def test_rate_gap_places_one_point_against_a_curve() -> None:
         rate_gap([1.0], [30.0], 1.0, 30.0)
     with pytest.raises(ConfigError):
         rate_gap(r, q, 0.0, 31.0)
+
+
+def test_ms_ssim_is_compared_in_db() -> None:
+    """compare_results puts MS-SSIM metrics on the dB scale (-10 log10(1 - v)), as ``hinerv bdrate`` and
+    every tool that calls it; PSNR stays as it is."""
+    from hinerv.bench.bdrate import bd_scale, msssim_db
+
+    assert bd_scale("ms-ssim-rgb", [0.9, 0.99]) == pytest.approx([10.0, 20.0])
+    assert bd_scale("psnr-rgb", [30.0]) == [30.0] and math.isinf(msssim_db(1.0))
+    bpp = [0.01, 0.02, 0.04, 0.08]
+    ssim_a, ssim_t = [0.90, 0.93, 0.955, 0.97], [0.91, 0.94, 0.96, 0.975]
+    a = ResultSet("a", "d", {"bpp": bpp, "ms-ssim-rgb": ssim_a}, {"seq": {"bpp": bpp, "ms-ssim-rgb": ssim_a}})
+    t = ResultSet("t", "d", {"bpp": bpp, "ms-ssim-rgb": ssim_t}, {"seq": {"bpp": bpp, "ms-ssim-rgb": ssim_t}})
+    got = compare_results(t, a, metric="ms-ssim-rgb")
+    want = bd_compare(bpp, bd_scale("ms-ssim-rgb", ssim_a), bpp, bd_scale("ms-ssim-rgb", ssim_t))
+    raw = bd_compare(bpp, ssim_a, bpp, ssim_t)
+    assert got.average_bd_rate == pytest.approx(want.bd_rate)
+    assert got.average_bd_rate != pytest.approx(raw.bd_rate)
+    assert got.average_bd_quality == pytest.approx(want.bd_quality)  # dB
