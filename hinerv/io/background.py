@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from hinerv.io.base import VideoWriter
+from hinerv.io.base import CommitOnExit, VideoWriter
 
 __all__ = ["BackgroundWriter"]
 
 _STOP = object()
 
 
-class BackgroundWriter:
+class BackgroundWriter(CommitOnExit):
     """Write frames into ``writer`` on a worker thread.
 
     Args:
@@ -102,20 +101,6 @@ class BackgroundWriter:
             self._error = self._error or _Aborted()
             self._stop()
         self.writer.abort()
-
-    def __enter__(self) -> BackgroundWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class _Aborted(Exception):

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from hinerv.types import VideoInfo
 __all__ = [
     "AtomicDir",
     "AtomicFile",
+    "CommitOnExit",
     "Planes",
     "VideoReader",
     "VideoWriter",
@@ -124,7 +125,35 @@ def _to_device_int32(a: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.int32)).to(device)
 
 
-class VideoWriter(ABC):
+_Output = TypeVar("_Output", bound="CommitOnExit")
+
+
+class CommitOnExit(ABC):
+    """Context-manager protocol of an output that commits or is discarded: a clean exit of the ``with``
+    block calls :meth:`close` (commit), an exception calls :meth:`abort` (nothing appears)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+    def __enter__(self: _Output) -> _Output:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(CommitOnExit):
     """Frame sink; output appears at ``path`` only when :meth:`close` completes.
 
     Use as a context manager: a clean exit commits (renames the temporary output into place), an
@@ -207,20 +236,6 @@ class VideoWriter(ABC):
 
     @abstractmethod
     def _discard(self) -> None: ...
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def __del__(self) -> None:
         # a writer dropped without close() must not leave a temporary file behind
