@@ -363,14 +363,19 @@ def _stored(out: torch.Tensor, info: VideoInfo, stores: str) -> FrameBatch | Non
     return None
 
 
+def _write_planes(w: BackgroundWriter, frames: FrameBatch, bit_depth: int) -> None:
+    """Queue the integer planes of ``frames`` (``y``, ``u``, ``v``), one frame at a time."""
+    y, u, v = (_host(p, bit_depth) for p in (frames.y, frames.u, frames.v))
+    for i in range(len(y)):
+        w.write_yuv(y[i], u[i], v[i])
+
+
 def _write(w: BackgroundWriter, frames: FrameBatch | None, out: torch.Tensor, bit_depth: int) -> None:
     """Queue decoded frames: the stored integers of ``frames`` (:func:`_stored`, or a reader's view of
     them) when the writer keeps them exactly, else the float frames ``out``."""
     stores = w.writer.stores
     if frames is not None and stores == "yuv":
-        y, u, v = (_host(p, bit_depth) for p in (frames.y, frames.u, frames.v))
-        for i in range(len(y)):
-            w.write_yuv(y[i], u[i], v[i])
+        _write_planes(w, frames, bit_depth)
     elif frames is not None and stores == "rgb":
         for q in _host(frames.rgb, bit_depth):
             w.write_rgb_int(q)
@@ -778,9 +783,7 @@ def _verify(
             lap("verify")
             _write(w, dist, out, dinfo.bit_depth)
             if rw is not None:  # the reconstruction's planes, in the format asked for
-                y, u, v = (_host(p, dinfo.bit_depth) for p in (dist.y, dist.u, dist.v))
-                for i in range(len(y)):
-                    rw.write_yuv(y[i], u[i], v[i])
+                _write_planes(rw, dist, dinfo.bit_depth)
             lap("write")
             acc.add(reader.read_batch(part, dev), dist)
             lap("metrics")
