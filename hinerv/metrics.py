@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from hinerv import kernels
 from hinerv.color import rgb_to_yuv
 from hinerv.errors import InputError
+from hinerv.model.layers import constant
 from hinerv.types import VideoInfo
 
 __all__ = [
@@ -143,29 +144,21 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, win_size: int, name: str) -> N
 _FULL_2D_WINDOW = 7
 
 
-def _blur_kernels(win: torch.Tensor, groups: int, like: torch.Tensor, adjoint: bool) -> list[torch.Tensor]:
+def _blur_kernels(
+    win: torch.Tensor, groups: int, like: torch.Tensor, adjoint: bool
+) -> tuple[torch.Tensor, ...]:
     """Depth-wise conv weights of the Gaussian filter (or of its adjoint), applied in order.
 
-    Built once per window, group count, device and dtype and kept (the window comes from the cached
-    :func:`_gauss_1d`, so its identity is a stable key): a training step would otherwise rebuild them with
-    a few small ops per blur. Under ``torch.compile`` they are built in the graph.
+    Built once per window, group count, device and dtype and kept (:func:`hinerv.model.layers.constant`;
+    the window comes from the cached :func:`_gauss_1d`, so its identity is a stable key): a training step
+    would otherwise rebuild them with a few small ops per blur.
     """
-    if torch.compiler.is_compiling():
-        return _build_blur_kernels(win, groups, like.device, like.dtype, adjoint)
-    return list(_cached_blur_kernels(win, groups, like.device, like.dtype, adjoint))
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_blur_kernels(
-    win: torch.Tensor, groups: int, device: torch.device, dtype: torch.dtype, adjoint: bool
-) -> tuple[torch.Tensor, ...]:
-    with torch.inference_mode(False), torch.no_grad():  # usable by a later step's backward
-        return tuple(_build_blur_kernels(win, groups, device, dtype, adjoint))
+    return constant(_build_blur_kernels, win, groups, like.device, like.dtype, adjoint)
 
 
 def _build_blur_kernels(
     win: torch.Tensor, groups: int, device: torch.device, dtype: torch.dtype, adjoint: bool
-) -> list[torch.Tensor]:
+) -> tuple[torch.Tensor, ...]:
     """One ``[G, 1, k, k]`` kernel for small windows, else ``[G, 1, k, 1]`` then ``[G, 1, 1, k]``; the
     adjoint applies the flipped kernels in reverse order."""
     k = win.numel()
@@ -178,7 +171,7 @@ def _build_blur_kernels(
         kernels.append(kern.view(1, 1, 1, k).expand(groups, 1, 1, k))
     if adjoint:
         kernels = [kn.flip(-2, -1) for kn in reversed(kernels)]
-    return kernels
+    return tuple(kernels)
 
 
 def _blur(maps: torch.Tensor, win: torch.Tensor, *, adjoint: bool = False) -> torch.Tensor:

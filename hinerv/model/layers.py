@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -242,12 +243,16 @@ def dwconv_torch(x: Tensor, weight: Tensor) -> Tensor:
     return conv_nhwc(x, weight, None, groups=x.shape[-1])
 
 
-def constant(build: Callable[..., Tensor], *key: object) -> Tensor:
+_Built = TypeVar("_Built")
+
+
+def constant(build: Callable[..., _Built], *key: object) -> _Built:
     """``build(*key)``, built once per key and kept (eagerly; traced by ``torch.compile`` every time).
 
     For the index, weight and mask tensors that depend only on the geometry (ints, a device, a dtype),
-    which the model would otherwise rebuild with a dozen small ops on every call. The tensor is built
-    outside inference mode (so that a training step may save it for backward) and must never be
+    which the model (and the MS-SSIM of the loss, :mod:`hinerv.metrics`) would otherwise rebuild with a
+    dozen small ops on every call; ``build`` returns a tensor or a tuple of tensors. They are built
+    outside inference mode (so that a training step may save them for backward) and must never be
     modified in place; the values are those ``build`` computes, so results do not change.
     """
     if torch.compiler.is_compiling():
@@ -256,7 +261,7 @@ def constant(build: Callable[..., Tensor], *key: object) -> Tensor:
 
 
 @functools.lru_cache(maxsize=256)
-def _constant(build: Callable[..., Tensor], *key: object) -> Tensor:
+def _constant(build: Callable[..., Any], *key: object) -> Any:
     with torch.inference_mode(False), torch.no_grad():
         return build(*key)
 
