@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hinerv.errors import ConfigError
-from hinerv.train import AUTO_SCHEDULE, SCHEDULE_SLOTS, Schedule, StepProbe
+from hinerv.train import SCHEDULE_SLOTS, Schedule, StepProbe
 
 if TYPE_CHECKING:
     from hinerv.recipe import Stage
@@ -54,7 +54,6 @@ __all__ = [
     "EtaEstimator",
     "LONG_RUN_SECONDS",
     "finish_seconds",
-    "AUTO_SCHEDULE",
     "FAST_MAX_STEPS",
     "rates_for_length",
 ]

@@ -297,6 +297,7 @@ class HiNeRVCodec(Codec):
         if self.pipeline not in ("paper", "rd"):
             raise ConfigError(f"unknown pipeline {self.pipeline!r} (paper or rd)")
         # refuse a wrong ladder now, not on a worker after the sources are prepared
+        from hinerv.train import AUTO_SCHEDULE
         from hinerv.validate import check_bits, check_model, check_schedule
 
         for size in self.sizes:
@@ -314,7 +315,7 @@ class HiNeRVCodec(Codec):
         if self.time_budget:
             ep += f"-t{self.time_budget:g}s"
         sched = Path(self.schedule).stem if self.schedule.endswith(".toml") else self.schedule
-        if sched == "auto" and not self.time_budget:
+        if sched == AUTO_SCHEDULE and not self.time_budget:
             sched = "full"  # the same encodes as full, so the same run (and its finished points)
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
