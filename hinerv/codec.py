@@ -198,14 +198,15 @@ def load_rgb_cache(
 
 
 def build_config(plan: EncodePlan, info: VideoInfo) -> ModelConfig:
-    """The model config of this request for this video (a preset wins over the size ladder)."""
-    opts = plan.options
-    if opts.preset:
-        cfg, _geometry = load_preset(opts.preset)
+    """The model config of this request for this video (a preset wins over the size ladder; ``--size
+    auto`` is the size :meth:`~hinerv.options.EncodePlan.for_video` picks)."""
+    if plan.options.preset:
+        cfg, _geometry = load_preset(plan.options.preset)
         return cfg
-    if not opts.size:
+    size = plan.for_video(info).size
+    if not size:
         raise ConfigError("give a --size or a --preset")
-    return ladder_config(opts.size, info.width, info.height, info.frames)
+    return ladder_config(size, info.width, info.height, info.frames)
 
 
 # --------------------------------------------------------------------------------------------- decode
@@ -508,6 +509,7 @@ def encode_video(
     has made it already (:func:`build_config`)."""
     t_start = time.perf_counter()
     info, policy = reader.info, plan.policy
+    plan = plan.for_video(info)
     cfg = cfg or build_config(plan, info)
     hp, wp = padded_size(info.height, info.width, cfg)
     torch.manual_seed(plan.options.seed)
@@ -689,6 +691,7 @@ def encode_file(
     reader = open_video(src, **(reader_options or {}))
     try:
         info = reader.info
+        plan = plan.for_video(info)
         cfg = build_config(plan, info)
         fp = _fingerprint(src, info, cfg, plan)
         t_video = time.perf_counter()

@@ -7,13 +7,16 @@ codec's entry points receives the plan and derives nothing again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hinerv.device import DevicePolicy
+from hinerv.model.sizes import AUTO_SIZE
 from hinerv.pipelines import DEFAULT_PIPELINE, Pipeline, get_pipeline
 from hinerv.pipelines.base import resolve_type
+from hinerv.ratecontrol import size_for_target
 from hinerv.train import AUTO_SCHEDULE, Schedule
+from hinerv.types import VideoInfo
 from hinerv.validate import check_model, check_schedule
 
 __all__ = ["EncodeOptions", "EncodePlan"]
@@ -24,7 +27,10 @@ class EncodeOptions:
     """How to encode: the fields every pipeline shares, and the chosen pipeline's own settings.
 
     Attributes:
-        size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W.
+        size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W, or ``auto``:
+            with a target rate (``--target-bpp``), the size whose expected rate is closest to it
+            (:func:`hinerv.ratecontrol.size_for_target`, chosen when the video is known,
+            :meth:`EncodePlan.for_video`); without one, ``s``.
         preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
         schedule: ``auto`` (the default: ``full`` without a time budget; with one, ``full``'s stages fitted
             to it at the learning rates for the fitted length, :func:`hinerv.budget.rates_for_length`),
@@ -75,8 +81,13 @@ class EncodeOptions:
         options = resolve_type(self.settings, pipe)
         check_model(self.size, self.preset)
         schedule = check_schedule(self.schedule, self.epochs)
-        # λ's ladder default follows --size when given (the CLI always gives one), else the preset
-        settings = pipe.resolve(options, label=self.size or self.preset, schedule=schedule)
+        # λ's ladder default follows --size when given (the CLI always gives one), else the preset; a size
+        # left to the encoder takes s's until the video is known (:meth:`EncodePlan.for_video`)
+        size = self.size
+        label = ("s" if size == AUTO_SIZE else size) or self.preset
+        settings = pipe.resolve(options, label=label, schedule=schedule)
+        if size == AUTO_SIZE and (self.preset or pipe.target_bpp(settings) is None):
+            size = "s"
         policy = DevicePolicy.resolve(self.device, self.precision, amp=self.amp)
         policy.check_compile(self.compile)
         return EncodePlan(
@@ -85,9 +96,10 @@ class EncodeOptions:
             policy=policy,
             pipeline=pipe,
             settings=settings,
-            label=self.preset or self.size or "",
+            label=self.preset or size or "",
             max_memory=self.max_memory or policy.default_max_memory(),
             auto_schedule=self.schedule == AUTO_SCHEDULE,
+            size=size,
         )
 
 
@@ -104,6 +116,8 @@ class EncodePlan:
         label: the model's name in the stream and report (preset, else size).
         max_memory: activation bytes of one training step.
         auto_schedule: ``schedule`` came from ``auto``: a time budget also picks its learning rates.
+        size: the ladder size (None with a preset); ``auto`` until :meth:`for_video` picks the size for
+            the target rate.
     """
 
     options: EncodeOptions
@@ -114,3 +128,17 @@ class EncodePlan:
     label: str
     max_memory: int
     auto_schedule: bool = False
+    size: str | None = "s"
+
+    def for_video(self, info: VideoInfo) -> EncodePlan:
+        """This plan for the video ``info``: a ``--size auto`` request with a target rate gets the ladder
+        size whose expected rate is closest to the target (:func:`hinerv.ratecontrol.size_for_target`),
+        its label and its ladder λ; any other plan is returned as it is."""
+        if self.size != AUTO_SIZE:
+            return self
+        target = self.pipeline.target_bpp(self.settings)
+        assert target is not None, "resolve() leaves size auto only with a target rate"
+        size = size_for_target(target, info.width, info.height, info.frames)
+        options = resolve_type(self.options.settings, self.pipeline)
+        settings = self.pipeline.resolve(options, label=size, schedule=self.schedule)
+        return replace(self, size=size, label=size, settings=settings)

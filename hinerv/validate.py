@@ -317,12 +317,12 @@ def check_schedule(schedule: str, epochs: int | None = None) -> Schedule:
 
 
 def check_model(size: str | None, preset: str | None) -> None:
-    """A known ladder size, or a loadable preset (which wins).
+    """A known ladder size or ``auto``, or a loadable preset (which wins).
 
     Raises:
         ConfigError: neither given, an unknown size or preset.
     """
-    from hinerv.model import SIZES, load_preset
+    from hinerv.model import AUTO_SIZE, SIZES, load_preset
 
     if preset:
         try:
@@ -334,8 +334,8 @@ def check_model(size: str | None, preset: str | None) -> None:
         return
     if not size:
         raise ConfigError("give a --size or a --preset")
-    if size not in SIZES:
-        raise ConfigError(f"unknown model size {size!r}; choices: {', '.join(SIZES)}")
+    if size not in (*SIZES, AUTO_SIZE):
+        raise ConfigError(f"unknown model size {size!r}; choices: {', '.join((*SIZES, AUTO_SIZE))}")
 
 
 def check_device(device: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -12,17 +13,25 @@ import torch
 from hinerv.codec import EncodeOptions, encode_file
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV, ladder_config, padded_size
-from hinerv.pipelines.rd import RDOptions, RDRecipe, RDSettings, adapt_lambda
+from hinerv.model.arch import derive_arch
+from hinerv.model.counts import count_params_arch
+from hinerv.model.sizes import SIZES
+from hinerv.pipelines.paper import PaperOptions
+from hinerv.pipelines.rd import RDOptions, RDRecipe, RDSettings, adapt_lambda, default_lambda
 from hinerv.ratecontrol import (
     COARSE_OCTAVES,
     FIT_OCTAVES,
     MAX_TARGET_BPP,
+    RD_MEASURED_PARAMS,
     TARGET_TOLERANCE,
+    expected_bpp,
     fit_step_factor,
     land_on_target,
+    size_for_target,
 )
 from hinerv.sample import write_sample
 from hinerv.train import Trainer, load_schedule
+from hinerv.types import VideoInfo
 
 
 def test_fit_step_factor_lands_on_a_decreasing_size_curve() -> None:
@@ -161,3 +170,51 @@ def test_a_jump_during_training_counts_towards_the_coarse_step_warning() -> None
     landing = land_on_target(_size_at, 8 * _size_at(1.0) / pixels, pixels, jumped=2**2.5)
     assert landing.met and landing.note is not None and "coarser than the network" in landing.note
     assert land_on_target(_size_at, 8 * _size_at(1.0) / pixels, pixels, jumped=2.0).note is None
+
+
+def _params(size: str, w: int, h: int, t: int) -> int:
+    cfg = ladder_config(size, w, h, t)
+    hp, wp = padded_size(h, w, cfg)
+    return count_params_arch(derive_arch(cfg, t, hp, wp))["total"]
+
+
+@pytest.mark.parametrize("geometry", [(384, 288, 128), (320, 180, 132), (64, 48, 4), (1920, 1080, 600)])
+def test_size_for_target_picks_each_size_at_its_own_expected_rate(geometry: tuple[int, int, int]) -> None:
+    w, h, t = geometry
+    rates = [expected_bpp(_params(size, w, h, t), w * h * t) for size in SIZES]
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    for size, bpp in zip(SIZES, rates, strict=True):
+        assert size_for_target(bpp, w, h, t) == size
+    assert size_for_target(rates[0] / 100, w, h, t) == SIZES[0]
+    assert size_for_target(rates[-1] * 100, w, h, t) == SIZES[-1]
+    for lo, hi, (small, big) in zip(rates, rates[1:], zip(SIZES, SIZES[1:], strict=False), strict=False):
+        mid = math.sqrt(lo * hi)  # the log-midpoint between two sizes' rates: below it the smaller one
+        assert size_for_target(mid * 0.99, w, h, t) == small and size_for_target(mid * 1.01, w, h, t) == big
+
+
+def test_expected_bpp_follows_the_fit_inside_the_measured_range_only() -> None:
+    lo, hi = RD_MEASURED_PARAMS
+    per_param = [expected_bpp(n, 10**6) * 10**6 / n for n in (lo // 2, lo, 100_000, hi, hi * 4)]
+    assert per_param[0] == pytest.approx(per_param[1]) and per_param[3] == pytest.approx(per_param[4])
+    assert per_param[1] > per_param[2] > per_param[3]  # larger networks: fewer bits a parameter
+    assert per_param[2] == pytest.approx(3.39)
+
+
+def test_auto_size_is_s_without_a_target_and_the_target_s_size_with_one() -> None:
+    info = VideoInfo(width=384, height=288, frames=128)
+    base = EncodeOptions(size="auto", schedule="tiny", device="cpu", pipeline="rd")
+    plain = base.resolve()
+    assert plain.size == "s" and plain.label == "s"
+    assert plain.settings == replace(base, size="s").resolve().settings and plain.for_video(info) is plain
+    assert replace(base, pipeline="paper", settings=PaperOptions()).resolve().size == "s"
+    preset = replace(base, preset="uvg-hinerv-s", settings=RDOptions(target_bpp=0.05)).resolve()
+    assert preset.for_video(info) is preset and preset.label == "uvg-hinerv-s"
+    for target in (0.003, 0.03, 0.3):
+        plan = replace(base, settings=RDOptions(target_bpp=target)).resolve()
+        assert plan.size == "auto"
+        chosen = plan.for_video(info)
+        size = size_for_target(target, 384, 288, 128)
+        assert chosen.size == chosen.label == size and chosen.settings.target_bpp == target
+        assert chosen.settings.lam == default_lambda(size)
+    sizes = {size_for_target(t, 384, 288, 128) for t in (0.003, 0.03, 0.3)}
+    assert len(sizes) == 3

@@ -276,7 +276,13 @@ def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
 def encode(
     input: Annotated[Path, typer.Argument(help="Source video: .yuv, .y4m, .mp4/.mkv/.avi, or a PNG folder.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Bitstream file to write.")],
-    size: Annotated[str, typer.Option(help="Model size on the ladder: xxs, xs, s, m, l, xl, xxl.")] = "s",
+    size: Annotated[
+        str,
+        typer.Option(
+            help="Model size on the ladder: xxs, xs, s, m, l, xl, xxl, or auto (the default): with "
+            "--target-bpp, the size whose expected rate is closest to the target; else s."
+        ),
+    ] = "auto",
     preset: Annotated[
         str | None, typer.Option(help="Reference preset (e.g. uvg-hinerv-s); wins over --size.")
     ] = None,

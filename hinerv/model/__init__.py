@@ -6,9 +6,10 @@ from hinerv.model.arch import Arch, StageArch, derive_arch, padded_size
 from hinerv.model.counts import count_params, macs_per_pixel
 from hinerv.model.hinerv import HiNeRV
 from hinerv.model.presets import list_presets, load_preset
-from hinerv.model.sizes import SIZES, ladder_config
+from hinerv.model.sizes import AUTO_SIZE, SIZES, ladder_config
 
 __all__ = [
+    "AUTO_SIZE",
     "SIZES",
     "Arch",
     "HiNeRV",

@@ -38,6 +38,7 @@ from hinerv.model.arch import derive_arch, padded_size
 from hinerv.model.counts import count_params_arch
 
 __all__ = [
+    "AUTO_SIZE",
     "BITS_PER_PARAM",
     "FLOORS",
     "SIZES",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 SIZES = ("xxs", "xs", "s", "m", "l", "xl", "xxl")
+
+#: an encode request's size left to the encoder: the size for the target rate where one is given
+#: (:func:`hinerv.ratecontrol.size_for_target`), else ``s``
+AUTO_SIZE = "auto"
 
 #: reference pixel count: 600 frames of 1920x1080 (UVG).
 REF_PIXELS = 600 * 1080 * 1920

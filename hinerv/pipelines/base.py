@@ -94,6 +94,8 @@ class Pipeline:
         recipe: ``(settings, ctx) -> Recipe``.
         checkpoints: ``(workdir, settings) -> Checkpoints``.
         export: ``(trainer, settings, ctx) -> (bytes, facts)``: the bitstream of the trained model.
+        target_bpp: ``settings -> float | None``: the rate the encode must land at, if any (it picks the
+            size of a ``--size auto`` request, :meth:`hinerv.options.EncodePlan.for_video`).
     """
 
     name: str
@@ -105,6 +107,7 @@ class Pipeline:
     recipe: Callable[[Any, ModelContext], Recipe]
     checkpoints: Callable[[Path, Any], Checkpoints]
     export: Callable[[Trainer, Any, ModelContext], tuple[bytes, dict[str, Any]]]
+    target_bpp: Callable[[Any], float | None] = lambda settings: None
 
     def default_options(self) -> Any:
         """The pipeline's options when the request gives none."""

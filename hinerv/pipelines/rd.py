@@ -513,4 +513,5 @@ PIPELINE = Pipeline(
     recipe=_recipe,
     checkpoints=_checkpoints,
     export=_export,
+    target_bpp=lambda rd: rd.target_bpp,
 )

@@ -93,6 +93,21 @@ def test_unreachable_target_and_ignored_lambda_are_said(clip: Path, tmp_path: Pa
     assert "--lambda 2 is ignored" in lines[0] and "not reached" in lines[1]
 
 
+def test_a_target_without_a_size_picks_the_size_for_that_rate(clip: Path, tmp_path: Path, cli: Cli) -> None:
+    """Issue #19: --target-bpp without --size trained size s whatever the rate; the default size is now
+    ``auto``, the ladder size whose expected rate is closest to the target (xs for 20 bpp on this clip)."""
+    from hinerv.ratecontrol import size_for_target
+
+    assert size_for_target(20.0, 64, 48, 3) == "xs"
+    out = tmp_path / "c.bin"
+    opts = ["--schedule", "tiny", "--device", "cpu", "--quiet", "--json"]
+    code, stdout, _ = cli(["encode", str(clip), "-o", str(out), *opts, "--target-bpp", "20"])
+    assert code == 0
+    assert json.loads(stdout)["model"] == "xs"
+    code, stdout, _ = cli(["encode", str(clip), "-o", str(tmp_path / "d.bin"), *opts, "--lambda", "2"])
+    assert code == 0 and json.loads(stdout)["model"] == "s"  # no target: s, as before
+
+
 def test_bench_rd_plans_lambda_and_target_points(
     clip: Path, tmp_path: Path, cli: Cli
 ) -> None:
