@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Levers of the fixed-time benchmark (issue 19 item 3): single hinerv points placed against x265's curve
+and against the default ladder of the same clip, at equal wall time.
+
+    python tools/bench_levers.py --results docs/results/budget --baseline hinerv-rd-fast-t600s \
+        --lever share-main87=runs/levers/share-main87 --lever lr2x=runs/levers/lr2x [--publish] [--json F]
+
+A lever folder holds what ``hinerv bench run <clip>.y4m -o <lever>/<sequence> ...`` wrote for each clip
+(``<lever>/<sequence>/<run>.json``, the run's training folders under ``<lever>/<sequence>/work``); the
+clip is the sequence name up to its first ``_`` (``vtest_384x288_128f`` -> ``vtest``) and must have its
+x265 curve (``<results>/<clip>/x265-veryslow-ra.json``) and the baseline ladder
+(``<results>/<clip>/<baseline>.json``) published by ``tools/bench_budget.py``.
+
+Per point the table gives the fitted epochs (main + prune + QAT, from the training checkpoint), bpp,
+PSNR-RGB, MS-SSIM-RGB, the encode's wall time, and two rate gaps at equal quality
+(:func:`hinerv.bench.bdrate.rate_gap`; MS-SSIM in dB): against x265 and against the baseline ladder
+(negative: the lever saves bits over the default at that quality; empty outside the curve's range). With
+``--publish`` each run file is copied to ``<results>/<clip>/levers/<lever>.json``; ``--json`` writes every
+row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench_budget import BD_METRICS, _points, fitted_schedules  # tools/ is on sys.path as a script
+
+X265 = "x265-veryslow-ra"
+
+
+def _curve(path: Path) -> list[dict[str, Any]]:
+    return _points(json.loads(path.read_text())["results"])
+
+
+def gap(point: dict[str, Any], anchor: list[dict[str, Any]], metric: str) -> float | None:
+    """Percent more rate than ``anchor`` needs for ``point``'s ``metric`` (None outside its range)."""
+    from hinerv.bench.bdrate import bd_scale, rate_gap
+
+    pts = [(p["bpp"], p[metric]) for p in anchor if metric in p]
+    if metric not in point or len(pts) < 2:
+        return None
+    g = rate_gap([r for r, _ in pts], bd_scale(metric, [q for _, q in pts]), point["bpp"],
+                 bd_scale(metric, [point[metric]])[0])  # fmt: skip
+    return g if math.isfinite(g) else None
+
+
+def lever_rows(name: str, folder: Path, results: Path, baseline: str) -> list[dict[str, Any]]:
+    """One row per point of every run file under ``folder/<sequence>/``."""
+    rows = []
+    for seq_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        clip = seq_dir.name.split("_")[0]
+        x265, base = _curve(results / clip / f"{X265}.json"), _curve(results / clip / f"{baseline}.json")
+        for run in sorted(seq_dir.glob("*.json")):
+            fitted = fitted_schedules(seq_dir, run.stem)
+            for p in _curve(run):
+                row = {"lever": name, "clip": clip, "run": run.stem, **p, "file": str(run)}
+                if p.get("q") in fitted:
+                    row["fitted"] = fitted[p["q"]]
+                for m in BD_METRICS:
+                    row[f"gap_vs_x265_{m}"] = gap(p, x265, m)
+                    row[f"gap_vs_baseline_{m}"] = gap(p, base, m)
+                rows.append(row)
+    return rows
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:+.1f} %"
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="levers at equal wall time (rate gaps at equal quality; negative saves bits)")
+    cols = ("lever", "clip", "point", "epochs", "bpp", "PSNR-RGB", "MS-SSIM", "enc s", "vs x265 PSNR",
+            "vs x265 MS-SSIM", "vs default PSNR", "vs default MS-SSIM")
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("lever", "clip", "point") else "right")
+    for r in rows:
+        f = r.get("fitted")
+        epochs = f"{f['main']}+{f['prune']}+{f['qat']}" if f else ""
+        gaps = (_pct(r[f"gap_vs_{a}_{m}"]) for a in ("x265", "baseline") for m in BD_METRICS)
+        t.add_row(r["lever"], r["clip"], str(r.get("q")), epochs, f"{r['bpp']:.4f}",
+                  f"{r.get('psnr-rgb', math.nan):.2f}", f"{r.get('ms-ssim-rgb', math.nan):.4f}",
+                  f"{r.get('encoding_time', 0):.0f}", *gaps)  # fmt: skip
+    Console(width=200).print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=Path("docs/results/budget"))
+    ap.add_argument("--baseline", default="hinerv-rd-fast-t600s", help="the default ladder's run name")
+    ap.add_argument("--lever", action="append", default=[], metavar="NAME=FOLDER", required=True)
+    ap.add_argument("--publish", action="store_true", help="copy each run file to <results>/<clip>/levers/")
+    ap.add_argument("--json", type=Path, help="write every row here")
+    a = ap.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    for spec in a.lever:
+        name, sep, folder = spec.partition("=")
+        if not sep or not Path(folder).is_dir():
+            print(f"error: --lever {spec!r}: expected NAME=FOLDER with an existing folder", file=sys.stderr)
+            return 2
+        rows += lever_rows(name, Path(folder), a.results, a.baseline)
+    print_rows(rows)
+    if a.publish:
+        for r in rows:
+            dst = a.results / r["clip"] / "levers" / f"{r['lever']}.json"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(r["file"], dst)
+    if a.json:
+        a.json.write_text(json.dumps({"baseline": a.baseline, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
