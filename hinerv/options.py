@@ -28,7 +28,7 @@ class EncodeOptions:
 
     Attributes:
         size: a size of the ladder (``xxs`` ... ``xxl``), derived for the video's T x H x W, or ``auto``:
-            with a target rate (``--target-bpp``), the size whose expected rate is closest to it
+            with a target rate (``--target-bpp``), the largest size expected at or below it
             (:func:`hinerv.ratecontrol.size_for_target`, chosen when the video is known,
             :meth:`EncodePlan.for_video`); without one, ``s``.
         preset: a reference preset name (``uvg-hinerv-s`` ...); wins over ``size``.
@@ -131,8 +131,8 @@ class EncodePlan:
     size: str | None = "s"
 
     def for_video(self, info: VideoInfo) -> EncodePlan:
-        """This plan for the video ``info``: a ``--size auto`` request with a target rate gets the ladder
-        size whose expected rate is closest to the target (:func:`hinerv.ratecontrol.size_for_target`),
+        """This plan for the video ``info``: a ``--size auto`` request with a target rate gets the largest
+        ladder size expected at or below the target (:func:`hinerv.ratecontrol.size_for_target`),
         its label and its ladder λ; any other plan is returned as it is."""
         if self.size != AUTO_SIZE:
             return self

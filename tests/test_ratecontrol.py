@@ -188,8 +188,10 @@ def test_size_for_target_picks_each_size_at_its_own_expected_rate(geometry: tupl
     assert size_for_target(rates[0] / 100, w, h, t) == SIZES[0]
     assert size_for_target(rates[-1] * 100, w, h, t) == SIZES[-1]
     for lo, hi, (small, big) in zip(rates, rates[1:], zip(SIZES, SIZES[1:], strict=False), strict=False):
-        mid = math.sqrt(lo * hi)  # the log-midpoint between two sizes' rates: below it the smaller one
-        assert size_for_target(mid * 0.99, w, h, t) == small and size_for_target(mid * 1.01, w, h, t) == big
+        # between two sizes' rates the smaller one, pushed up: never a larger one pushed down
+        for target in (lo * 1.01, math.sqrt(lo * hi), hi * 0.99):
+            assert size_for_target(target, w, h, t) == small
+        assert size_for_target(hi, w, h, t) == big
 
 
 def test_expected_bpp_follows_the_fit_inside_the_measured_range_only() -> None:

@@ -280,7 +280,7 @@ def encode(
         str,
         typer.Option(
             help="Model size on the ladder: xxs, xs, s, m, l, xl, xxl, or auto (the default): with "
-            "--target-bpp, the size whose expected rate is closest to the target; else s."
+            "--target-bpp, the largest size expected at or below the target; else s."
         ),
     ] = "auto",
     preset: Annotated[

@@ -95,7 +95,7 @@ def test_unreachable_target_and_ignored_lambda_are_said(clip: Path, tmp_path: Pa
 
 def test_a_target_without_a_size_picks_the_size_for_that_rate(clip: Path, tmp_path: Path, cli: Cli) -> None:
     """Issue #19: --target-bpp without --size trained size s whatever the rate; the default size is now
-    ``auto``, the ladder size whose expected rate is closest to the target (xs for 20 bpp on this clip)."""
+    ``auto``, the largest ladder size expected at or below the target (xs for 20 bpp on this clip)."""
     from hinerv.ratecontrol import size_for_target
 
     assert size_for_target(20.0, 64, 48, 3) == "xs"
