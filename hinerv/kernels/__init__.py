@@ -21,10 +21,16 @@ Forcing caps the tier (each op then runs its best implementation at or below it)
 does not have is a :class:`KernelError`. A handle resolves its implementation list once per forcing
 state, so a hot op pays one context-variable read, one environment read and a short loop per call.
 
-Under ``torch.compile`` (:func:`torch.compiler.is_compiling`) every op runs its ``torch`` implementation,
-and those take their plain ATen form (``F.layer_norm``, ``F.linear``, ``F.gelu``, ``F.conv2d``...), with no
-context-variable read, C++ kernel or hand-written autograd.Function: dynamo traces the model without graph
-breaks and inductor fuses what CUDA runs. Eager calls are unchanged.
+Under ``torch.compile`` (:func:`torch.compiler.is_compiling`) an op whose first argument is a float32 CPU
+tensor runs the same choice of tier, with the fused kernels as the custom ops of :mod:`hinerv.kernels.ops`
+(``torch.ops.hinerv.*``: opaque nodes to dynamo and inductor, with fake functions and their backward
+kernels as ops too). Every other op (CUDA, other dtypes, the ``torch`` tier) runs its ``torch``
+implementation, and those take their plain ATen form (``F.layer_norm``, ``F.linear``, ``F.gelu``,
+``F.conv2d``...), with no C++ kernel or hand-written autograd.Function: inductor fuses what CUDA runs,
+and the graph CUDA compiles has no custom op. Either way dynamo traces the model without graph breaks:
+the tier allowed and the availability of the kernels are constants to the compiler, read when a function
+is traced (:func:`built`; a later :func:`force` does not change code already compiled). Eager calls are
+unchanged.
 
 Block configurations are checked against every registered implementation, available here or not
 (:func:`require`), so a model accepted on one machine is accepted, and computes the same function, on all.
@@ -54,6 +60,7 @@ __all__ = [
     "Op",
     "active_tier",
     "available",
+    "built",
     "cpu_float32",
     "force",
     "fused_applies",
@@ -101,6 +108,13 @@ def available(tier: str) -> bool:
     if tier == "avx512":
         return fused.avx512_kernels() is not None
     raise KernelError(f"unknown kernel tier {tier!r} (expected one of {', '.join(TIERS)})")
+
+
+@torch.compiler.assume_constant_result
+def built(tier: str) -> bool:
+    """:func:`available`, and to ``torch.compile`` a constant of the trace (its first trace builds the
+    kernels, outside the graph; code compiled earlier does not see a later ``HINERV_FUSED_CPU``)."""
+    return available(tier)
 
 
 def _check(tier: str, source: str) -> str:
@@ -227,9 +241,7 @@ class Op:
 
     def __call__(self, *args: Any) -> Any:
         if torch.compiler.is_compiling():
-            # traced by dynamo: the torch tier, whose functions take their plain ATen form when compiling
-            # (no context variable, no C++ kernel), so inductor sees and fuses every op
-            return self.plain()(*args)
+            return self._traced(*args)
         key = (_forced.get(), os.environ.get(KERNELS_ENV) or None)
         fns = self._fns if key == self._key else self._resolve(key)
         for fn in fns:
@@ -237,6 +249,32 @@ class Op:
             if out is not None:
                 return out
         raise AssertionError(f"op {self.name!r}: no implementation computed")  # the torch one always does
+
+    def _traced(self, *args: Any) -> Any:
+        """The call as dynamo traces it. On a float32 CPU first argument the best implementation allowed
+        that applies, the fused ones through their custom ops (:mod:`hinerv.kernels.ops`); otherwise (CUDA,
+        other dtypes: the kernels are never built for them) the ``torch`` implementation, whose functions
+        take their plain ATen form when compiling, so inductor sees and fuses every op."""
+        x = args[0]
+        if x.device.type == "cpu" and x.dtype == torch.float32:
+            top = _traced_top()
+            for impl in _REGISTRY[self.name]:
+                if impl.tier != "torch" and _RANK[impl.tier] <= _RANK[top]:
+                    out = impl.fn()(*args)
+                    if out is not None:
+                        return out
+        return self.plain()(*args)
+
+
+@torch.compiler.assume_constant_result
+def _traced_top() -> str:
+    """:func:`active_tier`, and to ``torch.compile`` a constant of the trace: the forcing in effect when a
+    function is traced holds for its compiled code (dynamo cannot trace the context variable's read).
+    Imports every implementation first, so that the trace only reads them (an import is a graph break)."""
+    for impls in _REGISTRY.values():
+        for impl in impls:
+            impl.fn()
+    return active_tier()
 
 
 def op(name: str) -> Op:

@@ -1,6 +1,7 @@
 """torch.compile of the HiNeRV forward: no graph breaks (frame, patch, functional_call overrides) and
-compiled == eager within float rounding. CPU only; under compile every op takes its plain ATen form,
-so the graph dynamo sees here is the one CUDA compiles."""
+compiled == eager within float rounding. CPU only. With the ``torch`` tier forced every op takes its plain
+ATen form, so that graph is the one CUDA compiles; unforced, the fused kernels built here run as the
+``hinerv::`` custom ops (:mod:`hinerv.kernels.ops`), opaque nodes of the same single graph."""
 
 from __future__ import annotations
 
@@ -65,7 +66,18 @@ def test_forward_traces_without_graph_breaks(mode: str, tier: str) -> None:
             e = dynamo.explain(fn)(idx)
             reasons = [str(b.reason).splitlines()[0] for b in e.break_reasons]
             assert (e.graph_break_count, e.graph_count) == (0, 1), reasons
+            fused = {str(n.target).split(".")[1] for g in e.graphs for n in g.graph.nodes if _is_fused(n)}
+            if tier == "torch" or not kernels.available("portable"):
+                assert not fused
+            else:  # the block kernels where AVX-512 is built, else the portable LayerNorm and GELU
+                want = {"layer_norm", "upsample_add"} if mode == "frame" else {"layer_norm"}
+                want |= {"dwconv", "block_mlp_train"} if kernels.available("avx512") else {"gelu_train"}
+                assert fused == want
     dynamo.reset()
+
+
+def _is_fused(node: torch.fx.Node) -> bool:
+    return node.op == "call_function" and str(node.target).startswith("hinerv.")
 
 
 @functools.cache
