@@ -29,25 +29,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench_budget import BD_METRICS, _points, fitted_schedules  # tools/ is on sys.path as a script
+from bench_budget import BD_METRICS, _gaps, _points, fitted_schedules  # tools/ is on sys.path as a script
 
 X265 = "x265-veryslow-ra"
 
 
 def _curve(path: Path) -> list[dict[str, Any]]:
     return _points(json.loads(path.read_text())["results"])
-
-
-def gap(point: dict[str, Any], anchor: list[dict[str, Any]], metric: str) -> float | None:
-    """Percent more rate than ``anchor`` needs for ``point``'s ``metric`` (None outside its range)."""
-    from hinerv.bench.bdrate import bd_scale, rate_gap
-
-    pts = [(p["bpp"], p[metric]) for p in anchor if metric in p]
-    if metric not in point or len(pts) < 2:
-        return None
-    g = rate_gap([r for r, _ in pts], bd_scale(metric, [q for _, q in pts]), point["bpp"],
-                 bd_scale(metric, [point[metric]])[0])  # fmt: skip
-    return g if math.isfinite(g) else None
 
 
 def lever_rows(name: str, folder: Path, results: Path, baseline: str) -> list[dict[str, Any]]:
@@ -62,9 +50,8 @@ def lever_rows(name: str, folder: Path, results: Path, baseline: str) -> list[di
                 row = {"lever": name, "clip": clip, "run": run.stem, **p, "file": str(run)}
                 if p.get("q") in fitted:
                     row["fitted"] = fitted[p["q"]]
-                for m in BD_METRICS:
-                    row[f"gap_vs_x265_{m}"] = gap(p, x265, m)
-                    row[f"gap_vs_baseline_{m}"] = gap(p, base, m)
+                for anchor, gaps in (("x265", _gaps(p, x265)), ("baseline", _gaps(p, base))):
+                    row.update({f"gap_vs_{anchor}_{m}": g for m, g in gaps.items()})
                 rows.append(row)
     return rows
 
