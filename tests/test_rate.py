@@ -110,3 +110,54 @@ def test_export_factor_scales_steps_and_bad_granularity_is_refused() -> None:
     assert abs(q2).max() <= abs(q1).max()
     with pytest.raises(ConfigError):
         RateModel(params, granularity="row")  # type: ignore[arg-type]
+
+
+def _loop_reference(
+    rm: RateModel, params: dict[str, torch.Tensor], proxy: str
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The rate model written tensor by tensor, as the definition the flat forward must equal."""
+    out, total = {}, torch.zeros(())
+    for i, n in enumerate(rm.names):
+        w, d = params[n], rm.step(i)
+        x = round_ste(w / d) if proxy == "ste" else torch.round((w / d).detach())
+        b = torch.exp2(rm.log2_scale[i].clamp(-4.3, 24.0))
+        total = total + laplace_bits(x, b).sum()
+        out[n] = x * d
+    return out, total
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+@pytest.mark.parametrize("proxy", ["ste", "round"])
+def test_flat_forward_equals_the_per_tensor_definition(granularity: str, proxy: str) -> None:
+    params = _params()
+    params["empty"] = torch.nn.Parameter(torch.zeros(0, 3))
+    rm = RateModel(params, grids=["grid"], granularity=granularity)  # type: ignore[arg-type]
+    with torch.no_grad():  # distinct steps and scales, so a wrong gather shows
+        for i, p in enumerate(rm.log2_step):
+            p.add_(torch.linspace(-1.0, 1.0, p.numel()).reshape(p.shape) + 0.1 * i)
+        for i, p in enumerate(rm.log2_scale):
+            p.add_(0.3 * i - 0.5)
+    got, bits = rm(params, proxy)  # type: ignore[arg-type]
+    want, ref_bits = _loop_reference(rm, params, proxy)
+    for n in rm.names:
+        assert got[n].shape == params[n].shape
+        assert torch.equal(got[n], want[n]), n
+    assert float(bits.detach()) == pytest.approx(float(ref_bits.detach()), rel=1e-6)
+    if proxy == "round":
+        return
+    grads = torch.autograd.grad(
+        bits + sum(v.square().sum() for v in got.values()), [*params.values(), *rm.parameters()]
+    )
+    ref = torch.autograd.grad(
+        ref_bits + sum(v.square().sum() for v in want.values()), [*params.values(), *rm.parameters()]
+    )
+    for g, r in zip(grads, ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_float_forward_returns_the_parameters_themselves() -> None:
+    params = _params()
+    rm = RateModel(params, grids=["grid"])
+    out, bits = rm(params, "ste", float_forward=True)
+    assert all(out[n] is params[n] for n in rm.names)
+    assert float(bits.detach()) > 0

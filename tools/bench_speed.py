@@ -22,6 +22,10 @@ With ``--against``, each round runs one fresh process per checkout and size, alt
 the same machine load; the table gives the median and the range over rounds, the ratio
 (this checkout / the other) of the medians, and the range of the per-round ratios.
 
+``--recipe rd`` times the rd pipeline's rate-aware step instead (learned quantizers and rate term on
+every parameter, as in its prune and QAT stages); the default ``paper`` step is float training, the
+main stage of both pipelines.
+
 ``--compile`` (``--compile-mode MODE`` picks the ``torch.compile`` mode and implies it) compiles the
 training forward (``StepRunner``, static shapes) and the decoding forward. The ``hinerv`` command refuses
 ``--compile`` on CPU (``DevicePolicy.check_compile``); this script does not ask the policy, so a CPU run
@@ -65,10 +69,16 @@ def measure(
     steps: int,
     amp: bool,
     compile: bool | str,
+    recipe: str = "paper",
+    ladder: str | None = None,
 ) -> dict[str, float]:
     """Train and decode timings of whichever ``hinerv`` package is importable (this process's).
 
-    ``compile``: False, True (torch.compile's default mode) or a mode name."""
+    ``compile``: False, True (torch.compile's default mode) or a mode name. ``recipe``: ``"paper"``
+    (float training, the main stage of both pipelines) or ``"rd"`` (the rd pipeline's rate-aware
+    step: every parameter through its learned quantizer and the rate term, as in its prune and QAT
+    stages). ``ladder``: a size of the ladder (``hinerv.model.sizes``) for this geometry instead of the
+    fixed config (``preset`` wins over it)."""
     import torch
 
     from hinerv.codec import resolve_device
@@ -91,6 +101,10 @@ def measure(
     dev = resolve_device(device)
     if preset:
         cfg = load_preset(preset)[0]
+    elif ladder:
+        from hinerv.model.sizes import ladder_config
+
+        cfg = ladder_config(ladder, width, height, frames)
     else:
         cfg = ModelConfig(
             channels=96,
@@ -111,6 +125,13 @@ def measure(
         extra: dict[str, Any] = {}
     else:
         extra = {"recipe": PaperRecipe()}
+    if recipe == "rd":
+        from hinerv.pipelines.rd import RDRecipe, RDSettings
+
+        # rate-aware from the first step (no distortion-only pre-training, λ at full weight)
+        extra["recipe"] = RDRecipe(
+            RDSettings(pretrain=False, lambda_ramp=0.0), pixels=frames * height * width
+        )
     try:  # the activation budget the checkout's encode command picks for this device (one batch on a big GPU)
         from hinerv.device import DevicePolicy
 
@@ -170,7 +191,18 @@ def _worker(args: argparse.Namespace) -> int:
         return 1
     w, h = (int(v) for v in args.sizes.split(",")[0].split("x"))
     compile: bool | str = args.compile_mode or args.compile
-    r = measure(args.preset, args.frames, h, w, args.device, args.steps, not args.no_amp, compile)
+    r = measure(
+        args.preset,
+        args.frames,
+        h,
+        w,
+        args.device,
+        args.steps,
+        not args.no_amp,
+        compile,
+        args.recipe,
+        args.ladder,
+    )
     r["module"] = str(where.parent)  # type: ignore[assignment]
     print(json.dumps(r))
     return 0
@@ -196,6 +228,10 @@ def _run_child(checkout: Path, size: str, args: argparse.Namespace) -> dict[str,
     ]
     if args.preset:
         cmd += ["--preset", args.preset]
+    if args.ladder:
+        cmd += ["--ladder", args.ladder]
+    if args.recipe != "paper":
+        cmd += ["--recipe", args.recipe]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.no_amp:
@@ -221,6 +257,7 @@ def _spread(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default=None, help="reference preset instead of the fixed config")
+    ap.add_argument("--ladder", default=None, help="a ladder size (xs, s, m, ...) for each frame size")
     ap.add_argument("--sizes", default="256x144,384x288", help="WxH list")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--steps", type=int, default=30)
@@ -228,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--no-amp", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training and decoding forwards")
+    ap.add_argument(
+        "--recipe",
+        choices=("paper", "rd"),
+        default="paper",
+        help="training step: paper (float; the main stage) or rd (rate-aware: quantizers and rate term)",
+    )
     ap.add_argument(
         "--compile-mode",
         default=None,
@@ -267,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
     threads = next(iter(results.values()))[0]["threads"]
     t = Table(
-        title=f"hinerv core speed ({args.preset or 'fixed C=96 s=2222'}, {args.frames} frames, "
-        f"{int(threads)} threads, device {args.device}; median (min-max) over {rounds} round(s))"
+        title=f"hinerv core speed ({args.preset or args.ladder or 'fixed C=96 s=2222'}, {args.recipe} step, "
+        f"{args.frames} frames, {int(threads)} threads, device {args.device}; "
+        f"median (min-max) over {rounds} round(s))"
     )
     for c in ("checkout", "size", "params", "train ms/frame", "decode fps", "peak RSS MB"):
         t.add_column(c, justify="right")
