@@ -233,10 +233,16 @@ def test_auto_schedule_takes_fast_rates_when_few_epochs_fit() -> None:
     s_full = plan_training(tr_full, 30.0, elapsed_seconds=2.0, costs=costs).schedule
     assert s == rates_for_length(s_full, 3) and s_full.lr == full.lr
     assert tr_full.optimizer.param_groups[0]["betas"][1] == full.adam_beta2
-    # a budget that fits more epochs keeps full's rates; one beyond the schedule runs it whole
+    # longer fits move smoothly towards full's rates (no jump past FAST_MAX_STEPS) and reach them at
+    # full's own length (390 epochs); one beyond the schedule runs it whole
     fit_100 = fit_schedule(full, 100)
-    assert rates_for_length(fit_100, FAST_MAX_STEPS // 100 + 1) == fit_100  # 1 step per epoch too many
     assert rates_for_length(fit_100, FAST_MAX_STEPS // 100).lr == fast.lr
+    just_over = rates_for_length(fit_100, FAST_MAX_STEPS // 100 + 1)  # 1 step per epoch too many
+    assert full.lr < just_over.lr < fast.lr and just_over.lr > 0.95 * fast.lr
+    assert fast.adam_beta2 < just_over.adam_beta2 < full.adam_beta2 and just_over.name == "auto~100e"
+    lrs = [rates_for_length(fit_100, spe).lr for spe in (130, 200, 400, 800, 1600)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False)) and lrs[-1] > full.lr
+    assert rates_for_length(full, 1000) == full  # full's length: the reference's rates
     tr_spare = _trainer(full)  # 390 epochs of 3 steps: whole, and short enough for fast's rates
     spare = plan_training(tr_spare, 1e6, costs=costs, auto=True)
     assert spare.spare and spare.schedule == rates_for_length(full, 3) and spare.schedule.total_epochs == 390
