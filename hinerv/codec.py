@@ -478,7 +478,8 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan)
         "mtime_ns": st.st_mtime_ns,
         "info": {k: str(v) for k, v in asdict(info).items()},
         "model": cfg.to_fields(),
-        "schedule": asdict(plan.schedule),
+        # (a schedule without an MSE term keeps the key of folders written before the field existed)
+        "schedule": {k: v for k, v in asdict(plan.schedule).items() if k != "mse_weight" or v},
         "seed": plan.options.seed,
         "version": __version__,
         **({"time_budget": plan.options.time_budget} if plan.options.time_budget else {}),

@@ -151,7 +151,7 @@ class Recipe:
     def loss(self, out: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The distortion of ``out`` against ``tgt`` (default: the reference L1 + MS-SSIM) and the MSE."""
         s = self.trainer.schedule
-        return reference_loss(out, tgt, s.l1_weight, s.msssim_weight, s.msssim_window)
+        return reference_loss(out, tgt, s.l1_weight, s.msssim_weight, s.msssim_window, s.mse_weight)
 
     def before_step(self) -> None:
         """Called before every optimizer step (measurement steps of the time planner included)."""

@@ -25,9 +25,15 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor
 
 
 def reference_loss(
-    out: torch.Tensor, tgt: torch.Tensor, l1_weight: float, msssim_weight: float, msssim_window: int
+    out: torch.Tensor,
+    tgt: torch.Tensor,
+    l1_weight: float,
+    msssim_weight: float,
+    msssim_window: int,
+    mse_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference distortion ``l1_weight * L1 + msssim_weight * (1 - MS-SSIM)`` and the detached MSE.
+    """The reference distortion ``l1_weight * L1 + msssim_weight * (1 - MS-SSIM)`` (plus
+    ``mse_weight * MSE`` where a schedule asks for it) and the detached MSE.
 
     Args:
         out: ``[N, 3, h, w]`` network output (any float dtype; computed in float32).
@@ -35,7 +41,9 @@ def reference_loss(
     """
     out = out.float()
     mse = F.mse_loss(out.detach(), tgt)
-    loss = l1_weight * (out - tgt).abs().mean()
+    loss = l1_weight * (out - tgt).abs().mean() if l1_weight else out.new_zeros(())
+    if mse_weight:
+        loss = loss + mse_weight * F.mse_loss(out, tgt)
     if msssim_weight:
         loss = loss + msssim_weight * (1 - ms_ssim(out, tgt, data_range=1.0, win_size=msssim_window)).mean()
     return loss, mse

@@ -73,6 +73,8 @@ class Schedule:
     l1_weight: float = 0.7
     msssim_weight: float = 0.3
     msssim_window: int = 5
+    #: weight of an MSE term in the distortion (0 in the shipped schedules: the reference's L1 + MS-SSIM)
+    mse_weight: float = 0.0
     #: Adam's second-moment decay (the reference's 0.999; the ``fast`` schedule uses 0.99)
     adam_beta2: float = 0.999
 

@@ -118,6 +118,25 @@ def test_default_lambda_follows_the_size_ladder() -> None:
     assert mse.resolve().settings.lam == pytest.approx(0.0125)
 
 
+def test_blend_distortion_is_the_reference_with_l1_replaced_by_mse() -> None:
+    """``blend``: 14·MSE + 0.3·(1 − MS-SSIM) (the schedule's L1 weight moved to the MSE at the mse
+    distortion's scale, 20x), at the reference's λ ladder."""
+    from hinerv.step import reference_loss
+
+    g = torch.Generator().manual_seed(1)
+    out, tgt = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    blend, ref = _trainer(1.0, distortion="blend"), _trainer(1.0, distortion="reference")
+    s = blend.schedule
+    d, mse = blend.recipe.loss(out, tgt)
+    msssim_term, _ = reference_loss(out, tgt, 0.0, s.msssim_weight, s.msssim_window)
+    assert float(d) == pytest.approx(14.0 * float(mse) + float(msssim_term), rel=1e-6)
+    assert torch.equal(mse, ref.recipe.loss(out, tgt)[1])  # the same MSE reported
+    assert not torch.equal(d, ref.recipe.loss(out, tgt)[0])
+    assert default_lambda("m", "blend") == default_lambda("m") == 0.5
+    opts = EncodeOptions(size="s", pipeline="rd", settings=RDOptions(distortion="blend"))
+    assert opts.resolve().settings.lam == 1.0
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     p = tmp_path_factory.mktemp("clip") / "clip.y4m"

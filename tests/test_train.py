@@ -79,6 +79,23 @@ def test_adam_beta2_comes_from_the_schedule(tmp_path: Path) -> None:
         load_schedule(str(bad))
 
 
+def test_mse_weight_adds_an_mse_term_to_the_distortion(tmp_path: Path) -> None:
+    """A schedule's mse_weight adds ``w * MSE`` to the reference distortion (0 by default: unchanged), and
+    a TOML schedule may set it."""
+    g = torch.Generator().manual_seed(0)
+    out, tgt = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+    sched = Schedule(name="t", main_epochs=1, warmup_epochs=0, prune_epochs=0, qat_epochs=0)
+    plain, mse = _trainer(sched).recipe.loss(out, tgt)
+    mixed, mse2 = _trainer(replace(sched, mse_weight=14.0)).recipe.loss(out, tgt)
+    assert torch.equal(mse, mse2)
+    assert float(mixed) == pytest.approx(float(plain) + 14.0 * float(mse), rel=1e-6)
+    none, _ = _trainer(replace(sched, l1_weight=0.0, msssim_weight=0.0, mse_weight=2.0)).recipe.loss(out, tgt)
+    assert float(none) == pytest.approx(2.0 * float(mse), rel=1e-6)
+    f = tmp_path / "m.toml"
+    f.write_text("name = 'm'\nl1_weight = 0.0\nmse_weight = 14.0\n")
+    assert load_schedule(str(f)).mse_weight == 14.0 and load_schedule("full").mse_weight == 0.0
+
+
 def test_lr_schedule_shape() -> None:
     total, warm = 1000, 100
     assert _lr_at(0, total, warm, 2e-3, 2e-5, 2e-5) == pytest.approx(2e-5)

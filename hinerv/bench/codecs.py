@@ -270,7 +270,7 @@ class HiNeRVCodec(Codec):
         lambdas: rd pipeline: λ values (one point each per size); empty: each size's ladder λ
             (:func:`hinerv.pipelines.rd.default_lambda`).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
-        distortion: rd pipeline: ``mse`` or ``reference``.
+        distortion: rd pipeline: ``reference``, ``mse`` or ``blend``.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
         precision: training precision (``fp32``, ``fp16``, ``bf16``); None: the device's default (fp16
             on CUDA, fp32 on the CPU). When given, it is part of the run name.
@@ -319,7 +319,7 @@ class HiNeRVCodec(Codec):
             sched = "full"  # the same encodes as full, so the same run (and its finished points)
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
-        mse = "-mse" if self.pipeline == "rd" and self.distortion == "mse" else ""
+        mse = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
         self.name = self.run_name or f"hinerv{pl}{mse}-{sched}{ep}{pr}"
 
     def description(self) -> str:

@@ -372,7 +372,11 @@ def encode(
         float | None, typer.Option("--target-bpp", help="rd: land the file within ±5 % of this rate.")
     ] = None,
     distortion: Annotated[
-        str, typer.Option(help="rd: reference (0.7·L1 + 0.3·(1-MS-SSIM)) or mse.")
+        str,
+        typer.Option(
+            help="rd: reference (0.7·L1 + 0.3·(1-MS-SSIM)), mse, or blend (14·MSE + 0.3·(1-MS-SSIM): "
+            "the reference with L1 replaced by MSE)."
+        ),
     ] = "reference",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[

@@ -1,9 +1,10 @@
 """The ``rd`` pipeline: the network learns what its parameters cost (format v2).
 
 The loss is ``D + λ·R``: ``D`` the distortion of the decoded patch (the reference
-``0.7·L1 + 0.3·(1 − MS-SSIM)``, or ``"mse"``), ``R`` the estimated bits of every coded parameter (feature
-grids, weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video. The stages take the
-schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
+``0.7·L1 + 0.3·(1 − MS-SSIM)``, ``"mse"``, or ``"blend"``: the reference with its L1 term replaced by the
+MSE at the ``mse`` distortion's scale, ``14·MSE + 0.3·(1 − MS-SSIM)``), ``R`` the estimated bits of every
+coded parameter (feature grids, weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video.
+The stages take the schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
 
 1. ``main`` (``main_epochs``): float training for distortion only, exactly the paper's main stage;
 2. ``prune`` (``prune_epochs``): the steps are initialised from the trained weights, then the rounding
@@ -50,6 +51,7 @@ from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
 from hinerv.ratecontrol import land_on_target
 from hinerv.recipe import Recipe, Stage
+from hinerv.step import reference_loss
 from hinerv.train import Schedule, Trainer
 from hinerv.types import VideoInfo
 from hinerv.validate import check_lambda, check_target_bpp
@@ -67,7 +69,8 @@ __all__ = [
     "PIPELINE",
 ]
 
-Distortion = Literal["mse", "reference"]
+Distortion = Literal["mse", "reference", "blend"]
+DISTORTIONS = ("reference", "mse", "blend")
 
 #: λ of each model size when none is given (reference distortion): the rd pipeline's size ladder.
 #: At one λ every size settles near the same rate–distortion trade-off (the demo clip's xs–l at
@@ -133,7 +136,8 @@ class RDOptions:
             1 for ``s``, halved with each size up).
         target_bpp: adapt λ during training and fit the steps after it so the file lands within ±5 %
             of this many bits per pixel.
-        distortion: ``"mse"`` or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        distortion: ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)), ``"mse"`` or ``"blend"``
+            (14·MSE + 0.3·(1 − MS-SSIM)).
         ablation: research switches (defaults: the product).
     """
 
@@ -149,7 +153,8 @@ class RDSettings:
 
     Attributes:
         lam: λ, the weight of the rate (bits per pixel) against the distortion.
-        distortion: ``"mse"`` (PSNR) or ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)).
+        distortion: ``"mse"`` (PSNR), ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)) or ``"blend"``
+            (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM)).
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
         granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
             see :class:`RDAblation` (``float_epochs`` resolved to a number).
@@ -170,8 +175,8 @@ class RDSettings:
     def __post_init__(self) -> None:
         if not self.lam >= 0:
             raise ConfigError(f"--lambda must be >= 0, got {self.lam}")
-        if self.distortion not in ("mse", "reference"):
-            raise ConfigError(f"unknown distortion {self.distortion!r} (mse or reference)")
+        if self.distortion not in DISTORTIONS:
+            raise ConfigError(f"unknown distortion {self.distortion!r} ({', '.join(DISTORTIONS)})")
         if self.proxy not in ("noise", "ste"):
             raise ConfigError(f"unknown rounding proxy {self.proxy!r} (noise or ste)")
         if self.target_bpp is not None and not self.target_bpp > 0:
@@ -345,6 +350,11 @@ class RDRecipe(Recipe):
             out = out.float()
             d = F.mse_loss(out, tgt)
             return d, d.detach()
+        if self.rd.distortion == "blend":
+            s = self.trainer.schedule
+            # the L1 weight moved to the MSE at the mse distortion's scale (1 / MSE_LAMBDA_SCALE = 20)
+            w = s.l1_weight * 20.0
+            return reference_loss(out, tgt, 0.0, s.msssim_weight, s.msssim_window, mse_weight=w)
         return super().loss(out, tgt)
 
     @property

@@ -212,6 +212,8 @@ def test_hinerv_codec_mse_distortion_names_the_run() -> None:
     assert mse.name == "hinerv-rd-mse-fast-t600s"
     assert HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0).name == "hinerv-rd-fast-t600s"
     assert HiNeRVCodec(sizes=("xxs",), pipeline="paper", distortion="mse").name == "hinerv-full"
+    blend = HiNeRVCodec(sizes=("xxs",), time_budget=600.0, distortion="blend")
+    assert blend.name == "hinerv-rd-blend-auto-t600s"
 
 
 def test_hinerv_codec_auto_schedule_keeps_the_full_run_name_without_a_budget() -> None:
