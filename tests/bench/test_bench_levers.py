@@ -46,3 +46,36 @@ def test_a_lever_point_is_placed_on_both_curves(tmp_path: Path) -> None:
 
 def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
     assert bench_levers.main(["--results", str(tmp_path), "--lever", f"x={tmp_path / 'none'}"]) == 2
+
+
+def test_a_lever_curve_is_compared_with_the_default_at_the_same_sizes(tmp_path: Path) -> None:
+    """Two folders make one lever; its curve (sizes s and m) is on the default's curve (BD 0 %) and at twice
+    x265's rate (+100 %), and only the default's s and m points enter the like-for-like comparison."""
+    results, a, b = tmp_path / "results", tmp_path / "a", tmp_path / "b"
+    psnr, ssim = [24.0, 27.0, 30.0, 33.0], [0.90, 0.94, 0.97, 0.985]
+    x265 = [0.005, 0.01, 0.02, 0.04]
+    _write(results / "vtest" / "x265-veryslow-ra.json", x265, psnr, ssim)
+    base = results / "vtest" / "hinerv-rd-fast-t600s.json"
+    _write(base, [2 * r for r in x265], psnr, ssim)
+    d = json.loads(base.read_text())
+    d["results"]["q"] = ["xs-l2", "s-l1", "m-l0.5", "l-l0.25"]
+    d["results"]["psnr-rgb"][3] = 40.0  # a default point of another size: must not enter the comparison
+    base.write_text(json.dumps(d))
+    for folder, (bpp, p, s, q) in ((a, (0.02, 27.0, 0.94, "s-l1")), (b, (0.04, 30.0, 0.97, "m-l0.5"))):
+        run = folder / "vtest_384x288_128f" / f"hinerv-rd-{folder.name}-t600s.json"
+        _write(run, [bpp], [p], [s])
+        r = json.loads(run.read_text())
+        r["results"]["q"] = [q]
+        run.write_text(json.dumps(r))
+    out = tmp_path / "rows.json"
+    assert bench_levers.main(["--results", str(results), "--lever", f"y={a},{b}", "--json", str(out),
+                              "--publish"]) == 0  # fmt: skip
+    (curve,) = json.loads(out.read_text())["curves"]
+    assert curve["sizes"] == ["s", "m"]
+    for m in ("psnr-rgb", "ms-ssim-rgb"):
+        assert curve[f"bd_vs_baseline_{m}"] == pytest.approx(0.0, abs=1e-6)
+        # exact in PSNR (log-linear curves); MS-SSIM in dB bends, and the 2-point curve is a chord
+        assert curve[f"bd_vs_x265_{m}"] == pytest.approx(100.0, rel=0.03)
+        assert curve[f"baseline_bd_vs_x265_{m}"] == curve[f"bd_vs_x265_{m}"]
+    for run in ("a", "b"):
+        assert (results / "vtest" / "levers" / f"y-hinerv-rd-{run}-t600s.json").is_file()
