@@ -41,7 +41,7 @@ def reference_loss(
     """
     out = out.float()
     mse = F.mse_loss(out.detach(), tgt)
-    loss = l1_weight * (out - tgt).abs().mean() if l1_weight else out.new_zeros(())
+    loss = l1_weight * (out - tgt).abs().mean()
     if mse_weight:
         loss = loss + mse_weight * F.mse_loss(out, tgt)
     if msssim_weight:
