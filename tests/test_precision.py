@@ -113,9 +113,9 @@ def test_bench_hinerv_takes_a_precision() -> None:
     from hinerv.bench.specs import CodecOptions, build_codecs
 
     c = HiNeRVCodec(sizes=("xxs",), schedule="tiny", precision="bf16")
-    assert c.name == "hinerv-rd-tiny-bf16" and "training precision bf16" in c.description()
+    assert c.name == "hinerv-rd-blend-tiny-bf16" and "training precision bf16" in c.description()
     assert c.encode_options(c.points()[0], "cuda").precision == "bf16"
-    assert HiNeRVCodec(sizes=("xxs",), schedule="tiny").name == "hinerv-rd-tiny"  # default: name unchanged
+    assert HiNeRVCodec(sizes=("xxs",), schedule="tiny").name == "hinerv-rd-blend-tiny"  # default: no suffix
     (b,) = build_codecs(["hinerv"], CodecOptions(sizes=("xxs",), schedule="tiny", precision="fp32"))
     assert b.precision == "fp32" and b.name.endswith("-fp32")  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="unknown precision"):

@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget", default="10m", help="wall time per hinerv point")
     p.add_argument("--sizes", default="s,m,l")
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
-    p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="reference",
-                   help="rd pipeline distortion (default: the encoder's, reference)")
+    p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
+                   help="rd pipeline distortion (default: the encoder's, blend)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--qps", default="27:51:3", help="x265 QPs (a:b:step or comma list)")

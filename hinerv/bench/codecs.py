@@ -281,7 +281,7 @@ class HiNeRVCodec(Codec):
     pipeline: str = DEFAULT_PIPELINE
     lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
-    distortion: str = "reference"
+    distortion: str = "blend"
     schedule: str = "auto"
     epochs: int | None = None
     device: str = "auto"

@@ -113,7 +113,7 @@ class CodecOptions:
     pipeline: str | None = None  # None: --bits alone selects paper, else the default pipeline
     lambdas: tuple[float, ...] | None = None
     target_bpps: tuple[float, ...] | None = None
-    distortion: str = "reference"
+    distortion: str = "blend"
     epochs: int | None = None
     device: str = "auto"
     precision: str | None = None

@@ -155,8 +155,8 @@ def bench_run(
                                                 "(one point each; default: each size's ladder λ).")] = None,
     target_bpp: Annotated[str | None, typer.Option("--target-bpp", help="rd pipeline: target "
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
-    distortion: Annotated[str, typer.Option(help="rd pipeline distortion: reference, mse or blend.")
-                          ] = "reference",
+    distortion: Annotated[str, typer.Option(help="rd pipeline distortion: blend (default), reference or mse.")
+                          ] = "blend",
     time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
                                                          "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",

@@ -374,10 +374,10 @@ def encode(
     distortion: Annotated[
         str,
         typer.Option(
-            help="rd: reference (0.7·L1 + 0.3·(1-MS-SSIM)), mse, or blend (14·MSE + 0.3·(1-MS-SSIM): "
-            "the reference with L1 replaced by MSE)."
+            help="rd: blend (the default: 14·MSE + 0.3·(1-MS-SSIM)), reference (the paper's "
+            "0.7·L1 + 0.3·(1-MS-SSIM)) or mse."
         ),
-    ] = "reference",
+    ] = "blend",
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
@@ -566,7 +566,7 @@ def demo(
     keep_freed_memory_for(width, height)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
-    settings = _pipeline_settings(pipeline, bits, "reference", lam, None, "reference")
+    settings = _pipeline_settings(pipeline, bits, "reference", lam, None, "blend")
     opts = EncodeOptions(size=size, schedule=schedule, device=device, pipeline=pipeline, settings=settings)
     _prepare_fused_kernels(device, quiet or json)
     with _encode_progress(quiet) as cb:
