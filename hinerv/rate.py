@@ -68,6 +68,13 @@ def laplace_bits(x: Tensor, scale: Tensor) -> Tensor:
     return -log_p.clamp_max(0.0) * _LOG2E
 
 
+def _fp16_step(log2_step: Tensor) -> Tensor:
+    """``2 ** log2_step`` inside float16's range, rounded to float16 with a float32 gradient (a plain
+    cast would round the gradient to fp16 too), as float32."""
+    d = torch.exp2(log2_step.clamp(-24.0, 15.0))
+    return d + (d.to(torch.float16).to(torch.float32) - d).detach()
+
+
 def _step_shape(shape: Sequence[int], granularity: Granularity, is_grid: bool) -> tuple[int, ...]:
     if granularity == "channel" and not is_grid and len(shape) >= 2:
         return (shape[0],) + (1,) * (len(shape) - 1)
@@ -132,9 +139,7 @@ class RateModel(nn.Module):
 
     def step(self, i: int) -> Tensor:
         """Step of tensor ``i``, rounded to float16 (differentiably), as float32."""
-        d = torch.exp2(self.log2_step[i].clamp(-24.0, 15.0))  # inside float16's range
-        # float16 rounding with a float32 gradient (a plain cast would round the gradient to fp16 too)
-        return d + (d.to(torch.float16).to(torch.float32) - d).detach()
+        return _fp16_step(self.log2_step[i])
 
     def _layout(
         self, device: torch.device, shapes: tuple[tuple[int, ...], ...]
@@ -194,9 +199,7 @@ class RateModel(nn.Module):
         device = ws[0].device
         step_idx, tensor_idx, numels = self._layout(device, tuple(tuple(w.shape) for w in ws))
         w = torch.cat([t.reshape(-1) for t in ws])
-        d = torch.exp2(torch.cat([p.reshape(-1) for p in self.log2_step]).clamp(-24.0, 15.0)).to(device)
-        # float16 rounding with a float32 gradient (a plain cast would round the gradient to fp16 too)
-        d = (d + (d.to(torch.float16).to(torch.float32) - d).detach())[step_idx]
+        d = _fp16_step(torch.cat([p.reshape(-1) for p in self.log2_step])).to(device)[step_idx]
         x = w / d
         if proxy == "noise":
             x = x + (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) - 0.5)

@@ -97,21 +97,15 @@ def curve_rows(rows: list[dict[str, Any]], results: Path, baseline: str) -> list
             continue
         sizes = {_size(p) for p in pts}
         base = [p for p in _curve(results / clip / f"{baseline}.json") if _size(p) in sizes]
+        x265 = _curve(results / clip / f"{X265}.json")
         row = {
             "lever": lever,
             "clip": clip,
             "sizes": sorted(sizes, key=lambda s: min(p["bpp"] for p in pts if _size(p) == s)),
         }
-        row.update(
-            {f"bd_vs_x265_{m}": v for m, v in _bd_rates(pts, _curve(results / clip / f"{X265}.json")).items()}
-        )
-        row.update({f"bd_vs_baseline_{m}": v for m, v in _bd_rates(pts, base).items()})
-        row.update(
-            {
-                f"baseline_bd_vs_x265_{m}": v
-                for m, v in _bd_rates(base, _curve(results / clip / f"{X265}.json")).items()
-            }
-        )
+        for key, test, anchor in (("bd_vs_x265", pts, x265), ("bd_vs_baseline", pts, base),
+                                  ("baseline_bd_vs_x265", base, x265)):  # fmt: skip
+            row.update({f"{key}_{m}": v for m, v in _bd_rates(test, anchor).items()})
         out.append(row)
     return out
 

@@ -26,7 +26,7 @@ from typing import Any
 from hinerv.bench.sources import Source
 from hinerv.errors import ConfigError, InputError
 from hinerv.io.hevc import decode_hevc, encode_hevc, x265_info
-from hinerv.pipelines import DEFAULT_PIPELINE
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION
 
 __all__ = [
     "RatePoint",
@@ -281,7 +281,7 @@ class HiNeRVCodec(Codec):
     pipeline: str = DEFAULT_PIPELINE
     lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
-    distortion: str = "blend"
+    distortion: str = DEFAULT_RD_DISTORTION
     schedule: str = "auto"
     epochs: int | None = None
     device: str = "auto"
@@ -319,8 +319,8 @@ class HiNeRVCodec(Codec):
             sched = "full"  # the same encodes as full, so the same run (and its finished points)
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
-        mse = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
-        self.name = self.run_name or f"hinerv{pl}{mse}-{sched}{ep}{pr}"
+        ds = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
+        self.name = self.run_name or f"hinerv{pl}{ds}-{sched}{ep}{pr}"
 
     def description(self) -> str:
         from hinerv import __version__

@@ -23,7 +23,7 @@ from typing import Any
 from hinerv.bench.codecs import Codec, HiNeRVCodec, HMCodec, X265Codec
 from hinerv.bench.datasets import configs_dir
 from hinerv.errors import ConfigError
-from hinerv.pipelines import DEFAULT_PIPELINE
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,7 +113,7 @@ class CodecOptions:
     pipeline: str | None = None  # None: --bits alone selects paper, else the default pipeline
     lambdas: tuple[float, ...] | None = None
     target_bpps: tuple[float, ...] | None = None
-    distortion: str = "blend"
+    distortion: str = DEFAULT_RD_DISTORTION
     epochs: int | None = None
     device: str = "auto"
     precision: str | None = None

@@ -18,6 +18,7 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, out_console, print_json, print_table
 from hinerv.errors import ConfigError, InputError
+from hinerv.pipelines import DEFAULT_RD_DISTORTION
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -156,7 +157,7 @@ def bench_run(
     target_bpp: Annotated[str | None, typer.Option("--target-bpp", help="rd pipeline: target "
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
     distortion: Annotated[str, typer.Option(help="rd pipeline distortion: blend (default), reference or mse.")
-                          ] = "blend",
+                          ] = DEFAULT_RD_DISTORTION,
     time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
                                                          "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",

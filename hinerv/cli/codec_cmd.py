@@ -18,7 +18,7 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, HinervError, InputError
-from hinerv.pipelines import DEFAULT_PIPELINE, PIPELINE_NAMES
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION, PIPELINE_NAMES
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -377,7 +377,7 @@ def encode(
             help="rd: blend (the default: 14·MSE + 0.3·(1-MS-SSIM)), reference (the paper's "
             "0.7·L1 + 0.3·(1-MS-SSIM)) or mse."
         ),
-    ] = "blend",
+    ] = DEFAULT_RD_DISTORTION,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
@@ -566,7 +566,7 @@ def demo(
     keep_freed_memory_for(width, height)
     if not (quiet or json):
         err_console.print(f"sample clip: {src} ({width}x{height}, {frames} frames)")
-    settings = _pipeline_settings(pipeline, bits, "reference", lam, None, "blend")
+    settings = _pipeline_settings(pipeline, bits, "reference", lam, None, DEFAULT_RD_DISTORTION)
     opts = EncodeOptions(size=size, schedule=schedule, device=device, pipeline=pipeline, settings=settings)
     _prepare_fused_kernels(device, quiet or json)
     with _encode_progress(quiet) as cb:

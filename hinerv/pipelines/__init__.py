@@ -19,6 +19,7 @@ __all__ = [
     "PIPELINE_MODULES",
     "PIPELINE_NAMES",
     "DEFAULT_PIPELINE",
+    "DEFAULT_RD_DISTORTION",
     "get_pipeline",
     "Pipeline",
     "ModelContext",
@@ -36,6 +37,10 @@ PIPELINE_NAMES: tuple[str, ...] = tuple(PIPELINE_MODULES)
 #: the pipeline every entry point (library, CLI, benchmarks) uses unless told otherwise
 DEFAULT_PIPELINE = "rd"
 
+#: the rd pipeline's distortion unless told otherwise (:data:`hinerv.pipelines.rd.DEFAULT_DISTORTION`;
+#: here so that the CLI and the benchmarks read it without importing the pipeline)
+DEFAULT_RD_DISTORTION = "blend"
+
 
 def get_pipeline(name: str) -> Pipeline:
     """The pipeline called ``name``.
@@ -46,4 +51,3 @@ def get_pipeline(name: str) -> Pipeline:
     if not isinstance(name, str) or name not in PIPELINE_MODULES:
         raise ConfigError(f"--pipeline must be {' or '.join(PIPELINE_NAMES)}, got {name!r}")
     return import_module(PIPELINE_MODULES[name]).PIPELINE  # type: ignore[no-any-return]
-

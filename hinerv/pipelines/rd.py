@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
+from hinerv.pipelines import DEFAULT_RD_DISTORTION
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
 from hinerv.ratecontrol import land_on_target
@@ -73,7 +74,7 @@ Distortion = Literal["mse", "reference", "blend"]
 DISTORTIONS = ("reference", "mse", "blend")
 #: the rd pipeline's distortion when none is given (issue #19: at 10 minutes a point it beat ``reference``
 #: in PSNR-RGB and MS-SSIM on both clips of the fixed-time benchmark, docs/results/budget/README.md)
-DEFAULT_DISTORTION = "blend"
+DEFAULT_DISTORTION = DEFAULT_RD_DISTORTION
 
 #: λ of each model size when none is given (reference distortion): the rd pipeline's size ladder.
 #: At one λ every size settles near the same rate–distortion trade-off (the demo clip's xs–l at
@@ -91,6 +92,8 @@ LADDER_LAMBDA: dict[str, float] = {
 
 #: λ scale of the ``mse`` distortion against the reference one (MSE of [0, 1] pixels is ~20x smaller).
 MSE_LAMBDA_SCALE = 0.05
+#: the same scale the other way: ``blend`` weighs the MSE by the reference's L1 weight times this
+MSE_SCALE = 1 / MSE_LAMBDA_SCALE
 
 
 def default_lambda(model: str | None, distortion: str = "reference") -> float:
@@ -355,8 +358,7 @@ class RDRecipe(Recipe):
             return d, d.detach()
         if self.rd.distortion == "blend":
             s = self.trainer.schedule
-            # the L1 weight moved to the MSE at the mse distortion's scale (1 / MSE_LAMBDA_SCALE = 20)
-            w = s.l1_weight * 20.0
+            w = s.l1_weight * MSE_SCALE  # the L1 weight moved to the MSE at the mse distortion's scale
             return reference_loss(out, tgt, 0.0, s.msssim_weight, s.msssim_window, mse_weight=w)
         return super().loss(out, tgt)
 
