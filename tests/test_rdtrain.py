@@ -135,6 +135,10 @@ def test_blend_distortion_is_the_reference_with_l1_replaced_by_mse() -> None:
     assert default_lambda("m", "blend") == default_lambda("m") == 0.5
     opts = EncodeOptions(size="s", pipeline="rd", settings=RDOptions(distortion="blend"))
     assert opts.resolve().settings.lam == 1.0
+    # a schedule's own MSE term adds to blend's (a TOML written for the reference distortion with its L1
+    # moved by hand, l1_weight 0 and mse_weight 14, trains the same loss, not MS-SSIM alone)
+    by_hand = _trainer(1.0, "blend", replace(s, l1_weight=0.0, mse_weight=14.0)).recipe.loss(out, tgt)[0]
+    assert float(by_hand) == pytest.approx(float(d), rel=1e-6)
 
 
 @pytest.fixture(scope="module")

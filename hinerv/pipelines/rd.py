@@ -2,7 +2,8 @@
 
 The loss is ``D + λ·R``: ``D`` the distortion of the decoded patch (the reference
 ``0.7·L1 + 0.3·(1 − MS-SSIM)``, ``"mse"``, or ``"blend"``: the reference with its L1 term replaced by the
-MSE at the ``mse`` distortion's scale, ``14·MSE + 0.3·(1 − MS-SSIM)``), ``R`` the estimated bits of every
+MSE at the ``mse`` distortion's scale, ``14·MSE + 0.3·(1 − MS-SSIM)``, plus the schedule's ``mse_weight``
+if it has one), ``R`` the estimated bits of every
 coded parameter (feature grids, weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video.
 The stages take the schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
 
@@ -160,7 +161,8 @@ class RDSettings:
     Attributes:
         lam: λ, the weight of the rate (bits per pixel) against the distortion.
         distortion: ``"mse"`` (PSNR), ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)) or ``"blend"``
-            (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM)).
+            (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM), plus the schedule's
+            ``mse_weight``·MSE).
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
         granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
             see :class:`RDAblation` (``float_epochs`` resolved to a number).
@@ -358,7 +360,8 @@ class RDRecipe(Recipe):
             return d, d.detach()
         if self.rd.distortion == "blend":
             s = self.trainer.schedule
-            w = s.l1_weight * MSE_SCALE  # the L1 weight moved to the MSE at the mse distortion's scale
+            # the L1 weight moved to the MSE at the mse distortion's scale, plus the schedule's own MSE term
+            w = s.l1_weight * MSE_SCALE + s.mse_weight
             return reference_loss(out, tgt, 0.0, s.msssim_weight, s.msssim_window, mse_weight=w)
         return super().loss(out, tgt)
 
