@@ -468,6 +468,10 @@ def inspect_file(src: Path | str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- encode
+#: schedule fields added after work folders were first written, with the value they had implicitly before
+_LATER_FIELDS: dict[str, object] = {"mse_weight": 0.0, "adam_beta1": 0.9}
+
+
 def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan) -> str:
     """What a resumed work folder must match: source file, video, model, schedule, seed, budget and the
     pipeline's own training settings."""
@@ -478,8 +482,8 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan)
         "mtime_ns": st.st_mtime_ns,
         "info": {k: str(v) for k, v in asdict(info).items()},
         "model": cfg.to_fields(),
-        # (a schedule without an MSE term keeps the key of folders written before the field existed)
-        "schedule": {k: v for k, v in asdict(plan.schedule).items() if k != "mse_weight" or v},
+        # (fields at the value they had before they existed keep the key of folders written then)
+        "schedule": {k: v for k, v in asdict(plan.schedule).items() if _LATER_FIELDS.get(k, object()) != v},
         "seed": plan.options.seed,
         "version": __version__,
         **({"time_budget": plan.options.time_budget} if plan.options.time_budget else {}),

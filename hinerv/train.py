@@ -75,6 +75,8 @@ class Schedule:
     msssim_window: int = 5
     #: weight of an MSE term in the distortion (0 in the shipped schedules: the reference's L1 + MS-SSIM)
     mse_weight: float = 0.0
+    #: Adam's first-moment (momentum) decay (the reference's 0.9)
+    adam_beta1: float = 0.9
     #: Adam's second-moment decay (the reference's 0.999; the ``fast`` schedule uses 0.99)
     adam_beta2: float = 0.999
 
@@ -130,8 +132,9 @@ def load_schedule(name: str) -> Schedule:
     if bad:
         raise ConfigError(f"unknown schedule keys: {', '.join(sorted(bad))}")
     sched = Schedule(**data)
-    if not 0.0 <= sched.adam_beta2 < 1.0:
-        raise ConfigError(f"adam_beta2 must be in [0, 1), got {sched.adam_beta2}")
+    for key in ("adam_beta1", "adam_beta2"):
+        if not 0.0 <= getattr(sched, key) < 1.0:
+            raise ConfigError(f"{key} must be in [0, 1), got {getattr(sched, key)}")
     return sched
 
 
@@ -267,7 +270,7 @@ class Trainer:
     def _new_optimizer(self) -> torch.optim.Optimizer:
         groups = self.recipe.param_groups()
         flags = self.policy.adam_flags()
-        betas = (0.9, self.schedule.adam_beta2)
+        betas = (self.schedule.adam_beta1, self.schedule.adam_beta2)
         return torch.optim.Adam(groups, lr=self.schedule.lr, betas=betas, eps=1e-8, **flags)
 
     def enter_stage(self, stage: str) -> None:

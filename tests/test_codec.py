@@ -254,3 +254,24 @@ def test_decode_report_times_its_phases(encoded: tuple[Path, object], tmp_path: 
     assert list(r.timings) == ["load", "decode", "write"]
     assert all(v >= 0 for v in r.timings.values()) and r.timings["decode"] > 0
     assert sum(r.timings.values()) <= r.seconds + 1e-6
+
+
+def test_resume_key_follows_the_schedule_and_keeps_old_keys(tmp_path: Path) -> None:
+    """A work folder is resumed only by an encode with the same schedule: changing Adam's β1 or adding an
+    MSE term changes the key; the fields at the value they had before they existed (β1 0.9, no MSE term)
+    give the key of a plan that never set them."""
+    from hinerv.codec import _fingerprint, build_config
+
+    src = tmp_path / "c.y4m"
+    write_sample(src, width=64, height=48, frames=2, fps=25)
+    with open_video(src) as r:
+        info = r.info
+    plan = EncodeOptions(size="xxs", pipeline="rd").resolve()
+    cfg = build_config(plan, info)
+
+    def key(**fields: float) -> str:
+        return _fingerprint(src, info, cfg, replace(plan, schedule=replace(plan.schedule, **fields)))
+
+    base = key()
+    assert key(adam_beta1=0.9, mse_weight=0.0) == base
+    assert len({base, key(adam_beta1=0.8), key(mse_weight=14.0), key(adam_beta2=0.99)}) == 4

@@ -64,18 +64,22 @@ def test_schedules() -> None:
         load_schedule("nope")
 
 
-def test_adam_beta2_comes_from_the_schedule(tmp_path: Path) -> None:
-    """The schedule's adam_beta2 reaches the optimizer (plain and after a stage change); 0.999 by default;
-    a value outside [0, 1) is refused with a ConfigError."""
+def test_adam_betas_come_from_the_schedule(tmp_path: Path) -> None:
+    """The schedule's adam_beta1 and adam_beta2 reach the optimizer (plain and after a stage change); 0.9
+    and 0.999 by default; a value outside [0, 1) is refused with a ConfigError naming the field."""
     sched = Schedule(name="t", main_epochs=1, warmup_epochs=0, prune_epochs=1, qat_epochs=1)
     assert _trainer(sched).optimizer.param_groups[0]["betas"] == (0.9, 0.999)
-    tr = _trainer(replace(sched, adam_beta2=0.99))
-    assert tr.optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    tr = _trainer(replace(sched, adam_beta1=0.8, adam_beta2=0.99))
+    assert tr.optimizer.param_groups[0]["betas"] == (0.8, 0.99)
     tr.run_epoch()  # main done: the prune stage gets a fresh optimizer
-    assert tr.stage == "prune" and tr.optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    assert tr.stage == "prune" and tr.optimizer.param_groups[0]["betas"] == (0.8, 0.99)
     bad = tmp_path / "bad.toml"
-    bad.write_text("name = 'bad'\nadam_beta2 = 1.0\n")
-    with pytest.raises(ConfigError, match="adam_beta2"):
+    for key in ("adam_beta1", "adam_beta2"):
+        bad.write_text(f"name = 'bad'\n{key} = 1.0\n")
+        with pytest.raises(ConfigError, match=key):
+            load_schedule(str(bad))
+    bad.write_text("name = 'bad'\nadam_beta1 = -0.1\n")
+    with pytest.raises(ConfigError, match="adam_beta1"):
         load_schedule(str(bad))
 
 
