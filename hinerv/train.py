@@ -67,6 +67,8 @@ class Schedule:
     warmup_lr: float = 2e-5
     min_lr: float = 2e-5
     qat_lr_scale: float = 0.1
+    #: the paper pipeline's magnitude pruning and quant-noise fraction; the rd pipeline reads neither (its
+    #: zeros and steps come from its rate term)
     prune_ratio: float = 0.15
     quant_noise: float = 0.9
     grad_clip: float = 1.0
