@@ -483,7 +483,9 @@ def _fingerprint(src: Path, info: VideoInfo, cfg: ModelConfig, plan: EncodePlan)
         "info": {k: str(v) for k, v in asdict(info).items()},
         "model": cfg.to_fields(),
         # (fields at the value they had before they existed keep the key of folders written then)
-        "schedule": {k: v for k, v in asdict(plan.schedule).items() if _LATER_FIELDS.get(k, object()) != v},
+        "schedule": {
+            k: v for k, v in asdict(plan.schedule).items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]
+        },
         "seed": plan.options.seed,
         "version": __version__,
         **({"time_budget": plan.options.time_budget} if plan.options.time_budget else {}),

@@ -3,8 +3,8 @@
 The loss is ``D + λ·R``: ``D`` the distortion of the decoded patch (the reference
 ``0.7·L1 + 0.3·(1 − MS-SSIM)``, ``"mse"``, or ``"blend"``: the reference with its L1 term replaced by the
 MSE at the ``mse`` distortion's scale, ``14·MSE + 0.3·(1 − MS-SSIM)``, plus the schedule's ``mse_weight``
-if it has one), ``R`` the estimated bits of every
-coded parameter (feature grids, weights, biases; :class:`hinerv.rate.RateModel`) per pixel of the video.
+if it has one), ``R`` the estimated bits of every coded parameter (feature grids, weights, biases;
+:class:`hinerv.rate.RateModel`) per pixel of the video.
 The stages take the schedule's slots (equal epochs), each with a fresh Adam (:class:`RDRecipe`):
 
 1. ``main`` (``main_epochs``): float training for distortion only, exactly the paper's main stage;
