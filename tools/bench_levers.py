@@ -2,7 +2,7 @@
 """Levers of the fixed-time benchmark (issue 19 item 3): single hinerv points placed against x265's curve
 and against the default ladder of the same clip, at equal wall time.
 
-    python tools/bench_levers.py --results docs/results/budget --baseline hinerv-rd-fast-t600s \
+    python tools/bench_levers.py --results docs/results/budget --baseline hinerv-rd-blend-auto-t600s \
         --lever share-main87=runs/levers/share-main87 --lever lr2x=runs/levers/lr2x [--publish] [--json F]
     python tools/bench_levers.py --lever blend=runs/levers/blend,runs/levers/blend-s   # several folders
 
@@ -17,7 +17,8 @@ PSNR-RGB, MS-SSIM-RGB, the encode's wall time, and two rate gaps at equal qualit
 (:func:`hinerv.bench.bdrate.rate_gap`; MS-SSIM in dB): against x265 and against the baseline ladder
 (negative: the lever saves bits over the default at that quality; empty outside the curve's range). With
 ``--publish`` each run file is copied to ``<results>/<clip>/levers/<lever>.json`` (``<lever>-<run>.json``
-where a lever has several run files for a clip); ``--json`` writes every row.
+where a lever has several run files for a clip); ``--json`` writes every row (``file``: the run file,
+relative to its lever folder).
 
 A lever may gather several folders (``NAME=A,B``). Where it has two points or more on a clip, a second
 table gives the BD-rate of its curve against x265 and against the default ladder's points of the same
@@ -38,6 +39,7 @@ from typing import Any
 from bench_budget import BD_METRICS, _gaps, _points, fitted_schedules  # tools/ is on sys.path as a script
 
 X265 = "x265-veryslow-ra"
+BASELINE = "hinerv-rd-blend-auto-t600s"
 
 
 def _curve(path: Path) -> list[dict[str, Any]]:
@@ -53,7 +55,8 @@ def lever_rows(name: str, folder: Path, results: Path, baseline: str) -> list[di
         for run in sorted(seq_dir.glob("*.json")):
             fitted = fitted_schedules(seq_dir, run.stem)
             for p in _curve(run):
-                row = {"lever": name, "clip": clip, "run": run.stem, **p, "file": str(run)}
+                file = str(run.relative_to(folder))
+                row = {"lever": name, "clip": clip, "run": run.stem, **p, "file": file}
                 if p.get("q") in fitted:
                     row["fitted"] = fitted[p["q"]]
                 for anchor, gaps in (("x265", _gaps(p, x265)), ("baseline", _gaps(p, base))):
@@ -174,12 +177,13 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("docs/results/budget"))
-    ap.add_argument("--baseline", default="hinerv-rd-fast-t600s", help="the default ladder's run name")
+    ap.add_argument("--baseline", default=BASELINE, help="the default ladder's run name")
     ap.add_argument("--lever", action="append", default=[], metavar="NAME=FOLDER[,FOLDER]", required=True)
     ap.add_argument("--publish", action="store_true", help="copy each run file to <results>/<clip>/levers/")
     ap.add_argument("--json", type=Path, help="write every row here")
     a = ap.parse_args(argv)
     rows: list[dict[str, Any]] = []
+    sources: dict[int, Path] = {}  # row -> its run file (rows keep the path relative to the lever folder)
     for spec in a.lever:
         name, sep, folders = spec.partition("=")
         if not sep or not all(Path(f).is_dir() for f in folders.split(",")):
@@ -189,18 +193,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         for folder in folders.split(","):
-            rows += lever_rows(name, Path(folder), a.results, a.baseline)
+            new = lever_rows(name, Path(folder), a.results, a.baseline)
+            for r in new:
+                sources[id(r)] = Path(folder) / r["file"]
+            rows += new
     print_rows(rows)
     curves = curve_rows(rows, a.results, a.baseline)
     if curves:
         print_curves(curves)
     if a.publish:
         for r in rows:
-            files = {x["file"] for x in rows if x["lever"] == r["lever"] and x["clip"] == r["clip"]}
-            stem = r["lever"] if len(files) == 1 else f"{r['lever']}-{Path(r['file']).stem}"
+            files = {sources[id(x)] for x in rows if x["lever"] == r["lever"] and x["clip"] == r["clip"]}
+            stem = r["lever"] if len(files) == 1 else f"{r['lever']}-{sources[id(r)].stem}"
             dst = a.results / r["clip"] / "levers" / f"{stem}.json"
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(r["file"], dst)
+            shutil.copyfile(sources[id(r)], dst)
     if a.json:
         a.json.write_text(
             json.dumps({"baseline": a.baseline, "rows": rows, "curves": curves}, indent=1) + "\n"

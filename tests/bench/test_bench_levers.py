@@ -28,7 +28,7 @@ def test_a_lever_point_is_placed_on_both_curves(tmp_path: Path) -> None:
     psnr, ssim = [24.0, 27.0, 30.0, 33.0], [0.90, 0.94, 0.97, 0.985]
     x265 = [0.005, 0.01, 0.02, 0.04]
     _write(results / "vtest" / "x265-veryslow-ra.json", x265, psnr, ssim)
-    _write(results / "vtest" / "hinerv-rd-fast-t600s.json", [2 * r for r in x265], psnr, ssim)
+    _write(results / "vtest" / f"{bench_levers.BASELINE}.json", [2 * r for r in x265], psnr, ssim)
     lever = runs / "vtest_384x288_128f" / "hinerv-rd-x-t600s.json"
     _write(lever, [0.02, 0.8 * 0.04], [27.0, 30.0], [0.94, 0.97])
     out = tmp_path / "rows.json"
@@ -36,6 +36,7 @@ def test_a_lever_point_is_placed_on_both_curves(tmp_path: Path) -> None:
                               "--publish"]) == 0  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert [r["clip"] for r in rows] == ["vtest", "vtest"]
+    assert {r["file"] for r in rows} == {"vtest_384x288_128f/hinerv-rd-x-t600s.json"}  # no host path
     for m in ("psnr-rgb", "ms-ssim-rgb"):
         assert rows[0][f"gap_vs_x265_{m}"] == pytest.approx(100.0, abs=1e-6)
         assert rows[0][f"gap_vs_baseline_{m}"] == pytest.approx(0.0, abs=1e-6)
@@ -55,7 +56,7 @@ def test_a_lever_curve_is_compared_with_the_default_at_the_same_sizes(tmp_path: 
     psnr, ssim = [24.0, 27.0, 30.0, 33.0], [0.90, 0.94, 0.97, 0.985]
     x265 = [0.005, 0.01, 0.02, 0.04]
     _write(results / "vtest" / "x265-veryslow-ra.json", x265, psnr, ssim)
-    base = results / "vtest" / "hinerv-rd-fast-t600s.json"
+    base = results / "vtest" / f"{bench_levers.BASELINE}.json"
     _write(base, [2 * r for r in x265], psnr, ssim)
     d = json.loads(base.read_text())
     d["results"]["q"] = ["xs-l2", "s-l1", "m-l0.5", "l-l0.25"]
