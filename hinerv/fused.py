@@ -31,24 +31,29 @@ chooses between them and the PyTorch compositions for :mod:`hinerv.model` and th
 ninja; about 30 s) into torch's extension cache, under a name that hashes the source, the flags, the
 torch version and installation, the ninja binary and the CPU, so a cache shared between machines never
 hands one CPU another's ``-march=native`` build, and two environments never rebuild each other's.
-Where they cannot be built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels` returns None and the
+The build holds an OS file lock on its folder (:func:`build_directory`), so a build killed half-way
+(a stopped encode) cannot leave torch's own lock file to hang every later process. Where they cannot be
+built, or with ``HINERV_FUSED_CPU=0``, :func:`kernels` returns None and the
 registry uses the PyTorch compositions, which compute the same functions (equal within float
 rounding). Reductions run in a fixed order: results do not depend on the thread count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
 import shutil
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import torch
 
-__all__ = ["FUSED_ENV", "build_error", "enabled", "kernels", "loaded", "avx512_kernels"]
+__all__ = ["FUSED_ENV", "build_directory", "build_error", "enabled", "kernels", "loaded", "avx512_kernels"]
 
 #: environment variable: ``0`` turns the fused kernels off (the PyTorch compositions are used)
 FUSED_ENV = "HINERV_FUSED_CPU"
@@ -101,6 +106,44 @@ def _build_name() -> str:
     return f"hinerv_fused_cpu_{h.hexdigest()[:16]}"
 
 
+def build_directory(name: str | None = None) -> Path:
+    """Where the extension ``name`` (default: this build's) is built and cached: torch's default place
+    (``$TORCH_EXTENSIONS_DIR/<name>``, else ``<torch's build root>/py<version>_<accelerator>/<name>``)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is None:
+        acc = "cpu"
+        if torch.version.hip is not None:
+            acc = "rocm" + torch.version.hip.replace(".", "")
+        elif torch.version.cuda is not None:
+            acc = "cu" + torch.version.cuda.replace(".", "")
+        py = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+        root = os.path.join(get_default_build_root(), f"{py}_{acc}")
+    return Path(root) / (name or _build_name())
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an OS file lock on ``folder`` (released by the OS when the process dies, unlike torch's
+    ``lock`` file), then clear torch's lock file: with the OS lock held no other hinerv process is building
+    here, so a ``lock`` left there is what a killed build left behind, and torch would wait on it forever.
+    Without ``fcntl`` (not POSIX) it only yields."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(folder / "hinerv.flock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            (folder / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def kernels() -> ModuleType | None:
     """The compiled kernel module, building it on the first call; None when disabled or unavailable.
 
@@ -118,13 +161,17 @@ def kernels() -> ModuleType | None:
             try:
                 from torch.utils.cpp_extension import load
 
-                _module = load(
-                    name=_build_name(),
-                    sources=[str(_SOURCE)],
-                    extra_cflags=list(_CFLAGS),  # copies: load() appends to its lists
-                    extra_ldflags=list(_LDFLAGS),
-                    verbose=False,
-                )
+                name = _build_name()
+                folder = build_directory(name)
+                with _exclusive(folder):  # a killed build must not hang every later one
+                    _module = load(
+                        name=name,
+                        sources=[str(_SOURCE)],
+                        extra_cflags=list(_CFLAGS),  # copies: load() appends to its lists
+                        extra_ldflags=list(_LDFLAGS),
+                        build_directory=str(folder),
+                        verbose=False,
+                    )
             except Exception as exc:  # no compiler, no ninja, a failed compile: fall back
                 lines = str(exc).strip().splitlines()
                 _module, _error = None, f"{type(exc).__name__}: {lines[-1] if lines else ''}"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -172,6 +176,33 @@ def test_build_name_depends_on_cpu_and_ninja(monkeypatch) -> None:
     assert b != a
     monkeypatch.setattr(fused.shutil, "which", lambda _: "/elsewhere/ninja")
     assert fused._build_name() not in (a, b)
+
+
+def test_build_directory_is_torchs_default(monkeypatch) -> None:
+    """The folder passed to ``load`` is the one torch would pick on its own (the cache stays put)."""
+    import torch.utils.cpp_extension as ext
+
+    if not hasattr(ext, "_get_build_directory"):
+        pytest.skip("this torch has no _get_build_directory to compare with")
+    name = fused._build_name()
+    assert fused.build_directory() == Path(ext._get_build_directory(name, False))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "/some/where")
+    assert fused.build_directory("x") == Path("/some/where/x")
+
+
+def test_a_killed_builds_lock_file_does_not_hang_the_next(k, tmp_path: Path) -> None:
+    """torch's ``lock`` file, left in the build folder by a process killed while loading, used to make every
+    later process wait on it forever; a fresh process now clears it under its OS lock and loads."""
+    folder = fused.build_directory()
+    (folder / "lock").touch()
+    code = "from hinerv import fused; import sys; sys.exit(0 if fused.kernels() is not None else 3)"
+    try:
+        run = subprocess.run([sys.executable, "-c", code], timeout=300, capture_output=True, text=True)
+        left = (folder / "lock").exists()
+    finally:
+        (folder / "lock").unlink(missing_ok=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not left
 
 
 @pytest.fixture(scope="module")
