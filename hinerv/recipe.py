@@ -112,6 +112,8 @@ class Recipe:
     name = "base"
     #: recipe attributes the trainer shows as its own (read-only)
     exposed: tuple[str, ...] = ()
+    #: the optimizer each stage starts afresh (:data:`hinerv.optim.OPTIMIZERS`)
+    optimizer: str = "adam"
 
     def __init__(self) -> None:
         self._trainer: Trainer | None = None
@@ -133,7 +135,7 @@ class Recipe:
         self._trainer = trainer
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Adam parameter groups; a group's ``lr_scale`` multiplies its learning rate."""
+        """Optimizer parameter groups; a group's ``lr_scale`` multiplies its learning rate."""
         return [{"params": list(self.trainer.model.parameters())}]
 
     def extra_parameters(self) -> list[torch.nn.Parameter]:

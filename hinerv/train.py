@@ -5,7 +5,8 @@ from step 0, as timm), gradient clipping at norm 1, random batches of patches dr
 (one batch = one frame's worth of pixels; one epoch = every patch of every frame once = T steps). The
 :class:`Schedule` gives epochs to three slots (``main``, ``prune``, ``qat``); a recipe maps its own stages
 onto them (the paper pipeline's stages are the slots themselves: :mod:`hinerv.pipelines.paper`), each
-stage with a fresh Adam. One optimizer step is :class:`hinerv.step.StepRunner`'s.
+stage with a fresh optimizer (Adam, or the recipe's: :mod:`hinerv.optim`). One optimizer step is
+:class:`hinerv.step.StepRunner`'s.
 
 This module does no I/O except the checkpoint file it is handed (written atomically) and no printing:
 progress goes to a callback.
@@ -28,6 +29,7 @@ from torch.func import functional_call
 from hinerv.device import DEFAULT_MAX_MEMORY, DevicePolicy
 from hinerv.errors import ConfigError
 from hinerv.io.base import atomic_write
+from hinerv.optim import make_optimizer
 from hinerv.recipe import Recipe, StageList, lr_at
 from hinerv.step import StepRunner, choose_patch_grid
 
@@ -270,10 +272,10 @@ class Trainer:
             self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        groups = self.recipe.param_groups()
-        flags = self.policy.adam_flags()
+        """A fresh optimizer of the recipe's kind (Adam unless the recipe asks for another)."""
         betas = (self.schedule.adam_beta1, self.schedule.adam_beta2)
-        return torch.optim.Adam(groups, lr=self.schedule.lr, betas=betas, eps=1e-8, **flags)
+        return make_optimizer(self.recipe.optimizer, self.recipe.param_groups(), lr=self.schedule.lr,
+                              betas=betas, adam_flags=self.policy.adam_flags())  # fmt: skip
 
     def enter_stage(self, stage: str) -> None:
         """Start ``stage`` at its first epoch: the recipe prepares it, then a fresh optimizer."""
@@ -354,7 +356,10 @@ class Trainer:
     def _reset_optimizer_flags(self) -> None:
         """Give the loaded optimizer groups this device's Adam flags (the saved groups carry the
         writer's) and put each ``step`` counter where this implementation keeps it (on the parameter's
-        device for fused/capturable Adam, else on the CPU), as a fresh optimizer would."""
+        device for fused/capturable Adam, else on the CPU), as a fresh optimizer would. Other optimizers
+        have no implementation flags."""
+        if not isinstance(self.optimizer, torch.optim.Adam):
+            return
         flags = self.policy.adam_flags()
         for g in self.optimizer.param_groups:
             g.update(flags)

@@ -27,6 +27,7 @@ def _trainer(
     schedule: Schedule | None = None,
     pretrain: bool = True,
     target_bpp: float | None = None,
+    optimizer: str = "adam",
 ) -> Trainer:
     torch.manual_seed(0)
     cfg: ModelConfig = ladder_config("xxs", 64, 48, 4)
@@ -34,7 +35,8 @@ def _trainer(
     model = HiNeRV(cfg, 4, hp, wp)
     g = torch.Generator().manual_seed(0)
     frames = (torch.rand(4, 3, hp, wp, generator=g) * 255).to(torch.uint8)
-    rd = RDSettings(lam=lam, distortion=distortion, pretrain=pretrain, target_bpp=target_bpp)  # type: ignore[arg-type]
+    rd = RDSettings(lam=lam, distortion=distortion, pretrain=pretrain, target_bpp=target_bpp,  # type: ignore[arg-type]
+                    optimizer=optimizer)  # fmt: skip
     pixels = 4 * 48 * 64
 
     def probe(tr: Trainer) -> float:  # the rate model's own estimate stands in for the coded file
@@ -71,13 +73,14 @@ def test_pretrain_runs_float_then_rate_stages() -> None:
     assert tr.last_bits > 0  # the rd and ste stages estimated the rate
 
 
-def test_resume_is_bit_exact(tmp_path: Path) -> None:
-    a = _trainer(1.0, "reference")
+@pytest.mark.parametrize("optimizer", ["adam", "soap"])
+def test_resume_is_bit_exact(tmp_path: Path, optimizer: str) -> None:
+    a = _trainer(1.0, "reference", optimizer=optimizer)
     a.fit()
-    b = _trainer(1.0, "reference")
+    b = _trainer(1.0, "reference", optimizer=optimizer)
     b.run_epoch()
     b.save(tmp_path / "s.ckpt")
-    c = _trainer(1.0, "reference")
+    c = _trainer(1.0, "reference", optimizer=optimizer)
     c.load(tmp_path / "s.ckpt")
     c.fit()
     for (n, p), (_, q) in zip(a.model.named_parameters(), c.model.named_parameters(), strict=True):
@@ -97,9 +100,27 @@ def test_rate_stage_learning_rates() -> None:
 
 
 def test_settings_are_validated() -> None:
-    for bad in ({"lam": -1.0}, {"distortion": "l2"}, {"proxy": "soft"}, {"target_bpp": 0.0}):
+    for bad in ({"lam": -1.0}, {"distortion": "l2"}, {"proxy": "soft"}, {"target_bpp": 0.0},
+                {"optimizer": "sgd"}):  # fmt: skip
         with pytest.raises(ConfigError):
             RDSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_the_recipe_trains_with_its_optimizer_and_old_work_folders_keep_their_key() -> None:
+    from hinerv.optim import SOAP
+    from hinerv.pipelines.rd import PIPELINE
+
+    tr = _trainer(1.0, optimizer="soap")
+    assert isinstance(tr.optimizer, SOAP)
+    tr.run_epoch()  # a new stage starts a fresh optimizer of the same kind
+    while tr.stage == "main":
+        tr.run_epoch()
+    assert isinstance(tr.optimizer, SOAP) and not tr.optimizer.state
+    assert isinstance(_trainer(1.0).optimizer, torch.optim.Adam)
+    # Adam, the implicit optimizer of folders written before the setting existed, is not in the key
+    adam = PIPELINE.fingerprint(RDSettings(optimizer="adam"))
+    assert "optimizer" not in adam
+    assert PIPELINE.fingerprint(RDSettings(optimizer="soap"))["optimizer"] == "soap"
 
 
 def test_default_lambda_follows_the_size_ladder() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from hinerv.bench.sources import Source
 from hinerv.errors import ConfigError, InputError
 from hinerv.io.hevc import decode_hevc, encode_hevc, x265_info
-from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 
 __all__ = [
     "RatePoint",
@@ -271,6 +271,7 @@ class HiNeRVCodec(Codec):
             (:func:`hinerv.pipelines.rd.default_lambda`).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``reference``, ``mse`` or ``blend``.
+        optimizer: rd pipeline: ``adam`` or ``soap``; other than ``adam``, part of the run name.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
         precision: training precision (``fp32``, ``fp16``, ``bf16``); None: the device's default (fp16
             on CUDA, fp32 on the CPU). When given, it is part of the run name.
@@ -282,6 +283,7 @@ class HiNeRVCodec(Codec):
     lambdas: tuple[float, ...] = ()
     target_bpps: tuple[float, ...] = ()
     distortion: str = DEFAULT_RD_DISTORTION
+    optimizer: str = DEFAULT_RD_OPTIMIZER
     schedule: str = "auto"
     epochs: int | None = None
     device: str = "auto"
@@ -320,6 +322,12 @@ class HiNeRVCodec(Codec):
         pl = "-rd" if self.pipeline == "rd" else ""
         pr = f"-{self.precision}" if self.precision else ""
         ds = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
+        if self.pipeline == "rd":
+            from hinerv.optim import OPTIMIZERS
+
+            if self.optimizer not in OPTIMIZERS:
+                raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZERS)})")
+            ds += f"-{self.optimizer}" if self.optimizer != "adam" else ""
         self.name = self.run_name or f"hinerv{pl}{ds}-{sched}{ep}{pr}"
 
     def description(self) -> str:
@@ -331,7 +339,7 @@ class HiNeRVCodec(Codec):
             f"{f' fitted to {self.time_budget:g} s per encode' if self.time_budget else ''}, "
             f"sizes {list(self.sizes)}, "
             + (
-                f"pipeline rd ({self.distortion}), "
+                f"pipeline rd ({self.distortion}, {self.optimizer}), "
                 + (
                     f"target bpp {list(self.target_bpps)}"
                     if self.target_bpps
@@ -377,6 +385,7 @@ class HiNeRVCodec(Codec):
                 lam=float(point.params["lam"]) if "lam" in point.params else None,
                 target_bpp=point.params.get("target_bpp"),
                 distortion=self.distortion,
+                optimizer=self.optimizer,
             )
         else:
             settings = PaperOptions(bits=int(point.params.get("bits", 6)))

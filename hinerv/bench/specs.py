@@ -23,7 +23,7 @@ from typing import Any
 from hinerv.bench.codecs import Codec, HiNeRVCodec, HMCodec, X265Codec
 from hinerv.bench.datasets import configs_dir
 from hinerv.errors import ConfigError
-from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,7 +39,7 @@ _FIELDS: dict[str, tuple[type[Codec], tuple[str, ...]]] = {
                      "run_name")),
     "hinerv": (HiNeRVCodec, ("sizes", "bits", "schedule", "epochs", "device", "seed", "run_name",
                                  "pipeline", "lambdas", "target_bpps", "distortion", "time_budget",
-                                 "precision")),
+                                 "precision", "optimizer")),
 }
 
 
@@ -114,6 +114,7 @@ class CodecOptions:
     lambdas: tuple[float, ...] | None = None
     target_bpps: tuple[float, ...] | None = None
     distortion: str = DEFAULT_RD_DISTORTION
+    optimizer: str = DEFAULT_RD_OPTIMIZER
     epochs: int | None = None
     device: str = "auto"
     precision: str | None = None
@@ -139,7 +140,7 @@ def _hinerv_fields(o: CodecOptions) -> dict[str, Any]:
     return {"codec": "hinerv", "schedule": o.schedule, "epochs": o.epochs, "device": o.device,
             "seed": o.seed, "time_budget": o.time_budget,
             "pipeline": o.pipeline or ("paper" if o.bits else DEFAULT_PIPELINE),  # the encode command's rule
-            "distortion": o.distortion,
+            "distortion": o.distortion, "optimizer": o.optimizer,
             **_given(sizes=o.sizes, bits=o.bits, lambdas=o.lambdas, target_bpps=o.target_bpps,
                      precision=o.precision)}
 

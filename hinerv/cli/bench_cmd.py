@@ -18,7 +18,7 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, out_console, print_json, print_table
 from hinerv.errors import ConfigError, InputError
-from hinerv.pipelines import DEFAULT_RD_DISTORTION
+from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -158,6 +158,8 @@ def bench_run(
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
     distortion: Annotated[str, typer.Option(help="rd pipeline distortion: blend (default), reference or mse.")
                           ] = DEFAULT_RD_DISTORTION,
+    optimizer: Annotated[str, typer.Option(help="rd pipeline optimizer: adam or soap (Adam in Shampoo's "
+                                                "eigenbasis).")] = DEFAULT_RD_OPTIMIZER,
     time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "
                                                          "2h): the schedule is fitted to it.")] = None,
     device: Annotated[str, typer.Option(help="HiNeRV device: auto, cpu, cuda, cuda:N.")] = "auto",
@@ -207,7 +209,7 @@ def bench_run(
         x265_params=x265_params, sizes=_strs(sizes), bits=hinerv_bits, schedule=schedule,
         pipeline=pipeline, lambdas=_floats(lambdas, "--lambdas"),
         target_bpps=_floats(target_bpp, "--target-bpp"), distortion=distortion, epochs=epochs,
-        device=device, precision=precision, seed=seed,
+        optimizer=optimizer, device=device, precision=precision, seed=seed,
         time_budget=parse_duration(time_budget) if time_budget else None,
         hm_bin=hm_bin, hm_cfg=hm_cfg, hm_dec=hm_dec, hm_qps=_ints(hm_qps, "--hm-qps"), hm_name=hm_name,
     ))

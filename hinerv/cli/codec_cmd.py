@@ -18,7 +18,7 @@ from rich.progress import (
 
 from hinerv.cli._app import app, err_console, print_json, print_table
 from hinerv.errors import ConfigError, HinervError, InputError
-from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION, PIPELINE_NAMES
+from hinerv.pipelines import DEFAULT_PIPELINE, DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER, PIPELINE_NAMES
 from hinerv.validate import (
     CLI_BITS,
     check_bits,
@@ -143,7 +143,13 @@ def _pipeline(pipeline: str | None, bits: int | None) -> tuple[str, int]:
 
 
 def _pipeline_settings(
-    pipeline: str, bits: int, scale_mode: str, lam: float | None, target_bpp: float | None, distortion: str
+    pipeline: str,
+    bits: int,
+    scale_mode: str,
+    lam: float | None,
+    target_bpp: float | None,
+    distortion: str,
+    optimizer: str | None = None,
 ) -> Any:
     """The chosen pipeline's settings from the command-line options that belong to it (None: a
     pipeline without options here runs with its defaults)."""
@@ -153,7 +159,8 @@ def _pipeline_settings(
     if pipeline == "paper":
         return PaperOptions(bits=bits, scale_mode=scale_mode)  # type: ignore[arg-type]
     if pipeline == "rd":
-        return RDOptions(lam=lam, target_bpp=target_bpp, distortion=distortion)
+        opt = {"optimizer": optimizer} if optimizer is not None else {}
+        return RDOptions(lam=lam, target_bpp=target_bpp, distortion=distortion, **opt)
     return None
 
 
@@ -378,6 +385,12 @@ def encode(
             "0.7·L1 + 0.3·(1-MS-SSIM)) or mse."
         ),
     ] = DEFAULT_RD_DISTORTION,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help=f"rd: adam or soap (Adam in Shampoo's eigenbasis); default {DEFAULT_RD_OPTIMIZER}."
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no table (--json still prints JSON).")
@@ -399,6 +412,8 @@ def encode(
     budget = parse_time_budget(time_budget)
     if pipeline == "paper" and (lam is not None or target_bpp is not None):
         raise ConfigError("--lambda and --target-bpp need --pipeline rd")
+    if pipeline == "paper" and optimizer is not None:
+        raise ConfigError("--optimizer needs --pipeline rd (the paper pipeline trains with Adam)")
     opts = EncodeOptions(
         size=size,
         preset=preset,
@@ -411,7 +426,7 @@ def encode(
         seed=seed,
         compile=compile,
         pipeline=pipeline,
-        settings=_pipeline_settings(pipeline, bits, scale_mode, lam, target_bpp, distortion),
+        settings=_pipeline_settings(pipeline, bits, scale_mode, lam, target_bpp, distortion, optimizer),
     )
     plan = opts.resolve()  # every option checked before any work (λ, distortion, target, device)
     if lam is not None and target_bpp is not None:

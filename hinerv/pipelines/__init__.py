@@ -41,6 +41,10 @@ DEFAULT_PIPELINE = "rd"
 #: here so that the CLI and the benchmarks read it without importing the pipeline)
 DEFAULT_RD_DISTORTION = "blend"
 
+#: the rd pipeline's optimizer unless told otherwise (:mod:`hinerv.optim`; the paper pipeline trains with
+#: Adam, as the reference)
+DEFAULT_RD_OPTIMIZER = "adam"
+
 
 def get_pipeline(name: str) -> Pipeline:
     """The pipeline called ``name``.

@@ -48,7 +48,8 @@ import torch.nn.functional as F
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
-from hinerv.pipelines import DEFAULT_RD_DISTORTION
+from hinerv.optim import OPTIMIZERS
+from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
 from hinerv.ratecontrol import land_on_target
@@ -76,6 +77,7 @@ DISTORTIONS = ("reference", "mse", "blend")
 #: the rd pipeline's distortion when none is given (issue #19: at 10 minutes a point it beat ``reference``
 #: in PSNR-RGB and MS-SSIM on both clips of the fixed-time benchmark, docs/results/budget/README.md)
 DEFAULT_DISTORTION = DEFAULT_RD_DISTORTION
+DEFAULT_OPTIMIZER = DEFAULT_RD_OPTIMIZER
 
 #: λ of each model size when none is given (reference distortion): the rd pipeline's size ladder.
 #: At one λ every size settles near the same rate–distortion trade-off (the demo clip's xs–l at
@@ -145,12 +147,14 @@ class RDOptions:
             of this many bits per pixel.
         distortion: ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)), ``"mse"`` or ``"blend"``
             (14·MSE + 0.3·(1 − MS-SSIM)).
+        optimizer: ``"adam"`` or ``"soap"`` (:mod:`hinerv.optim`), started afresh in every stage.
         ablation: research switches (defaults: the product).
     """
 
     lam: float | None = None
     target_bpp: float | None = None
     distortion: str = DEFAULT_DISTORTION
+    optimizer: str = DEFAULT_OPTIMIZER
     ablation: RDAblation = field(default_factory=RDAblation)
 
 
@@ -164,6 +168,7 @@ class RDSettings:
             (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM), plus the schedule's
             ``mse_weight``·MSE).
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
+        optimizer: ``"adam"`` or ``"soap"`` (:mod:`hinerv.optim`).
         granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
             see :class:`RDAblation` (``float_epochs`` resolved to a number).
     """
@@ -179,12 +184,15 @@ class RDSettings:
     lambda_ramp: float = 0.5
     pretrain: bool = True
     grid_context: bool = True
+    optimizer: str = DEFAULT_OPTIMIZER
 
     def __post_init__(self) -> None:
         if not self.lam >= 0:
             raise ConfigError(f"--lambda must be >= 0, got {self.lam}")
         if self.distortion not in DISTORTIONS:
             raise ConfigError(f"unknown distortion {self.distortion!r} ({', '.join(DISTORTIONS)})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZERS)})")
         if self.proxy not in ("noise", "ste"):
             raise ConfigError(f"unknown rounding proxy {self.proxy!r} (noise or ste)")
         if self.target_bpp is not None and not self.target_bpp > 0:
@@ -208,6 +216,7 @@ def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSetting
         lambda_ramp=a.lambda_ramp,
         pretrain=a.pretrain,
         grid_context=a.grid_context,
+        optimizer=options.optimizer,
     )
 
 
@@ -269,6 +278,7 @@ class RDRecipe(Recipe):
     ) -> None:
         super().__init__()
         self.rd = rd
+        self.optimizer = rd.optimizer
         self.pixels = int(pixels)
         self.rate_probe = rate_probe
         self.step_fit = step_fit
@@ -517,8 +527,14 @@ def _checkpoints(workdir: Path, rd: RDSettings) -> Checkpoints:
     return Checkpoints(state=state, final=final, stale=[state, final])
 
 
+#: settings added after work folders were first written, with the value they had implicitly before (left
+#: out of the key at that value, so those folders still resume)
+_LATER_SETTINGS: dict[str, object] = {"optimizer": "adam"}
+
+
 def _fingerprint(rd: RDSettings) -> dict[str, Any]:
-    return {"pipeline": "rd", **asdict(rd)}
+    key = {k: v for k, v in asdict(rd).items() if k not in _LATER_SETTINGS or v != _LATER_SETTINGS[k]}
+    return {"pipeline": "rd", **key}
 
 
 PIPELINE = Pipeline(

@@ -212,9 +212,21 @@ def test_hinerv_codec_mse_distortion_names_the_run() -> None:
     assert mse.name == "hinerv-rd-mse-fast-t600s"
     ref = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="reference")
     assert ref.name == "hinerv-rd-fast-t600s"  # the paper's loss: the published ladders' name
-    dflt = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0)
-    assert dflt.name == "hinerv-rd-blend-fast-t600s"
+    adam = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, optimizer="adam")
+    assert adam.name == "hinerv-rd-blend-fast-t600s"  # Adam: the name of the ladders before SOAP
     assert HiNeRVCodec(sizes=("xxs",), pipeline="paper", distortion="mse").name == "hinerv-full"
+
+
+def test_hinerv_codec_optimizer_names_the_run_and_reaches_the_encode() -> None:
+    from hinerv.bench.specs import codec_from_fields
+
+    soap = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, optimizer="soap")
+    assert soap.name == "hinerv-rd-blend-soap-fast-t600s" and "(blend, soap)" in soap.description()
+    point = soap.points()[0]
+    assert soap.encode_options(point, "cpu").settings.optimizer == "soap"
+    assert codec_from_fields({"codec": "hinerv", "optimizer": "soap"}).optimizer == "soap"
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        HiNeRVCodec(sizes=("xxs",), optimizer="sgd")
 
 
 def test_hinerv_codec_auto_schedule_keeps_the_full_run_name_without_a_budget() -> None:
