@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
     p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
                    help="rd pipeline distortion (default: the encoder's, blend)")
+    p.add_argument("--optimizer", choices=("adam", "soap"), default=None,
+                   help="rd pipeline optimizer (default: the encoder's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--qps", default="27:51:3", help="x265 QPs (a:b:step or comma list)")
@@ -300,20 +302,24 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = tuple(s.strip() for s in a.sizes.split(",") if s.strip())
     sched = a.schedule or "auto"  # `hinerv encode`'s default
+    from hinerv.pipelines import DEFAULT_RD_OPTIMIZER
+
+    optimizer = a.optimizer or DEFAULT_RD_OPTIMIZER
     try:
         hinerv_name = HiNeRVCodec(sizes=sizes, pipeline="rd", schedule=sched, time_budget=budget_s,
-                                  distortion=a.distortion).name
+                                  distortion=a.distortion, optimizer=optimizer).name
     except HinervError as e:
         p.error(str(e))
     x265_name = f"x265-{a.preset}-ra"
     cores = sorted(os.sched_getaffinity(0))
     settings = {
         "time_budget": a.time_budget, "time_budget_s": budget_s, "sizes": list(sizes), "schedule": sched,
-        "pipeline": "rd", "distortion": a.distortion, "seed": a.seed, "device": a.device,
+        "pipeline": "rd", "distortion": a.distortion, "optimizer": optimizer, "seed": a.seed,
+        "device": a.device,
         "threads": a.threads, "cores": cores,
         "x265": {"preset": a.preset, "gop": "ra", "qps": a.qps},
-        "run_note": (f"hinerv rd pipeline ({a.distortion} distortion), schedule {sched} fitted to "
-                     f"{format_duration(budget_s)} per point, seed {a.seed}, device {a.device}, "
+        "run_note": (f"hinerv rd pipeline ({a.distortion} distortion, {optimizer}), schedule {sched} "
+                     f"fitted to {format_duration(budget_s)} per point, seed {a.seed}, device {a.device}, "
                      f"{a.threads} torch thread(s), CPU affinity {cores} (of the invocation that "
                      f"published: finished points are reused as they are, see their wall_time); "
                      f"x265 {a.preset} ra, one point at a time"),
@@ -337,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             hargs += ["--schedule", sched]
             if a.distortion != "reference":
                 hargs += ["--distortion", a.distortion]
+            hargs += ["--optimizer", optimizer]
             rc = _hinerv(hargs) or rc
         if "x265" not in skip:
             summary["load"].append({"at": time.strftime("%H:%M:%S"), "clip": c.name, "what": "x265 start",

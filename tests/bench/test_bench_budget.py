@@ -81,6 +81,9 @@ def test_tool_end_to_end(clip: Path, tmp_path: Path) -> None:
     s = summary["clips"]["tiny"]
     assert s["clip"]["geometry"] == "64x48x6"
     assert summary["settings"]["threads"] == 1 and summary["settings"]["time_budget_s"] == 5.0
+    from hinerv.pipelines import DEFAULT_RD_OPTIMIZER
+
+    assert summary["settings"]["optimizer"] == DEFAULT_RD_OPTIMIZER
     files = {}
     for key, n in (("hinerv", 2), ("x265", 4)):
         obj = read_json(res / s[key]["file"])
