@@ -2,7 +2,7 @@
 """Fixed-time RD benchmark (issue 19): per clip, HiNeRV points at a fixed wall time per encode and x265
 veryslow (random access) on the same frames; BD-rates (PSNR-RGB, MS-SSIM-RGB) against x265 and a plot.
 
-    taskset -c 1 python tools/bench_budget.py --time-budget 10m --sizes s,m,l --threads 1 \
+    taskset -c 1 python tools/bench_budget.py --time-budget 10m --sizes xs,s,m,m@0.25 --threads 1 \
         [--out runs/budget] [--results docs/results/budget] [--clip NAME=PATH[:FRAMES[:WIDTH]] ...]
 
 Default clips (found under a ``shared/clips`` folder above the repository, or ``--clips-root``):
@@ -108,6 +108,32 @@ def prepare_clip(clip: ClipSpec, clips_dir: Path) -> tuple[Any, dict[str, Any]]:
             "4:2:0 y4m, not resized"),
     }
     return src, note
+
+
+def parse_ladder(text: str) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
+    """``--sizes``: ``SIZE`` (at its ladder λ) or ``SIZE@LAMBDA``, comma-separated, e.g. ``xs,s,m,m@0.25``;
+    returns the plain sizes and the ``(size, λ)`` pairs.
+
+    Raises:
+        argparse.ArgumentTypeError: an empty ladder, or a λ that is not a positive number.
+    """
+    plain: list[str] = []
+    pairs: list[tuple[str, float]] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        size, at, lam = item.partition("@")
+        if not at:
+            plain.append(size)
+            continue
+        try:
+            value = float(lam)
+        except ValueError:
+            value = float("nan")
+        if not (size and value > 0 and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"--sizes: {item!r} is not SIZE or SIZE@LAMBDA (λ > 0)")
+        pairs.append((size, value))
+    if not plain and not pairs:
+        raise argparse.ArgumentTypeError("--sizes: no size given")
+    return tuple(plain), tuple(pairs)
 
 
 def _points(curve: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -253,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/budget"), help="run folder (resumable)")
     p.add_argument("--results", type=Path, default=Path("docs/results/budget"))
     p.add_argument("--time-budget", default="10m", help="wall time per hinerv point")
-    p.add_argument("--sizes", default="s,m,l")
+    p.add_argument("--sizes", type=parse_ladder, default=parse_ladder("s,m,l"),
+                   help="SIZE (at its ladder λ) or SIZE@LAMBDA, comma-separated (e.g. xs,s,m,m@0.25)")
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
     p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
                    help="rd pipeline distortion (default: the encoder's, blend)")
@@ -300,14 +327,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(a.threads)
 
-    sizes = tuple(s.strip() for s in a.sizes.split(",") if s.strip())
+    plain, pairs = a.sizes
+    sizes = plain + tuple(f"{z}@{lam:g}" for z, lam in pairs)
     sched = a.schedule or "auto"  # `hinerv encode`'s default
     from hinerv.pipelines import DEFAULT_RD_OPTIMIZER
 
     optimizer = a.optimizer or DEFAULT_RD_OPTIMIZER
     try:
-        hinerv_name = HiNeRVCodec(sizes=sizes, pipeline="rd", schedule=sched, time_budget=budget_s,
-                                  distortion=a.distortion, optimizer=optimizer).name
+        hinerv_name = HiNeRVCodec(sizes=plain + tuple(z for z, _ in pairs), pipeline="rd", schedule=sched,
+                                  time_budget=budget_s, distortion=a.distortion, optimizer=optimizer).name
     except HinervError as e:
         p.error(str(e))
     x265_name = f"x265-{a.preset}-ra"
@@ -338,13 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         if "hinerv" not in skip:
             summary["load"].append({"at": time.strftime("%H:%M:%S"), "clip": c.name, "what": "hinerv start",
                                     "loadavg": list(os.getloadavg())})
-            hargs = ["bench", "run", *common, "-c", "hinerv", "--sizes", ",".join(sizes), "--time-budget",
-                     a.time_budget, "--seed", str(a.seed), "--device", a.device]
-            hargs += ["--schedule", sched]
-            if a.distortion != "reference":
-                hargs += ["--distortion", a.distortion]
-            hargs += ["--optimizer", optimizer]
-            rc = _hinerv(hargs) or rc
+            # one sweep over the plain sizes and one per SIZE@LAMBDA, into the same run (its curve
+            # collects every finished point)
+            ladders = ([["--sizes", ",".join(plain)]] if plain else []) + [
+                ["--sizes", z, "--lambdas", f"{lam:g}"] for z, lam in pairs
+            ]
+            for ladder in ladders:
+                hargs = ["bench", "run", *common, "-c", "hinerv", *ladder, "--time-budget", a.time_budget,
+                         "--seed", str(a.seed), "--device", a.device, "--schedule", sched,
+                         "--distortion", a.distortion, "--optimizer", optimizer]
+                rc = _hinerv(hargs) or rc
         if "x265" not in skip:
             summary["load"].append({"at": time.strftime("%H:%M:%S"), "clip": c.name, "what": "x265 start",
                                     "loadavg": list(os.getloadavg())})

@@ -36,6 +36,14 @@ def test_parse_clip() -> None:
             bench_budget.parse_clip(bad)
 
 
+def test_parse_ladder() -> None:
+    assert bench_budget.parse_ladder("xs, s,m,m@0.25") == (("xs", "s", "m"), (("m", 0.25),))
+    assert bench_budget.parse_ladder("l@0.1") == ((), (("l", 0.1),))
+    for bad in ("", ",", "m@", "m@x", "m@0", "m@-1", "@0.5", "m@inf"):
+        with pytest.raises(Exception, match="--sizes"):
+            bench_budget.parse_ladder(bad)
+
+
 def test_publish_bd_rate_from_points(tmp_path: Path) -> None:
     """The test curve needs 1.5x the anchor's rate at every quality: BD-rate +50 % on both metrics,
     equal to bd_compare on the published points; the copies keep the layout and say how they ran."""
@@ -67,7 +75,7 @@ def test_publish_bd_rate_from_points(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:test curve has only")
 def test_tool_end_to_end(clip: Path, tmp_path: Path) -> None:
-    """Two hinerv points at 5 s each and four x265 points: result files in the CompressAI layout with
+    """Two hinerv points at 5 s each (xxs at its ladder λ and at λ 2) and four x265 points: result files in the CompressAI layout with
     encoding_time per point, a plot, a summary whose BD entries come from the points."""
     res = tmp_path / "res"
     # the first use of the C++ kernels in a fresh environment builds them (tens of seconds on one core):
@@ -75,7 +83,7 @@ def test_tool_end_to_end(clip: Path, tmp_path: Path) -> None:
     fused.kernels()
     fused.avx512_kernels()
     rc = bench_budget.main(["--clip", f"tiny={clip}", "--out", str(tmp_path / "run"), "--results", str(res),
-                            "--time-budget", "5s", "--sizes", "xxs,xs", "--qps", "30:51:7"])
+                            "--time-budget", "5s", "--sizes", "xxs,xxs@2", "--qps", "30:51:7"])
     assert rc == 0
     summary = json.loads((res / "summary.json").read_text())
     s = summary["clips"]["tiny"]
