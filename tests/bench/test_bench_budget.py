@@ -75,8 +75,9 @@ def test_publish_bd_rate_from_points(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:test curve has only")
 def test_tool_end_to_end(clip: Path, tmp_path: Path) -> None:
-    """Two hinerv points at 5 s each (xxs at its ladder λ and at λ 2) and four x265 points: result files in the CompressAI layout with
-    encoding_time per point, a plot, a summary whose BD entries come from the points."""
+    """Two hinerv points at 5 s each (xxs at its ladder λ and at λ 2) and four x265 points: result files in
+    the CompressAI layout with encoding_time per point, a plot, a summary whose BD entries come from the
+    points."""
     res = tmp_path / "res"
     # the first use of the C++ kernels in a fresh environment builds them (tens of seconds on one core):
     # done here, so that the bound on each point's encoding time below measures the encode alone
