@@ -2,7 +2,7 @@
 """Fixed-time RD benchmark (issue 19): per clip, HiNeRV points at a fixed wall time per encode and x265
 veryslow (random access) on the same frames; BD-rates (PSNR-RGB, MS-SSIM-RGB) against x265 and a plot.
 
-    taskset -c 1 python tools/bench_budget.py --time-budget 10m --sizes xs,s,m,m@0.25 --threads 1 \
+    taskset -c 1 python tools/bench_budget.py --time-budget 10m --sizes xs,s,m,l --threads 1 \
         [--out runs/budget] [--results docs/results/budget] [--clip NAME=PATH[:FRAMES[:WIDTH]] ...]
 
 Default clips (found under a ``shared/clips`` folder above the repository, or ``--clips-root``):
