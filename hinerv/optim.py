@@ -23,10 +23,27 @@ from typing import Any
 
 import torch
 
-__all__ = ["OPTIMIZERS", "SOAP", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "OPTIMIZER_PLANS", "SOAP", "make_optimizer", "stage_optimizer"]
 
-#: optimizer names a recipe may ask for
+#: optimizers :func:`make_optimizer` builds
 OPTIMIZERS = ("adam", "soap")
+#: what a pipeline may be told to train with: one optimizer in every stage, or ``soap-pretrain``: SOAP while
+#: pre-training (distortion only, float parameters) and Adam in the rate-aware stages
+OPTIMIZER_PLANS = ("adam", "soap", "soap-pretrain")
+
+
+def stage_optimizer(plan: str, pretraining: bool) -> str:
+    """The optimizer (one of :data:`OPTIMIZERS`) that ``plan`` (one of :data:`OPTIMIZER_PLANS`) uses in a
+    stage; ``pretraining``: the stage trains for distortion only, before the rate term.
+
+    Raises:
+        ValueError: an unknown plan.
+    """
+    if plan in OPTIMIZERS:
+        return plan
+    if plan == "soap-pretrain":
+        return "soap" if pretraining else "adam"
+    raise ValueError(f"unknown optimizer {plan!r} ({', '.join(OPTIMIZER_PLANS)})")
 
 
 def make_optimizer(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from hinerv.optim import stage_optimizer
 from hinerv.step import reference_loss
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Recipe:
     name = "base"
     #: recipe attributes the trainer shows as its own (read-only)
     exposed: tuple[str, ...] = ()
-    #: the optimizer each stage starts afresh (:data:`hinerv.optim.OPTIMIZERS`)
+    #: the optimizer plan (:data:`hinerv.optim.OPTIMIZER_PLANS`); :meth:`stage_optimizer` reads it per stage
     optimizer: str = "adam"
 
     def __init__(self) -> None:
@@ -141,6 +142,11 @@ class Recipe:
     def extra_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters the optimizer updates besides the model's (after them, in this order)."""
         return []
+
+    def stage_optimizer(self, stage: str) -> str:
+        """The optimizer (:data:`hinerv.optim.OPTIMIZERS`) that ``stage`` starts afresh (default: the
+        recipe's :attr:`optimizer` in every stage)."""
+        return stage_optimizer(self.optimizer, pretraining=False)
 
     def start_stage(self, stage: str) -> None:
         """Prepare ``stage`` (masks, step initialisation); the trainer then makes a fresh optimizer."""

@@ -272,10 +272,11 @@ class Trainer:
             self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        """A fresh optimizer of the recipe's kind (Adam unless the recipe asks for another)."""
+        """A fresh optimizer of the kind the recipe asks for in the current stage (Adam by default)."""
         betas = (self.schedule.adam_beta1, self.schedule.adam_beta2)
-        return make_optimizer(self.recipe.optimizer, self.recipe.param_groups(), lr=self.schedule.lr,
-                              betas=betas, adam_flags=self.policy.adam_flags())  # fmt: skip
+        name = self.recipe.stage_optimizer(self.stage)
+        return make_optimizer(name, self.recipe.param_groups(), lr=self.schedule.lr, betas=betas,
+                              adam_flags=self.policy.adam_flags())  # fmt: skip
 
     def enter_stage(self, stage: str) -> None:
         """Start ``stage`` at its first epoch: the recipe prepares it, then a fresh optimizer."""

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from hinerv.optim import OPTIMIZERS, SOAP, make_optimizer
+from hinerv.optim import OPTIMIZER_PLANS, OPTIMIZERS, SOAP, make_optimizer, stage_optimizer
 
 
 def _params(seed: int = 0) -> list[torch.nn.Parameter]:
@@ -153,3 +153,11 @@ def test_make_optimizer_knows_its_names() -> None:
     assert isinstance(make_optimizer("soap", groups, lr=1e-3, betas=(0.9, 0.999), adam_flags={}), SOAP)
     with pytest.raises(ValueError, match="unknown optimizer"):
         make_optimizer("sgd", groups, lr=1e-3, betas=(0.9, 0.999), adam_flags={})
+
+
+def test_a_plan_names_an_optimizer_for_every_stage() -> None:
+    assert [stage_optimizer(p, True) for p in OPTIMIZER_PLANS] == ["adam", "soap", "soap"]
+    assert [stage_optimizer(p, False) for p in OPTIMIZER_PLANS] == ["adam", "soap", "adam"]
+    assert set(OPTIMIZERS) <= set(OPTIMIZER_PLANS)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        stage_optimizer("sgd", True)

@@ -13,7 +13,15 @@ from hinerv.codec import EncodeOptions, decode_file, encode_file, inspect_file
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
 from hinerv.model import HiNeRV, ladder_config, padded_size
-from hinerv.pipelines.rd import LADDER_LAMBDA, RDOptions, RDRecipe, RDSettings, default_lambda, grid_names
+from hinerv.pipelines.rd import (
+    LADDER_LAMBDA,
+    PIPELINE,
+    RDOptions,
+    RDRecipe,
+    RDSettings,
+    default_lambda,
+    grid_names,
+)
 from hinerv.sample import write_sample
 from hinerv.train import Schedule, Trainer, load_schedule
 
@@ -73,7 +81,7 @@ def test_pretrain_runs_float_then_rate_stages() -> None:
     assert tr.last_bits > 0  # the rd and ste stages estimated the rate
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "soap"])
+@pytest.mark.parametrize("optimizer", ["adam", "soap", "soap-pretrain"])
 def test_resume_is_bit_exact(tmp_path: Path, optimizer: str) -> None:
     a = _trainer(1.0, "reference", optimizer=optimizer)
     a.fit()
@@ -121,6 +129,30 @@ def test_the_recipe_trains_with_its_optimizer_and_old_work_folders_keep_their_ke
     adam = PIPELINE.fingerprint(RDSettings(optimizer="adam"))
     assert "optimizer" not in adam
     assert PIPELINE.fingerprint(RDSettings(optimizer="soap"))["optimizer"] == "soap"
+
+
+def test_soap_pretrain_uses_soap_while_pretraining_then_adam_and_resumes_in_either(tmp_path: Path) -> None:
+    from hinerv.optim import SOAP
+
+    sched = replace(load_schedule("tiny"), prune_epochs=2)
+    tr = _trainer(1.0, schedule=sched, optimizer="soap-pretrain")
+    assert tr.stage == "main" and isinstance(tr.optimizer, SOAP)
+    while tr.stage == "main":
+        tr.run_epoch()
+    assert tr.recipe.rate_active and isinstance(tr.optimizer, torch.optim.Adam)
+    tr.run_epoch()
+    assert not tr.done and tr.optimizer.state
+    tr.save(tmp_path / "rate.ckpt")  # an Adam state, resumed as Adam
+    c = _trainer(1.0, schedule=sched, optimizer="soap-pretrain")
+    c.load(tmp_path / "rate.ckpt")
+    assert isinstance(c.optimizer, torch.optim.Adam) and c.optimizer.state
+    tr.fit()
+    c.fit()
+    for (n, p), (_, q) in zip(tr.model.named_parameters(), c.model.named_parameters(), strict=True):
+        assert torch.equal(p, q), n
+    # without pre-training every stage is rate-aware: Adam throughout
+    assert isinstance(_trainer(1.0, optimizer="soap-pretrain", pretrain=False).optimizer, torch.optim.Adam)
+    assert PIPELINE.fingerprint(RDSettings(optimizer="soap-pretrain"))["optimizer"] == "soap-pretrain"
 
 
 def test_default_lambda_follows_the_size_ladder() -> None:

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
     p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
                    help="rd pipeline distortion (default: the encoder's, blend)")
-    p.add_argument("--optimizer", choices=("adam", "soap"), default=None,
+    p.add_argument("--optimizer", choices=("adam", "soap", "soap-pretrain"), default=None,
                    help="rd pipeline optimizer (default: the encoder's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

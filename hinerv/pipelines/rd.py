@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
-from hinerv.optim import OPTIMIZERS
+from hinerv.optim import OPTIMIZER_PLANS, stage_optimizer
 from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
@@ -147,7 +147,8 @@ class RDOptions:
             of this many bits per pixel.
         distortion: ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)), ``"mse"`` or ``"blend"``
             (14·MSE + 0.3·(1 − MS-SSIM)).
-        optimizer: ``"adam"`` or ``"soap"`` (:mod:`hinerv.optim`), started afresh in every stage.
+        optimizer: ``"adam"``, ``"soap"`` (:mod:`hinerv.optim`) or ``"soap-pretrain"`` (SOAP while
+            pre-training, Adam in the rate-aware stages), started afresh in every stage.
         ablation: research switches (defaults: the product).
     """
 
@@ -168,7 +169,7 @@ class RDSettings:
             (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM), plus the schedule's
             ``mse_weight``·MSE).
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
-        optimizer: ``"adam"`` or ``"soap"`` (:mod:`hinerv.optim`).
+        optimizer: ``"adam"``, ``"soap"`` or ``"soap-pretrain"`` (:data:`hinerv.optim.OPTIMIZER_PLANS`).
         granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
             see :class:`RDAblation` (``float_epochs`` resolved to a number).
     """
@@ -191,8 +192,8 @@ class RDSettings:
             raise ConfigError(f"--lambda must be >= 0, got {self.lam}")
         if self.distortion not in DISTORTIONS:
             raise ConfigError(f"unknown distortion {self.distortion!r} ({', '.join(DISTORTIONS)})")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZERS)})")
+        if self.optimizer not in OPTIMIZER_PLANS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZER_PLANS)})")
         if self.proxy not in ("noise", "ste"):
             raise ConfigError(f"unknown rounding proxy {self.proxy!r} (noise or ste)")
         if self.target_bpp is not None and not self.target_bpp > 0:
@@ -335,6 +336,11 @@ class RDRecipe(Recipe):
         if tr.stage != "main" or ramp <= 0 or self.rd.pretrain:
             return self.lam
         return self.lam * min(1.0, (tr.epoch + progress) / ramp)
+
+    def stage_optimizer(self, stage: str) -> str:
+        """The optimizer of ``stage`` under ``rd.optimizer``; ``main`` is the pre-training stage when
+        ``rd.pretrain`` (without it every stage is rate-aware, so ``soap-pretrain`` is Adam throughout)."""
+        return stage_optimizer(self.optimizer, pretraining=self.rd.pretrain and stage == "main")
 
     def start_stage(self, stage: str) -> None:
         if self.rd.pretrain and stage == "prune":

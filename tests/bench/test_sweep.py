@@ -225,6 +225,9 @@ def test_hinerv_codec_optimizer_names_the_run_and_reaches_the_encode() -> None:
     point = soap.points()[0]
     assert soap.encode_options(point, "cpu").settings.optimizer == "soap"
     assert codec_from_fields({"codec": "hinerv", "optimizer": "soap"}).optimizer == "soap"
+    pre = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, optimizer="soap-pretrain")
+    assert pre.name == "hinerv-rd-blend-soap-pretrain-fast-t600s"
+    assert pre.encode_options(pre.points()[0], "cpu").settings.optimizer == "soap-pretrain"
     with pytest.raises(ConfigError, match="unknown optimizer"):
         HiNeRVCodec(sizes=("xxs",), optimizer="sgd")
 
