@@ -12,8 +12,9 @@ the paper does. A side longer than ``max_precond_dim`` (or of length 1) keeps th
 
 Written from the paper's algorithm. Issue #19, at 10 minutes an encode (docs/results/budget/README.md, fifth
 and sixth rounds): 9-26 % less rate than Adam at sizes s and m on both clips, even at xs, erratic at λ 0.25
-(two of three vtest runs far worse), so the rd pipeline's default stays Adam. Its step costs 5-8 ms at sizes
-s-m on one CPU thread (per-tensor dispatch over ~50 small matrices) against 0.25 ms for fused Adam.
+(two of three vtest runs far worse), so the rd pipeline's default stays Adam. Its step costs 3.9 / 5.4 ms at
+sizes s / m on one CPU thread (rotations of ~50 small matrices, one by one) against 0.2 / 0.3 ms for fused
+Adam.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ class SOAP(torch.optim.Optimizer):
         precondition_frequency: steps between refreshes of the eigenbases.
         max_precond_dim: longest side that gets a basis; longer ones stay in the identity basis.
 
-    Per-parameter state: ``step`` (int), ``m`` (first moment, the parameter's shape, in the parameter's own
-    basis), ``v`` (second moment, in the rotated basis: the matrix view's shape when any side is rotated,
-    else the parameter's), and for a rotated tensor ``L``, ``R``, ``QL``, ``QR`` (None for a side in the
-    identity basis). The first step of a rotated tensor only collects ``L``/``R`` and their bases and does
-    not move it (as the paper). Everything is plain tensors, ints and None: ``state_dict`` round-trips
-    through ``torch.load(weights_only=True)``.
+    Per-parameter state: ``step`` (int); for a tensor in the identity basis Adam's ``m`` and ``v`` (its
+    shape); for a rotated tensor ``mr`` and ``v``, both moments in the rotated basis (the matrix view's
+    shape), and ``L``, ``R``, ``QL``, ``QR`` (None for a side in the identity basis). ``mr`` moves to the
+    new basis at each refresh, which is the same as keeping the first moment in the parameter's basis and
+    rotating it every step (the first release did that, under ``m``; its states still load). The first
+    step of a rotated tensor only collects ``L``/``R`` and their bases and does not move it (as the paper).
+    Everything is plain tensors, ints and None: ``state_dict`` round-trips through
+    ``torch.load(weights_only=True)``.
     """
 
     def __init__(
@@ -111,54 +114,75 @@ class SOAP(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """One update of every parameter with a gradient; returns ``closure()``'s loss when given."""
+        """One update of every parameter with a gradient; returns ``closure()``'s loss when given.
+
+        The element-wise parts run as one ``torch._foreach_*`` call over all of a group's tensors; only the
+        rotations are per tensor (a few small matmuls each), so the step's cost is mostly those.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for g in self.param_groups:
-            b1, b2 = g["betas"]
-            sb = g["shampoo_beta"] if g["shampoo_beta"] is not None else b2
-            for p in g["params"]:
-                if p.grad is not None:
-                    self._update(p, self.state[p], g, b1, b2, sb)
+            self._group_step(g)
         return loss
 
-    def _update(self, p: torch.Tensor, st: dict[str, Any], g: dict[str, Any], b1: float, b2: float,
-                sb: float) -> None:  # fmt: skip
-        G = p.grad
-        G2 = _matrix(G, g["max_precond_dim"])
-        if not st:
-            st["step"] = 0
-            st["m"] = torch.zeros_like(G)
-            if G2 is not None:
-                n, k = G2.shape
-                dim = g["max_precond_dim"]
-                st["L"] = G2.new_zeros(n, n) if 1 < n <= dim else None
-                st["R"] = G2.new_zeros(k, k) if 1 < k <= dim else None
-                _accumulate(st, G2, sb)
-                _new_basis(st)
-                st["v"] = torch.zeros_like(G2)
-                return
-            st["v"] = torch.zeros_like(G)
-        st["step"] += 1
-        t = st["step"]
-        lr = g["lr"]
-        st["m"].mul_(b1).add_(G, alpha=1 - b1)
-        if G2 is None:  # plain Adam
-            st["v"].mul_(b2).addcmul_(G, G, value=1 - b2)
-            denom = (st["v"] / (1 - b2**t)).sqrt_().add_(g["eps"])
-            p.addcdiv_(st["m"], denom, value=-lr / (1 - b1**t))
+    def _group_step(self, g: dict[str, Any]) -> None:
+        b1, b2 = g["betas"]
+        sb = g["shampoo_beta"] if g["shampoo_beta"] is not None else b2
+        dim = g["max_precond_dim"]
+        params, sts, grads = [], [], []  # tensors that move this step, their state, their (rotated) gradient
+        for p in g["params"]:
+            if p.grad is None:
+                continue
+            st = self.state[p]
+            G2 = _matrix(p.grad, dim)
+            if not st:
+                if _init(st, p.grad, G2, dim, sb):
+                    continue  # a rotated tensor's first step only collects L/R and their bases
+            elif G2 is not None and "m" in st:  # state of the first release: m in the parameter's basis
+                st["mr"] = _rotate(st, st.pop("m").reshape(G2.shape))
+            st["step"] += 1
+            params.append(p)
+            sts.append(st)
+            grads.append(p.grad if G2 is None else _rotate(st, G2))
+        if not params:
             return
-        Gr = _rotate(st, G2)
-        Mr = _rotate(st, st["m"].reshape(G2.shape))
-        st["v"].mul_(b2).addcmul_(Gr, Gr, value=1 - b2)
-        denom = (st["v"] / (1 - b2**t)).sqrt_().add_(g["eps"])
-        N = _rotate_back(st, Mr / denom) / (1 - b1**t)
-        p.add_(N.reshape(p.shape), alpha=-lr)
-        _accumulate(st, G2, sb)
-        if t % g["precondition_frequency"] == 0:
-            _refresh_basis(st)
+        ms = [st["mr"] if "mr" in st else st["m"] for st in sts]
+        vs = [st["v"] for st in sts]
+        torch._foreach_mul_(ms, b1)
+        torch._foreach_add_(ms, grads, alpha=1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        denom = torch._foreach_div(vs, [1 - b2 ** st["step"] for st in sts])
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, g["eps"])
+        upd = torch._foreach_div(ms, denom)
+        for p, st, u in zip(params, sts, upd, strict=True):
+            step = -g["lr"] / (1 - b1 ** st["step"])
+            if "mr" not in st:  # plain Adam
+                p.add_(u, alpha=step)
+                continue
+            p.add_(_rotate_back(st, u).view(p.shape), alpha=step)
+            _accumulate(st, p.grad.reshape(u.shape), sb)
+            if st["step"] % g["precondition_frequency"] == 0:
+                _refresh_basis(st)
+
+
+def _init(st: dict[str, Any], G: torch.Tensor, G2: torch.Tensor | None, dim: int, sb: float) -> bool:
+    """Fill a fresh state for gradient ``G`` (matrix view ``G2``, None: not rotated); True when the tensor is
+    rotated (its first step then only collects ``L``/``R`` and their bases)."""
+    st["step"] = 0
+    if G2 is None:
+        st["m"], st["v"] = torch.zeros_like(G), torch.zeros_like(G)
+        return False
+    n, k = G2.shape
+    st["L"] = G2.new_zeros(n, n) if 1 < n <= dim else None
+    st["R"] = G2.new_zeros(k, k) if 1 < k <= dim else None
+    _accumulate(st, G2, sb)
+    _new_basis(st)
+    st["mr"], st["v"] = torch.zeros_like(G2), torch.zeros_like(G2)
+    return True
 
 
 def _matrix(G: torch.Tensor, max_dim: int) -> torch.Tensor | None:
@@ -190,10 +214,13 @@ def _new_basis(st: dict[str, Any]) -> None:
 
 
 def _refresh_basis(st: dict[str, Any]) -> None:
-    """One power-iteration step and a QR decomposition per side (the paper's cheap refresh)."""
+    """One power-iteration step and a QR decomposition per side (the paper's cheap refresh); the first
+    moment, kept in the rotated basis, moves to the new one."""
+    m = _rotate_back(st, st["mr"])
     for k in ("L", "R"):
         if st[k] is not None:
             st["Q" + k] = torch.linalg.qr(st[k] @ st["Q" + k])[0]
+    st["mr"] = _rotate(st, m)
 
 
 def _rotate(st: dict[str, Any], X: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ def test_soap_on_cuda_follows_the_cpu_and_resumes_there() -> None:
     _steps(cpu, oc, 23)
     _steps(cuda, og, 23)
     st = og.state[cuda]
-    assert all(st[k].is_cuda for k in ("m", "v", "L", "R", "QL", "QR"))
+    assert all(st[k].is_cuda for k in ("mr", "v", "L", "R", "QL", "QR"))
     torch.testing.assert_close(cuda.detach().cpu(), cpu.detach(), rtol=1e-3, atol=1e-4)
     buf = io.BytesIO()
     torch.save(og.state_dict(), buf)
