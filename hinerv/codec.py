@@ -110,6 +110,10 @@ class EncodeReport:
     sections: dict[str, int] = field(default_factory=dict)
     pipeline: str = "paper"
     lam: float | None = None
+    #: rd: what the rate-distortion training minimised (``blend``, ``mse``, ``reference``) and its optimizer
+    #: plan (``adam``, ``soap``, ``soap-pretrain``); None for the paper pipeline
+    distortion: str | None = None
+    optimizer: str | None = None
     #: rd with ``--target-bpp``: ``target_bpp``, ``target_met`` (within ±5 %) and ``step_factor``
     rate_control: dict[str, Any] = field(default_factory=dict)
     #: one line each, for the user (e.g. a target rate that could not be reached)
@@ -138,6 +142,8 @@ class EncodeReport:
             "model": self.model,
             "pipeline": self.pipeline,
             **({"lambda": self.lam} if self.lam is not None else {}),
+            **({"distortion": self.distortion} if self.distortion is not None else {}),
+            **({"optimizer": self.optimizer} if self.optimizer is not None else {}),
             **self.rate_control,
             **({"warnings": list(self.warnings)} if self.warnings else {}),
             "width": self.info.width,
@@ -735,6 +741,8 @@ def encode_file(
         model=facts["model"],
         pipeline=plan.pipeline.name,
         lam=facts.get("lambda"),
+        distortion=facts.get("distortion"),
+        optimizer=facts.get("optimizer"),
         rate_control={k: facts[k] for k in ("target_bpp", "target_met", "step_factor") if k in facts},
         warnings=list(facts.get("warnings", [])),
         metrics={k: v for k, v in metrics.items() if k != "per_frame"},

@@ -48,6 +48,7 @@ def test_report_matches_file(encoded: tuple[Path, object]) -> None:
     d = rep.as_dict()  # type: ignore[attr-defined]
     for k in ("psnr-rgb", "psnr-y", "psnr-yuv", "ms-ssim-rgb", "bytes", "bpp", "encode_seconds"):
         assert k in d
+    assert "distortion" not in d and "optimizer" not in d  # rd settings; this is the paper pipeline
 
 
 def test_decode_reproduces_encoder_metrics(clip: Path, encoded: tuple[Path, object], tmp_path: Path) -> None:

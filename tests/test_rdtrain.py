@@ -205,6 +205,8 @@ def test_rd_encode_decode_matches_and_reports_pipeline(clip: Path, tmp_path: Pat
     out = tmp_path / "c.bin"
     rep = encode_file(clip, out, RD)
     assert out.stat().st_size == rep.bytes and rep.pipeline == "rd" and rep.lam == pytest.approx(1.0)
+    d = rep.as_dict()
+    assert d["distortion"] == "reference" and d["optimizer"] == RD.settings.optimizer
     info = inspect_file(out)
     assert info["version"] == 2 and info["pipeline"] == "rd" and info["meta"]["pipeline"] == "rd"
     assert "masks" not in info["section_bytes"]

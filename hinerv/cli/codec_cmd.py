@@ -258,6 +258,8 @@ def _report_rows(d: dict[str, Any]) -> dict[str, Any]:
         "params",
         "bits",
         "lambda",
+        "distortion",
+        "optimizer",
         "bytes",
         "bpp",
         "bitrate",

@@ -513,8 +513,8 @@ def _recipe(rd: RDSettings, ctx: ModelContext) -> RDRecipe:
 def _export(trainer: Trainer, rd: RDSettings, ctx: ModelContext) -> tuple[bytes, dict[str, Any]]:
     """The stream, with the steps fitted (within an octave) to land on ``target_bpp`` when there is one.
 
-    Facts: ``lambda``; with a target also ``target_bpp``, ``target_met``, ``step_factor`` and
-    ``warnings`` (a target out of reach).
+    Facts: ``lambda``, ``distortion``, ``optimizer``; with a target also ``target_bpp``, ``target_met``,
+    ``step_factor`` and ``warnings`` (a target out of reach).
     """
     factor, target = 1.0, {}
     if rd.target_bpp:
@@ -525,7 +525,8 @@ def _export(trainer: Trainer, rd: RDSettings, ctx: ModelContext) -> tuple[bytes,
         target = {"target_bpp": rd.target_bpp, "target_met": landing.met, "step_factor": factor,
                   "warnings": [landing.note] if landing.note else []}  # fmt: skip
     data = pack(_stream_at(trainer, rd, ctx, factor))
-    return data, {"lambda": float(trainer.recipe.lam), **target}  # type: ignore[attr-defined]
+    lam = float(trainer.recipe.lam)  # type: ignore[attr-defined]
+    return data, {"lambda": lam, "distortion": rd.distortion, "optimizer": rd.optimizer, **target}
 
 
 def _checkpoints(workdir: Path, rd: RDSettings) -> Checkpoints:
