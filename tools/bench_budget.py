@@ -150,7 +150,7 @@ def fitted_schedules(run_dir: Path, codec: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ckpt in sorted((run_dir / "work" / codec).glob("*/train-*/state.ckpt")):
         try:
-            st = torch.load(ckpt, map_location="cpu", weights_only=False)
+            st = torch.load(ckpt, map_location="cpu", weights_only=True)
             sch = st["schedule"]
             out[ckpt.parent.name.removeprefix("train-")] = {
                 "schedule": sch["name"], "main": sch["main_epochs"], "prune": sch["prune_epochs"],
