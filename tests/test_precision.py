@@ -112,10 +112,11 @@ def test_bench_hinerv_takes_a_precision() -> None:
     from hinerv.bench.codecs import HiNeRVCodec
     from hinerv.bench.specs import CodecOptions, build_codecs
 
-    c = HiNeRVCodec(sizes=("xxs",), schedule="tiny", precision="bf16")
+    c = HiNeRVCodec(sizes=("xxs",), schedule="tiny", precision="bf16", optimizer="adam")
     assert c.name == "hinerv-rd-blend-tiny-bf16" and "training precision bf16" in c.description()
     assert c.encode_options(c.points()[0], "cuda").precision == "bf16"
-    assert HiNeRVCodec(sizes=("xxs",), schedule="tiny").name == "hinerv-rd-blend-tiny"  # default: no suffix
+    # default precision: no suffix
+    assert HiNeRVCodec(sizes=("xxs",), schedule="tiny", optimizer="adam").name == "hinerv-rd-blend-tiny"
     (b,) = build_codecs(["hinerv"], CodecOptions(sizes=("xxs",), schedule="tiny", precision="fp32"))
     assert b.precision == "fp32" and b.name.endswith("-fp32")  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="unknown precision"):

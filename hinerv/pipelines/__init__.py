@@ -41,9 +41,11 @@ DEFAULT_PIPELINE = "rd"
 #: here so that the CLI and the benchmarks read it without importing the pipeline)
 DEFAULT_RD_DISTORTION = "blend"
 
-#: the rd pipeline's optimizer unless told otherwise (:mod:`hinerv.optim`; the paper pipeline trains with
-#: Adam, as the reference)
-DEFAULT_RD_OPTIMIZER = "adam"
+#: the rd pipeline's optimizer plan unless told otherwise (:data:`hinerv.optim.OPTIMIZER_PLANS`): SOAP while
+#: pre-training, Adam once the rate term is on (issue #19, seventh round of docs/results/budget/README.md:
+#: less rate than Adam at every size but xs on both clips at 10 minutes an encode). The paper pipeline
+#: trains with Adam, as the reference.
+DEFAULT_RD_OPTIMIZER = "soap-pretrain"
 
 
 def get_pipeline(name: str) -> Pipeline:

@@ -208,10 +208,11 @@ def test_hinerv_codec_time_budget_names_the_run() -> None:
 
 def test_hinerv_codec_mse_distortion_names_the_run() -> None:
     """Two distortions of one ladder must not share a run folder (bench run resumes by name)."""
-    mse = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="mse")
+    mse = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="mse", optimizer="adam")
     assert mse.name == "hinerv-rd-mse-fast-t600s"
-    ref = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="reference")
-    assert ref.name == "hinerv-rd-fast-t600s"  # the paper's loss: the published ladders' name
+    ref = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, distortion="reference",
+                      optimizer="adam")  # fmt: skip
+    assert ref.name == "hinerv-rd-fast-t600s"  # the paper's loss with Adam: the published ladders' name
     adam = HiNeRVCodec(sizes=("xxs",), schedule="fast", time_budget=600.0, optimizer="adam")
     assert adam.name == "hinerv-rd-blend-fast-t600s"  # Adam: the name of the ladders before SOAP
     assert HiNeRVCodec(sizes=("xxs",), pipeline="paper", distortion="mse").name == "hinerv-full"
@@ -236,8 +237,11 @@ def test_hinerv_codec_auto_schedule_keeps_the_full_run_name_without_a_budget() -
     """``auto`` (the default) is ``full`` without a budget: the same encodes, so the same run folder."""
     assert HiNeRVCodec(sizes=("xxs",)).schedule == "auto"
     full = HiNeRVCodec(sizes=("xxs",), schedule="full")
-    assert HiNeRVCodec(sizes=("xxs",)).name == full.name == "hinerv-rd-blend-full"
-    assert HiNeRVCodec(sizes=("xxs",), time_budget=600.0).name == "hinerv-rd-blend-auto-t600s"
+    assert HiNeRVCodec(sizes=("xxs",)).name == full.name == "hinerv-rd-blend-soap-pretrain-full"
+    budget = HiNeRVCodec(sizes=("xxs",), time_budget=600.0)
+    assert budget.name == "hinerv-rd-blend-soap-pretrain-auto-t600s"  # the default optimizer plan since #19
+    adam = HiNeRVCodec(sizes=("xxs",), time_budget=600.0, optimizer="adam")
+    assert adam.name == "hinerv-rd-blend-auto-t600s"
 
 
 def test_x265_ten_bit_source(tmp_path: Path) -> None:
