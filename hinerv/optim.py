@@ -14,8 +14,9 @@ Written from the paper's algorithm. Issue #19, at 10 minutes an encode (docs/res
 to seventh rounds): in every stage, 9-26 % less rate than Adam at sizes s and m on both clips, even at xs,
 erratic at λ 0.25 (two of three vtest runs far worse: a fresh SOAP in each rate-aware stage); in pre-training
 only (``soap-pretrain``, the rd pipeline's default), 10-14 % less rate than Adam over the four-size ladder of
-both clips, l included. Its step costs 3.9 / 5.4 / 8.6 ms at sizes s / m / l on one CPU thread (rotations of
-~50 small matrices, one by one) against 0.2 / 0.3 / 0.4 ms for fused Adam (a whole training step at s: 64 ms).
+both clips, won at s and m (xs: even on one clip, behind on the other). Its step costs 3.9 / 5.4 / 8.6 ms at
+sizes s / m / l on one CPU thread (rotations of ~50 small matrices, one by one) against 0.2 / 0.3 / 0.4 ms for
+fused Adam (a whole training step at s: 64 ms).
 """
 
 from __future__ import annotations
