@@ -270,6 +270,8 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hinerv.optim import OPTIMIZER_PLANS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clip", type=parse_clip, action="append", default=[],
                    help="NAME=PATH[:FRAMES[:WIDTH]] (repeat; default: vtest and bunny)")
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
     p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
                    help="rd pipeline distortion (default: the encoder's, blend)")
-    p.add_argument("--optimizer", choices=("adam", "soap", "soap-pretrain"), default=None,
+    p.add_argument("--optimizer", choices=OPTIMIZER_PLANS, default=None,
                    help="rd pipeline optimizer (default: the encoder's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
