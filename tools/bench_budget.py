@@ -271,6 +271,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from hinerv.optim import OPTIMIZER_PLANS
+    from hinerv.pipelines.rd import DEFAULT_DISTORTION, DISTORTIONS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clip", type=parse_clip, action="append", default=[],
@@ -284,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=parse_ladder, default=parse_ladder("s,m,l"),
                    help="SIZE (at its ladder λ) or SIZE@LAMBDA, comma-separated (e.g. xs,s,m,m@0.25)")
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
-    p.add_argument("--distortion", choices=("reference", "mse", "blend"), default="blend",
-                   help="rd pipeline distortion (default: the encoder's, blend)")
+    p.add_argument("--distortion", choices=DISTORTIONS, default=DEFAULT_DISTORTION,
+                   help=f"rd pipeline distortion (default: the encoder's, {DEFAULT_DISTORTION})")
     p.add_argument("--optimizer", choices=OPTIMIZER_PLANS, default=None,
                    help="rd pipeline optimizer (default: the encoder's)")
     p.add_argument("--seed", type=int, default=0)

@@ -44,6 +44,22 @@ def test_parse_ladder() -> None:
             bench_budget.parse_ladder(bad)
 
 
+def test_choices_follow_the_encoder(capsys: pytest.CaptureFixture[str]) -> None:
+    """--distortion and --optimizer offer exactly the encoder's lists, and default to its defaults."""
+    from hinerv.optim import OPTIMIZER_PLANS
+    from hinerv.pipelines.rd import DEFAULT_DISTORTION, DISTORTIONS
+
+    with pytest.raises(SystemExit):
+        bench_budget.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"--distortion {{{','.join(DISTORTIONS)}}}" in text
+    assert f"--optimizer {{{','.join(OPTIMIZER_PLANS)}}}" in text
+    assert f"the encoder's, {DEFAULT_DISTORTION})" in text
+    with pytest.raises(SystemExit) as e:
+        bench_budget.main(["--distortion", "l1"])
+    assert e.value.code == 2
+
+
 def test_publish_bd_rate_from_points(tmp_path: Path) -> None:
     """The test curve needs 1.5x the anchor's rate at every quality: BD-rate +50 % on both metrics,
     equal to bd_compare on the published points; the copies keep the layout and say how they ran."""
