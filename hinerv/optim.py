@@ -13,10 +13,11 @@ the paper does. A side longer than ``max_precond_dim`` (or of length 1) keeps th
 Written from the paper's algorithm. Issue #19, at 10 minutes an encode (docs/results/budget/README.md, fifth
 to seventh rounds): in every stage, 9-26 % less rate than Adam at sizes s and m on both clips, even at xs,
 erratic at λ 0.25 (two of three vtest runs far worse: a fresh SOAP in each rate-aware stage); in pre-training
-only (``soap-pretrain``, the rd pipeline's default), 10-14 % less rate than Adam over the four-size ladder of
-both clips, won at s and m (xs: even on one clip, behind on the other). Its step costs 3.9 / 5.4 / 8.6 ms at
-sizes s / m / l on one CPU thread (rotations of ~50 small matrices, one by one) against 0.2 / 0.3 / 0.4 ms for
-fused Adam (a whole training step at s: 64 ms).
+only (``soap-pretrain``, the rd pipeline's default from size s up), 10-14 % less rate than Adam over the
+four-size ladder of both clips, won at s and m (xs: 2-8 % behind Adam on both clips, which is why ``auto``
+trains xs with Adam). Its step costs 3.2 / 3.9 / 5.4 / 8.6 ms at sizes xs / s / m / l on one CPU thread
+(rotations of ~50 small matrices, one by one) against 0.2 / 0.2 / 0.3 / 0.4 ms for fused Adam (a whole
+training step at s: 64 ms).
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ from typing import Any
 
 import torch
 
-__all__ = ["OPTIMIZERS", "OPTIMIZER_PLANS", "SOAP", "make_optimizer", "stage_optimizer"]
+__all__ = ["OPTIMIZERS", "OPTIMIZER_PLANS", "OPTIMIZER_CHOICES", "AUTO_OPTIMIZER", "SOAP", "make_optimizer",
+           "stage_optimizer"]
 
 #: optimizers :func:`make_optimizer` builds
 OPTIMIZERS = ("adam", "soap")
 #: what a pipeline may be told to train with: one optimizer in every stage, or ``soap-pretrain``: SOAP while
 #: pre-training (distortion only, float parameters) and Adam in the rate-aware stages
 OPTIMIZER_PLANS = ("adam", "soap", "soap-pretrain")
+#: a request for the plan the pipeline picks for the model (the rd pipeline: by size,
+#: :func:`hinerv.pipelines.rd.default_optimizer`); resolved before training, never a plan itself
+AUTO_OPTIMIZER = "auto"
+#: what a user may ask for: ``auto`` or a plan
+OPTIMIZER_CHOICES = (AUTO_OPTIMIZER, *OPTIMIZER_PLANS)
 
 
 def stage_optimizer(plan: str, pretraining: bool) -> str:

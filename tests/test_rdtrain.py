@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,12 @@ from hinerv.pipelines.rd import (
     RDRecipe,
     RDSettings,
     default_lambda,
+    default_optimizer,
     grid_names,
 )
 from hinerv.sample import write_sample
 from hinerv.train import Schedule, Trainer, load_schedule
+from hinerv.types import VideoInfo
 
 RD = EncodeOptions(size="xxs", schedule="tiny", device="cpu", seed=0, pipeline="rd",
                    settings=RDOptions(lam=1.0, distortion="reference"))  # fmt: skip
@@ -171,6 +174,30 @@ def test_default_lambda_follows_the_size_ladder() -> None:
     assert mse.resolve().settings.lam == pytest.approx(0.0125)
 
 
+def test_auto_optimizer_follows_the_size() -> None:
+    """``auto`` (the default) resolves to Adam at the smallest sizes and to soap-pretrain above; a plan
+    asked for by name is kept at any size, and a size picked for a target rate gets its own plan."""
+    assert RDOptions().optimizer == "auto"
+    plans = [default_optimizer(z) for z in ("xxs", "xs", "s", "m", "l", "xxl")]
+    assert plans == ["adam"] * 2 + ["soap-pretrain"] * 4
+    assert default_optimizer("uvg-hinerv-xs") == "adam"
+    assert default_optimizer("uvg-hinerv-s") == "soap-pretrain"
+    assert default_optimizer(None) == default_optimizer("custom") == "soap-pretrain"
+    assert EncodeOptions(size="xs", pipeline="rd").resolve().settings.optimizer == "adam"
+    assert EncodeOptions(size="m", pipeline="rd").resolve().settings.optimizer == "soap-pretrain"
+    named = EncodeOptions(size="xs", pipeline="rd", settings=RDOptions(optimizer="soap-pretrain"))
+    assert named.resolve().settings.optimizer == "soap-pretrain"
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'sgd' \(auto, adam, soap, soap-pretrain\)"):
+        EncodeOptions(size="s", pipeline="rd", settings=RDOptions(optimizer="sgd")).resolve()
+    with pytest.raises(ConfigError, match="unknown optimizer 'auto'"):
+        RDSettings(optimizer="auto")  # resolved settings always name a plan
+    info = VideoInfo(width=320, height=180, frames=132, fps=Fraction(25), bit_depth=8, chroma="420")
+    for target, size, plan in ((1e-4, "xxs", "adam"), (0.05, "s", "soap-pretrain")):
+        auto = EncodeOptions(size="auto", pipeline="rd", settings=RDOptions(target_bpp=target)).resolve()
+        plan_for_video = auto.for_video(info)
+        assert (plan_for_video.size, plan_for_video.settings.optimizer) == (size, plan)
+
+
 def test_blend_distortion_is_the_reference_with_l1_replaced_by_mse() -> None:
     """``blend``: 14·MSE + 0.3·(1 − MS-SSIM) (the schedule's L1 weight moved to the MSE at the mse
     distortion's scale, 20x), at the reference's λ ladder."""
@@ -206,7 +233,8 @@ def test_rd_encode_decode_matches_and_reports_pipeline(clip: Path, tmp_path: Pat
     rep = encode_file(clip, out, RD)
     assert out.stat().st_size == rep.bytes and rep.pipeline == "rd" and rep.lam == pytest.approx(1.0)
     d = rep.as_dict()
-    assert d["distortion"] == "reference" and d["optimizer"] == RD.settings.optimizer
+    assert d["distortion"] == "reference"
+    assert d["optimizer"] == RD.resolve().settings.optimizer == "adam"  # the plan auto gives xxs
     info = inspect_file(out)
     assert info["version"] == 2 and info["pipeline"] == "rd" and info["meta"]["pipeline"] == "rd"
     assert "masks" not in info["section_bytes"]

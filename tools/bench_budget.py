@@ -270,7 +270,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hinerv.optim import OPTIMIZER_PLANS
+    from hinerv.optim import OPTIMIZER_CHOICES
     from hinerv.pipelines.rd import DEFAULT_DISTORTION, DISTORTIONS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default=None, help="hinerv schedule (default: the encoder's default)")
     p.add_argument("--distortion", choices=DISTORTIONS, default=DEFAULT_DISTORTION,
                    help=f"rd pipeline distortion (default: the encoder's, {DEFAULT_DISTORTION})")
-    p.add_argument("--optimizer", choices=OPTIMIZER_PLANS, default=None,
+    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=None,
                    help="rd pipeline optimizer (default: the encoder's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

@@ -271,8 +271,9 @@ class HiNeRVCodec(Codec):
             (:func:`hinerv.pipelines.rd.default_lambda`).
         target_bpps: rd pipeline: target rates (one point each; wins over ``lambdas``).
         distortion: rd pipeline: ``reference``, ``mse`` or ``blend``.
-        optimizer: rd pipeline: ``adam``, ``soap`` or ``soap-pretrain``; other than ``adam``, part of the
-            run name.
+        optimizer: rd pipeline: ``auto`` (the plan for each size,
+            :func:`hinerv.pipelines.rd.default_optimizer`), ``adam``, ``soap`` or ``soap-pretrain``; other
+            than ``adam``, part of the run name.
         time_budget: seconds per encode (one rate point); the schedule is fitted to it on the machine.
         precision: training precision (``fp32``, ``fp16``, ``bf16``); None: the device's default (fp16
             on CUDA, fp32 on the CPU). When given, it is part of the run name.
@@ -324,10 +325,10 @@ class HiNeRVCodec(Codec):
         pr = f"-{self.precision}" if self.precision else ""
         ds = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
         if self.pipeline == "rd":
-            from hinerv.optim import OPTIMIZER_PLANS
+            from hinerv.optim import OPTIMIZER_CHOICES
 
-            if self.optimizer not in OPTIMIZER_PLANS:
-                raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZER_PLANS)})")
+            if self.optimizer not in OPTIMIZER_CHOICES:
+                raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZER_CHOICES)})")
             ds += f"-{self.optimizer}" if self.optimizer != "adam" else ""
         self.name = self.run_name or f"hinerv{pl}{ds}-{sched}{ep}{pr}"
 

@@ -158,7 +158,8 @@ def bench_run(
                                                    "rates, e.g. 0.03,0.06 (one point each).")] = None,
     distortion: Annotated[str, typer.Option(help="rd pipeline distortion: blend (default), reference or mse.")
                           ] = DEFAULT_RD_DISTORTION,
-    optimizer: Annotated[str, typer.Option(help="rd pipeline optimizer: adam, soap (Adam in Shampoo's "
+    optimizer: Annotated[str, typer.Option(help="rd pipeline optimizer: auto (default: adam at xxs and xs, "
+                                                "else soap-pretrain), adam, soap (Adam in Shampoo's "
                                                 "eigenbasis) or soap-pretrain (SOAP while pre-training).")
                          ] = DEFAULT_RD_OPTIMIZER,
     time_budget: Annotated[str | None, typer.Option(help="HiNeRV wall time per encode (e.g. 10m, "

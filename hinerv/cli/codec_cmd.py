@@ -390,8 +390,9 @@ def encode(
     optimizer: Annotated[
         str | None,
         typer.Option(
-            help=f"rd: adam, soap (Adam in Shampoo's eigenbasis) or soap-pretrain (SOAP while pre-training, "
-            f"Adam once the rate term is on); default {DEFAULT_RD_OPTIMIZER}."
+            help=f"rd: auto (soap-pretrain, or adam for sizes xxs and xs), adam, soap (Adam in Shampoo's "
+            f"eigenbasis) or soap-pretrain (SOAP while pre-training, Adam once the rate term is on); "
+            f"default {DEFAULT_RD_OPTIMIZER}."
         ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

@@ -41,11 +41,14 @@ DEFAULT_PIPELINE = "rd"
 #: here so that the CLI and the benchmarks read it without importing the pipeline)
 DEFAULT_RD_DISTORTION = "blend"
 
-#: the rd pipeline's optimizer plan unless told otherwise (:data:`hinerv.optim.OPTIMIZER_PLANS`): SOAP while
-#: pre-training, Adam once the rate term is on (issue #19, seventh round of docs/results/budget/README.md:
-#: 10-14 % less rate than Adam over the four-size ladder of both clips at 10 minutes an encode, won at s and
-#: m). The paper pipeline trains with Adam, as the reference.
-DEFAULT_RD_OPTIMIZER = "soap-pretrain"
+#: the rd pipeline's optimizer unless told otherwise (:data:`hinerv.optim.OPTIMIZER_CHOICES`): ``auto``,
+#: the plan for the model's size (:func:`hinerv.pipelines.rd.default_optimizer`): SOAP while pre-training,
+#: Adam once the rate term is on (issue #19, seventh round of docs/results/budget/README.md: 10-14 % less
+#: rate than Adam over the four-size ladder of both clips at 10 minutes an encode, won at s and m), except
+#: for the smallest sizes, which train with Adam throughout (eighth round: Adam ahead at xs in every pairing
+#: on both clips).
+#: The paper pipeline trains with Adam, as the reference.
+DEFAULT_RD_OPTIMIZER = "auto"
 
 
 def get_pipeline(name: str) -> Pipeline:

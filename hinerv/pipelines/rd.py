@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
-from hinerv.optim import OPTIMIZER_PLANS, stage_optimizer
+from hinerv.optim import AUTO_OPTIMIZER, OPTIMIZER_CHOICES, OPTIMIZER_PLANS, stage_optimizer
 from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
@@ -66,6 +66,8 @@ __all__ = [
     "RDRecipe",
     "LADDER_LAMBDA",
     "default_lambda",
+    "default_optimizer",
+    "ADAM_SIZES",
     "grid_names",
     "adapt_lambda",
     "export_rd_stream",
@@ -109,6 +111,22 @@ def default_lambda(model: str | None, distortion: str = "reference") -> float:
     return lam * (MSE_LAMBDA_SCALE if distortion == "mse" else 1.0)
 
 
+#: sizes whose ``auto`` optimizer is Adam in every stage (:func:`default_optimizer`). Issue #19, 10 minutes
+#: an encode, one CPU thread (docs/results/budget/README.md, seventh and eighth rounds): at xs Adam ended
+#: ahead of ``soap-pretrain`` in every pairing, 2-8 % of rate (vtest: gaps to x265 +30.0 / +34.8 % against
+#: +37.7 / +38.2 %; bunny +18.7 / +19.3 % against +21.8 %): SOAP's step costs ~8 % more there and, on vtest,
+#: gave no gain at equal steps (20 epochs: 23.77 against 23.82 dB). xxs is not measured and follows xs.
+ADAM_SIZES = frozenset({"xxs", "xs"})
+
+
+def default_optimizer(model: str | None) -> str:
+    """The optimizer plan (:data:`hinerv.optim.OPTIMIZER_PLANS`) an ``auto`` request gets for a model size or
+    preset name, matched like :func:`default_lambda`: ``"adam"`` for :data:`ADAM_SIZES`, else
+    ``"soap-pretrain"`` (SOAP while pre-training, Adam once the rate term is on)."""
+    name = (model or "s").rsplit("-", 1)[-1]
+    return "adam" if name in ADAM_SIZES else "soap-pretrain"
+
+
 @dataclass(frozen=True)
 class RDAblation:
     """Research switches of the rd pipeline (the ablations of ``tools/bench_rd_ablation.py``); the
@@ -148,7 +166,8 @@ class RDOptions:
         distortion: ``"reference"`` (0.7·L1 + 0.3·(1 − MS-SSIM)), ``"mse"`` or ``"blend"``
             (14·MSE + 0.3·(1 − MS-SSIM)).
         optimizer: ``"adam"``, ``"soap"`` (:mod:`hinerv.optim`) or ``"soap-pretrain"`` (SOAP while
-            pre-training, Adam in the rate-aware stages), started afresh in every stage.
+            pre-training, Adam in the rate-aware stages), started afresh in every stage; ``"auto"`` (the
+            default): the plan for the model's size (:func:`default_optimizer`).
         ablation: research switches (defaults: the product).
     """
 
@@ -203,6 +222,8 @@ class RDSettings:
 def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSettings:
     check_lambda(options.lam)
     check_target_bpp(options.target_bpp)
+    if options.optimizer not in OPTIMIZER_CHOICES:
+        raise ConfigError(f"unknown optimizer {options.optimizer!r} ({', '.join(OPTIMIZER_CHOICES)})")
     a = options.ablation
     lam = options.lam if options.lam is not None else default_lambda(label, options.distortion)
     return RDSettings(
@@ -217,7 +238,7 @@ def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSetting
         lambda_ramp=a.lambda_ramp,
         pretrain=a.pretrain,
         grid_context=a.grid_context,
-        optimizer=options.optimizer,
+        optimizer=default_optimizer(label) if options.optimizer == AUTO_OPTIMIZER else options.optimizer,
     )
 
 

@@ -46,14 +46,14 @@ def test_parse_ladder() -> None:
 
 def test_choices_follow_the_encoder(capsys: pytest.CaptureFixture[str]) -> None:
     """--distortion and --optimizer offer exactly the encoder's lists, and default to its defaults."""
-    from hinerv.optim import OPTIMIZER_PLANS
+    from hinerv.optim import OPTIMIZER_CHOICES
     from hinerv.pipelines.rd import DEFAULT_DISTORTION, DISTORTIONS
 
     with pytest.raises(SystemExit):
         bench_budget.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"--distortion {{{','.join(DISTORTIONS)}}}" in text
-    assert f"--optimizer {{{','.join(OPTIMIZER_PLANS)}}}" in text
+    assert f"--optimizer {{{','.join(OPTIMIZER_CHOICES)}}}" in text
     assert f"the encoder's, {DEFAULT_DISTORTION})" in text
     with pytest.raises(SystemExit) as e:
         bench_budget.main(["--distortion", "l1"])

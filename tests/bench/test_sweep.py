@@ -231,15 +231,21 @@ def test_hinerv_codec_optimizer_names_the_run_and_reaches_the_encode() -> None:
     assert pre.encode_options(pre.points()[0], "cpu").settings.optimizer == "soap-pretrain"
     with pytest.raises(ConfigError, match="unknown optimizer"):
         HiNeRVCodec(sizes=("xxs",), optimizer="sgd")
+    # the default, auto: each point trains with its size's plan, Adam at xs, soap-pretrain at s
+    auto = HiNeRVCodec(sizes=("xs", "s"), schedule="fast", time_budget=600.0)
+    assert auto.optimizer == "auto" and "(blend, auto)" in auto.description()
+    plans = {p.params["size"]: auto.encode_options(p, "cpu").resolve().settings.optimizer
+             for p in auto.points()}
+    assert plans == {"xs": "adam", "s": "soap-pretrain"}
 
 
 def test_hinerv_codec_auto_schedule_keeps_the_full_run_name_without_a_budget() -> None:
     """``auto`` (the default) is ``full`` without a budget: the same encodes, so the same run folder."""
     assert HiNeRVCodec(sizes=("xxs",)).schedule == "auto"
     full = HiNeRVCodec(sizes=("xxs",), schedule="full")
-    assert HiNeRVCodec(sizes=("xxs",)).name == full.name == "hinerv-rd-blend-soap-pretrain-full"
+    assert HiNeRVCodec(sizes=("xxs",)).name == full.name == "hinerv-rd-blend-auto-full"
     budget = HiNeRVCodec(sizes=("xxs",), time_budget=600.0)
-    assert budget.name == "hinerv-rd-blend-soap-pretrain-auto-t600s"  # the default optimizer plan since #19
+    assert budget.name == "hinerv-rd-blend-auto-auto-t600s"  # optimizer auto (by size) since #19's 8th round
     adam = HiNeRVCodec(sizes=("xxs",), time_budget=600.0, optimizer="adam")
     assert adam.name == "hinerv-rd-blend-auto-t600s"
 

@@ -50,7 +50,7 @@ def _one_line(cli: Cli, args: list[str], match: str, code: int = 2) -> str:
         (["-o", "missing/x.bin"], "output folder missing does not exist"),
         (["--epochs", "abc"], "Invalid value for '--epochs'"),
         (["--no-such-option"], "No such option"),
-        (["--optimizer", "sgd"], "unknown optimizer 'sgd' (adam, soap, soap-pretrain)"),
+        (["--optimizer", "sgd"], "unknown optimizer 'sgd' (auto, adam, soap, soap-pretrain)"),
         (["--pipeline", "paper", "--optimizer", "soap"], "--optimizer needs --pipeline rd"),
     ],
 )
