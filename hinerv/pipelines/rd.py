@@ -204,7 +204,7 @@ class RDSettings:
     lambda_ramp: float = 0.5
     pretrain: bool = True
     grid_context: bool = True
-    optimizer: str = DEFAULT_OPTIMIZER
+    optimizer: str = default_optimizer(None)  # settings name a plan: the default size s's
 
     def __post_init__(self) -> None:
         if not self.lam >= 0:
