@@ -3,7 +3,7 @@
 and against the default ladder of the same clip, at equal wall time.
 
     python tools/bench_levers.py --results docs/results/budget \
-        --baseline hinerv-rd-blend-soap-pretrain-auto-t600s \
+        --baseline hinerv-rd-blend-auto-auto-t600s \
         --lever share-main87=runs/levers/share-main87 --lever lr2x=runs/levers/lr2x [--publish] [--json F]
     python tools/bench_levers.py --lever blend=runs/levers/blend,runs/levers/blend-s   # several folders
 
@@ -40,8 +40,10 @@ from typing import Any
 from bench_budget import BD_METRICS, _gaps, _points, fitted_schedules  # tools/ is on sys.path as a script
 
 X265 = "x265-veryslow-ra"
-#: the default ladder (SOAP while pre-training since the seventh round; Adam's: hinerv-rd-blend-auto-t600s)
-BASELINE = "hinerv-rd-blend-soap-pretrain-auto-t600s"
+#: the default ladder (optimizer ``auto`` since the eighth round: Adam at xs, SOAP while pre-training from s
+#: up; the seventh round's, soap-pretrain at every size: hinerv-rd-blend-soap-pretrain-auto-t600s; Adam's:
+#: hinerv-rd-blend-auto-t600s)
+BASELINE = "hinerv-rd-blend-auto-auto-t600s"
 
 
 def _curve(path: Path) -> list[dict[str, Any]]:
