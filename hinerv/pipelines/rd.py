@@ -113,9 +113,10 @@ def default_lambda(model: str | None, distortion: str = "reference") -> float:
 
 #: sizes whose ``auto`` optimizer is Adam in every stage (:func:`default_optimizer`). Issue #19, 10 minutes
 #: an encode, one CPU thread (docs/results/budget/README.md, seventh and eighth rounds): at xs Adam ended
-#: ahead of ``soap-pretrain`` in every pairing, 2-8 % of rate (vtest: gaps to x265 +30.0 / +34.8 % against
-#: +37.7 / +38.2 %; bunny +18.7 / +19.3 % against +21.8 %): SOAP's step costs ~8 % more there and, on vtest,
-#: gave no gain at equal steps (20 epochs: 23.77 against 23.82 dB). xxs is not measured and follows xs.
+#: ahead of ``soap-pretrain`` in every pairing, 2-8 % of rate (vtest: gaps to x265 +30.0 / +34.8 / +28.1 %
+#: against +37.7 / +38.2 %; bunny +18.7 / +19.3 % against +21.8 / +22.2 %): SOAP's step costs ~8 % more there
+#: and, on vtest, gave no gain at equal steps (20 epochs: 23.77 against 23.82 dB). xxs is not measured and
+#: follows xs.
 ADAM_SIZES = frozenset({"xxs", "xs"})
 
 
