@@ -349,7 +349,7 @@ class Plan:
             return None
         return (
             f"this encode is expected to take {format_duration(self.expected_seconds)}: "
-            "--time-budget 30m fits the schedule to a wall time (with --schedule fast for short budgets), "
+            "--time-budget 30m fits the schedule and its learning rates to a wall time, "
             "--schedule short runs a fifth of it, "
             "--device cuda trains on a GPU"
         )

@@ -112,7 +112,7 @@ def test_plan_fits_the_budget() -> None:
     p2 = plan_training(tr2, None, costs=slow)
     assert tr2.schedule == load_schedule("full") and p2.steps == 390 * 3
     assert p2.hint is not None and "--time-budget" in p2.hint and "--schedule short" in p2.hint
-    assert "cuda" in p2.hint
+    assert "cuda" in p2.hint and "--schedule fast" not in p2.hint  # auto fits the rates to a budget itself
     # a budget below one epoch per stage: the minimum runs and the plan says it does not fit
     tr3 = _trainer(load_schedule("full"))
     p3 = plan_training(tr3, 1.0, costs=slow)
