@@ -360,6 +360,19 @@ def check_lambda(lam: float | None, *, option: str = "--lambda") -> float | None
     return lam
 
 
+def check_optimizer(name: str) -> str:
+    """An optimizer request: ``auto`` or a plan (:data:`hinerv.optim.OPTIMIZER_CHOICES`).
+
+    Raises:
+        ConfigError: any other name.
+    """
+    from hinerv.optim import OPTIMIZER_CHOICES
+
+    if name not in OPTIMIZER_CHOICES:
+        raise ConfigError(f"unknown optimizer {name!r} ({', '.join(OPTIMIZER_CHOICES)})")
+    return name
+
+
 def parse_time_budget(text: str | None, *, option: str = "--time-budget") -> float | None:
     """Seconds in a ``--time-budget`` such as ``90s``, ``10m``, ``2h`` or ``1h30m``; None for None.
 

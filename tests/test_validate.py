@@ -186,6 +186,16 @@ def test_lambda_must_be_finite(src: Path, tmp_path: Path) -> None:
         V.check_encode_request(src, tmp_path / "o.bin", inf)
 
 
+def test_optimizer_is_auto_or_a_plan() -> None:
+    from hinerv.optim import OPTIMIZER_CHOICES
+
+    assert [V.check_optimizer(n) for n in OPTIMIZER_CHOICES] == list(OPTIMIZER_CHOICES)
+    for bad in ("sgd", "SOAP", ""):
+        msg = f"unknown optimizer {bad!r} \\(auto, adam, soap, soap-pretrain\\)"
+        with pytest.raises(ConfigError, match=msg):
+            V.check_optimizer(bad)
+
+
 def test_time_budget_needs_a_unit() -> None:
     assert V.parse_time_budget(None) is None
     assert V.parse_time_budget("10m") == 600 and V.parse_time_budget("1h30m") == 5400

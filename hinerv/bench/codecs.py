@@ -302,7 +302,7 @@ class HiNeRVCodec(Codec):
             raise ConfigError(f"unknown pipeline {self.pipeline!r} (paper or rd)")
         # refuse a wrong ladder now, not on a worker after the sources are prepared
         from hinerv.train import AUTO_SCHEDULE
-        from hinerv.validate import check_bits, check_model, check_schedule
+        from hinerv.validate import check_bits, check_model, check_optimizer, check_schedule
 
         for size in self.sizes:
             check_model(size, None)
@@ -325,10 +325,7 @@ class HiNeRVCodec(Codec):
         pr = f"-{self.precision}" if self.precision else ""
         ds = f"-{self.distortion}" if self.pipeline == "rd" and self.distortion != "reference" else ""
         if self.pipeline == "rd":
-            from hinerv.optim import OPTIMIZER_CHOICES
-
-            if self.optimizer not in OPTIMIZER_CHOICES:
-                raise ConfigError(f"unknown optimizer {self.optimizer!r} ({', '.join(OPTIMIZER_CHOICES)})")
+            check_optimizer(self.optimizer)
             ds += f"-{self.optimizer}" if self.optimizer != "adam" else ""
         self.name = self.run_name or f"hinerv{pl}{ds}-{sched}{ep}{pr}"
 

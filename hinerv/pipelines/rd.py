@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from hinerv.bitstream import CodedTensor, Stream, pack
 from hinerv.config import ModelConfig
 from hinerv.errors import ConfigError
-from hinerv.optim import AUTO_OPTIMIZER, OPTIMIZER_CHOICES, OPTIMIZER_PLANS, stage_optimizer
+from hinerv.optim import AUTO_OPTIMIZER, OPTIMIZER_PLANS, stage_optimizer
 from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
@@ -57,7 +57,7 @@ from hinerv.recipe import Recipe, Stage
 from hinerv.step import reference_loss
 from hinerv.train import Schedule, Trainer
 from hinerv.types import VideoInfo
-from hinerv.validate import check_lambda, check_target_bpp
+from hinerv.validate import check_lambda, check_optimizer, check_target_bpp
 
 __all__ = [
     "RDOptions",
@@ -101,13 +101,18 @@ MSE_LAMBDA_SCALE = 0.05
 MSE_SCALE = 1 / MSE_LAMBDA_SCALE
 
 
+def _size_name(model: str | None) -> str:
+    """The size a model or preset name stands for: the name itself or a preset's size suffix
+    (``"uvg-hinerv-m"`` -> ``"m"``); None is ``s``, the default size. Unknown names come back as they are."""
+    return (model or "s").rsplit("-", 1)[-1]
+
+
 def default_lambda(model: str | None, distortion: str = "reference") -> float:
     """The ladder's λ for a model size or preset name (``"m"``, ``"uvg-hinerv-m"``; 1 when unknown).
 
     A preset is matched by its size suffix; anything else (a custom preset) gets the ``s`` value.
     """
-    name = (model or "s").rsplit("-", 1)[-1]
-    lam = LADDER_LAMBDA.get(name, LADDER_LAMBDA["s"])
+    lam = LADDER_LAMBDA.get(_size_name(model), LADDER_LAMBDA["s"])
     return lam * (MSE_LAMBDA_SCALE if distortion == "mse" else 1.0)
 
 
@@ -124,8 +129,7 @@ def default_optimizer(model: str | None) -> str:
     """The optimizer plan (:data:`hinerv.optim.OPTIMIZER_PLANS`) an ``auto`` request gets for a model size or
     preset name, matched like :func:`default_lambda`: ``"adam"`` for :data:`ADAM_SIZES`, else
     ``"soap-pretrain"`` (SOAP while pre-training, Adam once the rate term is on)."""
-    name = (model or "s").rsplit("-", 1)[-1]
-    return "adam" if name in ADAM_SIZES else "soap-pretrain"
+    return "adam" if _size_name(model) in ADAM_SIZES else "soap-pretrain"
 
 
 @dataclass(frozen=True)
@@ -223,8 +227,7 @@ class RDSettings:
 def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSettings:
     check_lambda(options.lam)
     check_target_bpp(options.target_bpp)
-    if options.optimizer not in OPTIMIZER_CHOICES:
-        raise ConfigError(f"unknown optimizer {options.optimizer!r} ({', '.join(OPTIMIZER_CHOICES)})")
+    check_optimizer(options.optimizer)
     a = options.ablation
     lam = options.lam if options.lam is not None else default_lambda(label, options.distortion)
     return RDSettings(
