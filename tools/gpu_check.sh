@@ -27,18 +27,10 @@ for a in "$@"; do
   esac
 done
 [ -z "$WHL" ] && [ -d .gpu/whl ] && WHL=.gpu/whl
-[ -f hinerv/__init__.py ] || { echo "run from the project root" >&2; exit 2; }
-PY=${PYTHON:-python3}
+# shellcheck source=tools/gpu_env.sh
+. tools/gpu_env.sh
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/gpu-check.XXXXXX); trap 'rm -rf "$WORK"' EXIT
-export PYTHONUNBUFFERED=1
-if [ -n "$WHL" ] && ls "$WHL"/*.whl >/dev/null 2>&1; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    "$WHL"/*.whl || { echo "wheel install failed" >&2; exit 1; }
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-fi
 
 if [ "$SMOKE" = 1 ]; then
   DEV=cpu; BENCH=(--sizes 64x64 --frames 2 --steps 2); SIZE=(64 64 4)
