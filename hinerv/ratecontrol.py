@@ -17,7 +17,9 @@ Two mechanisms, used together by :mod:`hinerv.codec`:
 
 Before training, :func:`size_for_target` picks the ladder size for a target when the request leaves the
 size to the encoder (``--size auto``, the default): the largest size whose expected rate at its ladder λ
-(:func:`expected_bpp`) is at most the target, so rate control pushes a network up to the target, never down.
+(:func:`expected_bpp`) is at most the target, so rate control pushes a network up to the target, never down;
+and unless λ was given, training starts at the λ expected to land the size on the target
+(:func:`lambda_for_target`) rather than at the ladder's.
 
 Pure logic: the caller supplies a function that returns the coded size for a step factor.
 """
@@ -32,7 +34,10 @@ __all__ = [
     "RD_BITS_PER_PARAM",
     "RD_BITS_SLOPE",
     "RD_MEASURED_PARAMS",
+    "RD_LAMBDA_ELASTICITY",
+    "LAMBDA_OCTAVES",
     "expected_bpp",
+    "lambda_for_target",
     "size_for_target",
     "fit_step_factor",
     "land_on_target",
@@ -59,13 +64,25 @@ MAX_TARGET_BPP = 24.0
 
 #: Bits per parameter of an rd stream at its size's ladder λ, for a network of 100k parameters, and the
 #: power of the parameter count it scales with (larger networks code each parameter in fewer bits). A
-#: least-squares fit of ``log(bits / params)`` against ``log(params)`` over the 24 ladder points of issue
-#: #19 (vtest 384x288x128 and bunny 320x180x132; sizes xs..l, 31k-228k parameters; the reference and
-#: ``mse`` distortions; 10 minutes a point): residual spread 8 %, at most 17 %. Outside the measured
-#: range the law is not extrapolated: counts are clamped to :data:`RD_MEASURED_PARAMS`.
-RD_BITS_PER_PARAM = 3.39
-RD_BITS_SLOPE = -0.169
+#: least-squares fit of ``log(bits / params)`` against ``log(params)`` over the 8 points of the default
+#: encoder's ladder of issue #19 (``docs/results/budget/<clip>/hinerv-rd-blend-auto-auto-t600s.json``:
+#: vtest 384x288x128 and bunny 320x180x132, sizes xs..l, 31k-228k parameters, 10 minutes a point):
+#: residuals within ±12 %. The first fit (3.39 bits, slope −0.169, over earlier ladders) predicted the
+#: default encoder's rates 1-29 % low. Outside the measured range the law is not extrapolated: counts are
+#: clamped to :data:`RD_MEASURED_PARAMS`.
+RD_BITS_PER_PARAM = 3.94
+RD_BITS_SLOPE = -0.151
 RD_MEASURED_PARAMS = (30_000, 230_000)
+
+#: How the rate of an rd encode follows λ at a fixed size: ``bpp ∝ λ ** -RD_LAMBDA_ELASTICITY``. Measured at
+#: 10 minutes a point (issue #19, default encoder): s at λ 1 -> 0.5 took vtest from 0.0200 to 0.0228 bpp
+#: and bunny from 0.0332 to 0.0390 (elasticity 0.19 / 0.23); m at λ 0.5 -> 0.125 took them from 0.0341 to
+#: 0.0445 and from 0.0571 to 0.0778 (0.19 / 0.22). The rate moves little with λ: a target 20 % off a size's
+#: own rate needs λ about 2.5x away from the ladder's.
+RD_LAMBDA_ELASTICITY = 0.2
+
+#: How far (log2) :func:`lambda_for_target` may move λ from the ladder's.
+LAMBDA_OCTAVES = 4.0
 
 
 def expected_bpp(params: int, pixels: int) -> float:
@@ -75,6 +92,23 @@ def expected_bpp(params: int, pixels: int) -> float:
     lo, hi = RD_MEASURED_PARAMS
     bits_per_param = RD_BITS_PER_PARAM * (min(max(params, lo), hi) / 1e5) ** RD_BITS_SLOPE
     return bits_per_param * params / pixels
+
+
+def lambda_for_target(lam: float, params: int, pixels: int, target_bpp: float) -> float:
+    """The λ to start a rate-controlled encode at: the ladder's ``lam`` moved by the factor that takes the
+    size's expected rate (:func:`expected_bpp`) to ``target_bpp`` under :data:`RD_LAMBDA_ELASTICITY`, within
+    :data:`LAMBDA_OCTAVES` octaves. A target above the expected rate lowers λ, one below raises it.
+
+    Args:
+        lam: the size's ladder λ (> 0; 0 is returned as it is: no rate term).
+        params: the network's parameter count.
+        pixels: ``T * H * W`` of the video.
+        target_bpp: the requested rate, > 0.
+    """
+    if not (lam > 0 and target_bpp > 0 and pixels > 0):
+        return lam
+    octaves = math.log2(expected_bpp(params, pixels) / target_bpp) / RD_LAMBDA_ELASTICITY
+    return lam * math.exp2(max(-LAMBDA_OCTAVES, min(LAMBDA_OCTAVES, octaves)))
 
 
 def size_for_target(target_bpp: float, width: int, height: int, frames: int) -> str:

@@ -21,11 +21,15 @@ from hinerv.pipelines.rd import RDOptions, RDRecipe, RDSettings, adapt_lambda, d
 from hinerv.ratecontrol import (
     COARSE_OCTAVES,
     FIT_OCTAVES,
+    LAMBDA_OCTAVES,
     MAX_TARGET_BPP,
+    RD_BITS_PER_PARAM,
+    RD_LAMBDA_ELASTICITY,
     RD_MEASURED_PARAMS,
     TARGET_TOLERANCE,
     expected_bpp,
     fit_step_factor,
+    lambda_for_target,
     land_on_target,
     size_for_target,
 )
@@ -199,7 +203,39 @@ def test_expected_bpp_follows_the_fit_inside_the_measured_range_only() -> None:
     per_param = [expected_bpp(n, 10**6) * 10**6 / n for n in (lo // 2, lo, 100_000, hi, hi * 4)]
     assert per_param[0] == pytest.approx(per_param[1]) and per_param[3] == pytest.approx(per_param[4])
     assert per_param[1] > per_param[2] > per_param[3]  # larger networks: fewer bits a parameter
-    assert per_param[2] == pytest.approx(3.39)
+    assert per_param[2] == pytest.approx(RD_BITS_PER_PARAM)
+
+
+def test_lambda_for_target_moves_the_ladder_lambda_by_the_rate_elasticity() -> None:
+    params, pixels = 60_000, 10**7
+    own = expected_bpp(params, pixels)
+    assert lambda_for_target(0.5, params, pixels, own) == pytest.approx(0.5)
+    # 2**elasticity times the size's own rate: half the ladder's λ; that much below it: twice
+    assert lambda_for_target(0.5, params, pixels, own * 2**RD_LAMBDA_ELASTICITY) == pytest.approx(0.25)
+    assert lambda_for_target(0.5, params, pixels, own / 2**RD_LAMBDA_ELASTICITY) == pytest.approx(1.0)
+    # bounded, and λ = 0 (no rate term) stays 0
+    assert lambda_for_target(1.0, params, pixels, own * 100) == pytest.approx(2**-LAMBDA_OCTAVES)
+    assert lambda_for_target(1.0, params, pixels, own / 100) == pytest.approx(2**LAMBDA_OCTAVES)
+    assert lambda_for_target(0.0, params, pixels, own * 2) == 0.0
+
+
+def test_a_target_without_lambda_starts_training_at_the_lambda_for_the_target() -> None:
+    cfg = ladder_config("xxs", 64, 48, 4)
+    hp, wp = padded_size(48, 64, cfg)
+    frames = torch.zeros(4, 3, hp, wp, dtype=torch.uint8)
+    pixels = 4 * 48 * 64
+    for lam, target, starts in ((None, 2.0, "target"), (0.25, 2.0, "given"), (None, None, "ladder")):
+        plan = EncodeOptions(size="xxs", schedule="tiny", device="cpu", pipeline="rd",
+                             settings=RDOptions(lam=lam, target_bpp=target)).resolve()
+        rd = plan.settings
+        assert rd.lambda_from_target == (starts == "target")
+        model = HiNeRV(cfg, 4, hp, wp)
+        tr = Trainer(model, frames, 255, load_schedule("tiny"), recipe=RDRecipe(rd, pixels))
+        params = sum(p.numel() for p in model.parameters())
+        want = {"target": lambda_for_target(default_lambda("xxs"), params, pixels, 2.0), "given": 0.25,
+                "ladder": default_lambda("xxs")}[starts]
+        assert tr.recipe.lam == pytest.approx(want)
+        assert starts != "target" or tr.recipe.lam != default_lambda("xxs")
 
 
 def test_auto_size_is_s_without_a_target_and_the_target_s_size_with_one() -> None:

@@ -52,7 +52,7 @@ from hinerv.optim import AUTO_OPTIMIZER, OPTIMIZER_PLANS, stage_optimizer
 from hinerv.pipelines import DEFAULT_RD_DISTORTION, DEFAULT_RD_OPTIMIZER
 from hinerv.pipelines.base import Checkpoints, ModelContext, Pipeline
 from hinerv.rate import Granularity, Proxy, RateModel
-from hinerv.ratecontrol import land_on_target
+from hinerv.ratecontrol import lambda_for_target, land_on_target
 from hinerv.recipe import Recipe, Stage
 from hinerv.step import reference_loss
 from hinerv.train import Schedule, Trainer
@@ -193,6 +193,9 @@ class RDSettings:
             (the reference with L1 replaced by 20·MSE: 14·MSE + 0.3·(1 − MS-SSIM), plus the schedule's
             ``mse_weight``·MSE).
         target_bpp: when set, λ is adapted after every epoch to land the file at this rate.
+        lambda_from_target: with ``target_bpp``, training starts at the λ expected to land the network
+            on the target (:func:`hinerv.ratecontrol.lambda_for_target`, from ``lam``, the size's ladder
+            λ); False: at ``lam`` (a λ the request gave).
         optimizer: ``"adam"``, ``"soap"`` or ``"soap-pretrain"`` (:data:`hinerv.optim.OPTIMIZER_PLANS`).
         granularity, proxy, rate, float_epochs, step_lr_scale, lambda_ramp, pretrain, grid_context:
             see :class:`RDAblation` (``float_epochs`` resolved to a number).
@@ -204,6 +207,7 @@ class RDSettings:
     proxy: Proxy = "ste"
     rate: bool = True
     target_bpp: float | None = None
+    lambda_from_target: bool = False
     float_epochs: int = 0
     step_lr_scale: float = 30.0
     lambda_ramp: float = 0.5
@@ -237,6 +241,7 @@ def _resolve(options: RDOptions, *, label: str, schedule: Schedule) -> RDSetting
         proxy=a.proxy,
         rate=a.rate,
         target_bpp=options.target_bpp,
+        lambda_from_target=options.lam is None and options.target_bpp is not None,
         float_epochs=a.float_epochs if a.float_epochs is not None else schedule.warmup_epochs,
         step_lr_scale=a.step_lr_scale,
         lambda_ramp=a.lambda_ramp,
@@ -339,6 +344,10 @@ class RDRecipe(Recipe):
         self._rate = RateModel(
             dict(model.named_parameters()), grids=grid_names(model), granularity=self.rd.granularity
         ).to(next(model.parameters()).device)
+        rd = self.rd
+        if rd.rate and rd.lambda_from_target and rd.target_bpp is not None:  # a checkpoint's λ replaces it
+            params = sum(p.numel() for p in model.parameters())
+            self.lam = lambda_for_target(rd.lam, params, self.pixels, rd.target_bpp)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [
@@ -561,7 +570,7 @@ def _checkpoints(workdir: Path, rd: RDSettings) -> Checkpoints:
 
 #: settings added after work folders were first written, with the value they had implicitly before (left
 #: out of the key at that value, so those folders still resume)
-_LATER_SETTINGS: dict[str, object] = {"optimizer": "adam"}
+_LATER_SETTINGS: dict[str, object] = {"optimizer": "adam", "lambda_from_target": False}
 
 
 def _fingerprint(rd: RDSettings) -> dict[str, Any]:
