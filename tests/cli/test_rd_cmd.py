@@ -95,13 +95,13 @@ def test_unreachable_target_and_ignored_lambda_are_said(clip: Path, tmp_path: Pa
 
 def test_a_target_without_a_size_picks_the_size_for_that_rate(clip: Path, tmp_path: Path, cli: Cli) -> None:
     """Issue #19: --target-bpp without --size trained size s whatever the rate; the default size is now
-    ``auto``, the largest ladder size expected at or below the target (xs for 20 bpp on this clip)."""
+    ``auto``, the largest ladder size expected at or below the target (xs for 22 bpp on this clip)."""
     from hinerv.ratecontrol import size_for_target
 
-    assert size_for_target(20.0, 64, 48, 3) == "xs"
+    assert size_for_target(22.0, 64, 48, 3) == "xs"
     out = tmp_path / "c.bin"
     opts = ["--schedule", "tiny", "--device", "cpu", "--quiet", "--json"]
-    code, stdout, _ = cli(["encode", str(clip), "-o", str(out), *opts, "--target-bpp", "20"])
+    code, stdout, _ = cli(["encode", str(clip), "-o", str(out), *opts, "--target-bpp", "22"])
     assert code == 0
     assert json.loads(stdout)["model"] == "xs"
     code, stdout, _ = cli(["encode", str(clip), "-o", str(tmp_path / "d.bin"), *opts, "--lambda", "2"])
