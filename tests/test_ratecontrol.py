@@ -51,6 +51,33 @@ def test_fit_step_factor_lands_on_a_decreasing_size_curve() -> None:
     assert len(calls) < 50
 
 
+@pytest.mark.parametrize("power", [0.15, 0.3, 0.8, 1.5])
+def test_fit_step_factor_needs_few_codings_on_a_smooth_size_curve(power: float) -> None:
+    """Every call codes the whole stream: the secant search lands in a few where bisection took 6-8."""
+    for ratio in (0.5, 0.8, 0.95, 1.07, 1.3, 2.0):
+        if abs(math.log2(ratio)) / power > 3.5:
+            continue  # beyond the fit's ±4 octaves (the next test)
+        calls: list[float] = []
+
+        def size_at(f: float) -> int:
+            calls.append(f)
+            return round(50_000 / f**power)
+
+        f, n = fit_step_factor(size_at, 50_000 * ratio, tolerance=0.02)
+        assert abs(n - 50_000 * ratio) <= 0.02 * 50_000 * ratio
+        assert len(calls) <= 5, (power, ratio, len(calls))
+
+
+def test_fit_step_factor_survives_a_flat_or_jumpy_curve() -> None:
+    steps = lambda f: 3000 if f < 0.7 else (2000 if f < 2 else 1000)  # noqa: E731
+    f, n = fit_step_factor(steps, 2000, tolerance=0.01)
+    assert n == 2000
+    f, n = fit_step_factor(steps, 1500, tolerance=0.01, iterations=12)
+    assert n in (1000, 2000)
+    f, n = fit_step_factor(lambda f: 700, 1000)
+    assert n == 700 and 2**-4 <= f <= 2**4
+
+
 def test_fit_step_factor_returns_the_closest_when_unreachable() -> None:
     f, n = fit_step_factor(lambda f: 1000 if f < 1 else 900, 5000, max_octaves=1.0)
     assert n == 1000 and f < 1
