@@ -59,7 +59,7 @@ def test_fit_step_factor_needs_few_codings_on_a_smooth_size_curve(power: float) 
             continue  # beyond the fit's ±4 octaves (the next test)
         calls: list[float] = []
 
-        def size_at(f: float) -> int:
+        def size_at(f: float, calls: list[float] = calls) -> int:
             calls.append(f)
             return round(50_000 / f**power)
 
