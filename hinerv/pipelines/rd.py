@@ -16,8 +16,10 @@ The stages take the schedule's slots (equal epochs), each with a fresh Adam (:cl
 
 The stage names are kept from the first version (checkpoints and progress lines carry them); they are
 this recipe's own. There is no mask and no fixed bit depth: zeros and bit depths come out of the rate
-term. With ``target_bpp`` the trade-off ``λ`` is adapted after every rate-aware epoch from
-``rate_probe`` (the real size of the file as it would be coded then); when the last stage starts,
+term. With ``target_bpp`` the trade-off ``λ`` starts, unless one was given, at the value expected to land
+the network on the target (:func:`hinerv.ratecontrol.lambda_for_target`) and is adapted after every
+rate-aware epoch from ``rate_probe`` (the real size of the file as it would be coded then); when the last
+stage starts,
 every step is scaled by one common factor so the file lands on the target (``step_fit``,
 :meth:`RDRecipe.refit_now`) and that stage trains the network at those steps; the exported steps are
 fitted again (within :data:`hinerv.ratecontrol.FIT_OCTAVES` octaves) to land on it
