@@ -161,7 +161,7 @@ def fit_step_factor(
     in ``x``: a first step from :data:`SIZE_SLOPE_GUESS`, then secant steps through the two closest
     sizes measured on either side of the target, falling back to bisection of that bracket when a secant
     step would leave it. Each ``size_at`` call codes the whole stream, so the number of calls is the cost:
-    typically 2-4 where bisection took 6-8.
+    typically 2-3 where bisection took 4-7.
 
     Args:
         size_at: coded size in bytes when every step is multiplied by ``f``.
