@@ -25,8 +25,6 @@ for a in "$@"; do
     *) ARGS+=("$a") ;;
   esac
 done
-WHL=${WHL:-}
-[ -z "$WHL" ] && [ -d .gpu/whl ] && WHL=.gpu/whl
 # shellcheck source=tools/gpu_env.sh
 . tools/gpu_env.sh
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"

@@ -26,7 +26,6 @@ for a in "$@"; do
     *) WHL="$a" ;;
   esac
 done
-[ -z "$WHL" ] && [ -d .gpu/whl ] && WHL=.gpu/whl
 # shellcheck source=tools/gpu_env.sh
 . tools/gpu_env.sh
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
