@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
-_TOOL = Path(__file__).resolve().parents[1] / "tools" / "code_shape.py"
+if TYPE_CHECKING:
+    from conftest import LoadTool  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def shape():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("code_shape", _TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def shape(load_tool: LoadTool) -> ModuleType:
+    return load_tool("code_shape")
 
 
 def test_circles_are_found(shape) -> None:  # type: ignore[no-untyped-def]

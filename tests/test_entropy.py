@@ -79,6 +79,8 @@ def test_entropy_bits_known_values() -> None:
     assert E.entropy_bits(np.array([0, 0, 1, 1])) == pytest.approx(4.0)
     assert E.entropy_bits(np.array([5, 5, 5])) == 0.0
     assert E.entropy_bits(np.zeros(0)) == 0.0
+    q = np.array([-2, 0, 0, 0, 1, 1, 5, 0])  # p = 1/8, 4/8, 2/8, 1/8
+    assert E.entropy_bits(q) == pytest.approx(8 * 1.75)
 
 
 def test_weights_are_integer_powers() -> None:

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pytest
 
 from hinerv.codec import EncodeOptions, encode_file
 from hinerv.pipelines.rd import RDOptions
 from hinerv.sample import write_sample
 
-_TOOL = Path(__file__).resolve().parents[1] / "tools" / "rd_tensors.py"
+if TYPE_CHECKING:
+    from conftest import LoadTool  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def tool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("rd_tensors", _TOOL)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_empirical_entropy_bits(tool) -> None:  # type: ignore[no-untyped-def]
-    assert tool.empirical_entropy_bits(np.zeros(0, dtype=np.int32)) == 0.0
-    assert tool.empirical_entropy_bits(np.full(7, 3)) == 0.0
-    assert tool.empirical_entropy_bits(np.array([0, 1, 0, 1])) == pytest.approx(4.0)
-    q = np.array([-2, 0, 0, 0, 1, 1, 5, 0])  # p = 1/8, 4/8, 2/8, 1/8
-    assert tool.empirical_entropy_bits(q) == pytest.approx(8 * 1.75)
+def tool(load_tool: LoadTool) -> ModuleType:
+    return load_tool("rd_tensors")
 
 
 def test_table_of_an_rd_stream(tool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

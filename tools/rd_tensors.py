@@ -47,15 +47,6 @@ def _bits_v2(t: CodedTensor, coding: str) -> float:
     )
 
 
-def empirical_entropy_bits(q: np.ndarray) -> float:
-    """Zeroth-order empirical entropy of ``q`` times its size, in bits (0 for a constant or empty array)."""
-    if q.size == 0:
-        return 0.0
-    _, counts = np.unique(q, return_counts=True)
-    p = counts / q.size
-    return float(-(counts * np.log2(p)).sum())
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("bitstream", type=Path)
@@ -94,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             tab = entropy.histogram(t.q)
             h_bits = entropy.cross_entropy_bits(t.q, tab) + table_bits(tab)
             hist += h_bits
-            bound += empirical_entropy_bits(t.q)
+            bound += entropy.entropy_bits(t.q)
             either += min(h_bits, r["bits"])  # a format-2 histogram mode, chosen per tensor
             p_bits = _bits_v2(t, "tensor")
             par += p_bits
