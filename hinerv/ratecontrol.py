@@ -204,8 +204,8 @@ def fit_step_factor(
             break
         prev = (x, g)
         x, g = nxt, measure(nxt)
-    f_best = min(seen, key=lambda k: abs(seen[k] - target_bytes))
-    return math.exp2(f_best), seen[f_best]
+    x_best = min(seen, key=lambda k: abs(seen[k] - target_bytes))
+    return math.exp2(x_best), seen[x_best]
 
 
 @dataclass(frozen=True)
